@@ -1,0 +1,43 @@
+# `make test` is everything CI checks; it builds its own virtualenv on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp, not the directory, is the target: a directory's mtime changes whenever pip
+# touches it, and a half-finished install must not count as done.
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := test
+.PHONY: .venv lint types test demo bench docs clean
+
+.venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy --strict hotconfig integrations
+
+# tests/benchmarks is excluded by norecursedirs in pyproject.toml; `make bench` runs it.
+test: lint types
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/python docs/examples/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks
+
+docs: $(STAMP)
+	$(BIN)/python -c 'import mkdocs' 2>/dev/null || $(BIN)/python -m pip install --quiet mkdocs
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,64 @@
+"""The last-known-good file: what a client serves when it starts while Redis is unreachable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .state import ConfigState
+
+__all__ = ["LastKnownGood"]
+
+log = logging.getLogger("hotconfig")
+
+_FORMAT = 1
+
+
+class LastKnownGood:
+    """A JSON file holding the store's layers at the last applied version.
+
+    Written atomically (a temporary file renamed over the old one), so a crash mid-write leaves
+    the previous file intact. Readers of the file are this library only; its format may change.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> tuple[str | None, int, dict[str, dict[str, Any]]] | None:
+        """``(epoch, version, layers)`` from the file, or None if it is missing or unreadable."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("format") != _FORMAT:
+                return None
+            return data["epoch"], int(data["version"]), dict(data["layers"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("hotconfig: ignoring unreadable cache file %s: %s", self.path, exc)
+            return None
+
+    def save(self, state: ConfigState) -> None:
+        """Write the state's store layers; a failure is logged, never raised into the listener."""
+        data = {
+            "format": _FORMAT,
+            "epoch": state.epoch,
+            "version": state.version,
+            "layers": {scope: state.layers[scope] for scope in state.store_scopes},
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle, separators=(",", ":"))
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("hotconfig: could not write the cache file %s: %s", self.path, exc)

@@ -1,0 +1,121 @@
+"""Change records, client status, and the module-level blinker signals.
+
+Listen without holding a client::
+
+    from hotconfig import signals
+
+
+    @signals.config_changed.connect_via("ai.model.default")
+    def on_model(key: str, change: hotconfig.Change) -> None: ...
+
+Receivers of every signal here run on the listener thread of the client that sent it,
+one at a time; a receiver that raises is logged and counted, and the others still run.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from blinker import NamedSignal, Namespace
+
+__all__ = [
+    "Change",
+    "Status",
+    "config_changed",
+    "config_rejected",
+    "send_isolated",
+    "status_changed",
+]
+
+log = logging.getLogger("hotconfig")
+
+_signals = Namespace()
+
+config_changed: NamedSignal = _signals.signal(
+    "config-changed",
+    doc="Sent with the key as sender and ``change=Change(...)`` after a new snapshot is live.",
+)
+config_rejected: NamedSignal = _signals.signal(
+    "config-rejected",
+    doc="Sent with the client as sender and ``reason``, ``error``, ``key`` (or None) when a "
+    "message or value is refused; the previous value stays in effect.",
+)
+status_changed: NamedSignal = _signals.signal(
+    "status-changed",
+    doc="Sent with the client as sender and ``old``, ``new`` (Status) on every status move.",
+)
+
+
+class Status(enum.StrEnum):
+    """Where a client is: STARTING → LIVE ⇄ INTERRUPTED → CLOSED."""
+
+    STARTING = "STARTING"
+    LIVE = "LIVE"
+    INTERRUPTED = "INTERRUPTED"
+    CLOSED = "CLOSED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One effective value that changed.
+
+    ``old`` and ``new`` are effective values (a model default counts; ``None`` when the key
+    was or became unset), ``scope`` is where the change came from, ``version`` the store
+    version it arrived with (0 for unversioned publishes before any store write).
+    """
+
+    key: str
+    old: Any
+    new: Any
+    scope: str
+    version: int
+    op: Literal["set", "delete"]
+
+    def __repr__(self) -> str:
+        # Keys that look secret never show their values: reprs end up in logs.
+        if _looks_secret(self.key):
+            old, new = "'***'", "'***'"
+        else:
+            old, new = _short(self.old), _short(self.new)
+        return (
+            f"Change(key={self.key!r}, old={old}, new={new}, scope={self.scope!r}, "
+            f"version={self.version}, op={self.op!r})"
+        )
+
+
+_SECRET_WORDS = ("password", "secret", "token", "passwd", "api_key", "apikey", "credential")
+
+
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def send_isolated(
+    signal: NamedSignal, sender: Any, on_error: Callable[[], None], **kwargs: Any
+) -> None:
+    """Send ``signal`` calling every receiver in turn; one that raises does not stop the others.
+
+    blinker's own ``send`` stops at the first exception, which would let one broken receiver
+    silence all the rest; here each failure is logged and reported through ``on_error``.
+    """
+    if not signal.receivers:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            on_error()
+            log.exception("hotconfig: receiver %r of %s raised", receiver, signal.name)

@@ -1,0 +1,322 @@
+"""The apply step: turn parsed messages or a store snapshot into the next immutable Snapshot.
+
+Only the listener thread touches a :class:`ConfigState`: the per-scope layers stay private
+here, and the only thing published to readers is the merged :class:`Snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .errors import InvalidValueError
+from .schema import Schema
+from .signals import Change
+from .snapshot import Snapshot
+from .wire import Entry, Message
+
+__all__ = ["ConfigState", "Update"]
+
+_ABSENT: Final[Any] = object()
+_DELETED: Final[Any] = object()
+# Values pinned by testing.override() sit above every real scope. The name cannot come off
+# the wire: "<" is not a valid scope character.
+PINNED: Final = "<pinned>"
+
+
+@dataclass(slots=True)
+class Update:
+    """What one apply produced: the new snapshot (None if nothing changed) and what to tell."""
+
+    snapshot: Snapshot | None = None
+    changes: list[Change] = field(default_factory=list)
+    rejected: list[InvalidValueError] = field(default_factory=list)
+
+
+class ConfigState:
+    """Per-scope layers, raw (unversioned) overlay and the current snapshot of one client."""
+
+    def __init__(self, schema: Schema, scopes: Iterable[str]) -> None:
+        self.schema = schema
+        self.scopes: tuple[str, ...] = (*scopes, PINNED)  # low → high precedence
+        self.layers: dict[str, dict[str, Any]] = {scope: {} for scope in self.scopes}
+        # Values from raw publishes, by (scope, key): kept across a resync unless the store
+        # holds that key in that scope, because the store is the source of truth.
+        self.overlay: dict[tuple[str, str], Any] = {}
+        self._typed_raw: dict[str, Any] = {}
+        self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
+        self._staged: list[Message] = []
+        self._staged_version = 0
+
+    @property
+    def store_scopes(self) -> tuple[str, ...]:
+        """The scopes read from the store (every followed scope, not the pinned layer)."""
+        return self.scopes[:-1]
+
+    @property
+    def staged_count(self) -> int:
+        return len(self._staged)
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
+    @property
+    def epoch(self) -> str | None:
+        return self.snapshot.epoch
+
+    # -- steady state -------------------------------------------------------------------------
+
+    def stage(self, message: Message) -> bool:
+        """Queue ``message`` for the next :meth:`commit`; False means a resync is needed first.
+
+        Versioned messages must follow the last one exactly: older or equal versions are
+        duplicates and dropped, a jump means messages were lost, a new epoch a wiped store.
+        """
+        version = message.version
+        if version is None:
+            self._staged.append(message)
+            return True
+        if not self._staged:
+            self._staged_version = self.snapshot.version
+        # Version 1 of a new epoch on a client that has only seen an empty store is the
+        # store's very first write: adopt its epoch instead of paying for a resync.
+        first_write = self.snapshot.epoch is None and self._staged_version == 0 and version == 1
+        if message.epoch is not None and message.epoch != self.snapshot.epoch and not first_write:
+            return False
+        if version <= self._staged_version:
+            return True
+        if version != self._staged_version + 1:
+            return False
+        self._staged_version = version
+        self._staged.append(message)
+        return True
+
+    def commit(self) -> Update:
+        """Apply the staged messages in one swap; a message the model rejects is left out whole."""
+        messages, self._staged = self._staged, []
+        if not messages:
+            return Update()
+        try:
+            return self._apply(messages)
+        except InvalidValueError as error:
+            if len(messages) == 1:
+                return self._reject(messages[0], error)
+        # Find the culprits one message at a time; the rest still apply, in order.
+        total = Update()
+        for message in messages:
+            try:
+                update = self._apply([message])
+            except InvalidValueError as error:
+                update = self._reject(message, error)
+            total.snapshot = update.snapshot or total.snapshot
+            total.changes += update.changes
+            total.rejected += update.rejected
+        return total
+
+    def _reject(self, message: Message, error: InvalidValueError) -> Update:
+        # A rejected versioned message is still consumed: waiting for it again would look like
+        # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
+        update = Update(rejected=[error])
+        if message.version is not None and message.version > self.snapshot.version:
+            old = self.snapshot
+            update.snapshot = self.snapshot = Snapshot(
+                old._values, message.version, message.epoch or old.epoch, old.settings
+            )
+        return update
+
+    def _apply(self, messages: list[Message]) -> Update:
+        layers, check_key, check_value = self.layers, self.schema.check_key, self.schema.check_value
+        touched: dict[str, Entry] = {}
+        undo: list[tuple[dict[str, Any], str, Any]] = []
+        overlay_ops: list[tuple[tuple[str, str], Any]] = []
+        version, epoch = self.snapshot.version, self.snapshot.epoch
+        try:
+            for message in messages:
+                for entry in message.entries:
+                    layer = layers.get(entry.scope)
+                    if layer is None:
+                        continue  # a scope this client does not follow
+                    key = entry.key
+                    check_key(key)
+                    if entry.op == "set":
+                        check_value(key, entry.value)
+                    undo.append((layer, key, layer.get(key, _ABSENT)))
+                    if entry.op == "set":
+                        layer[key] = entry.value
+                    else:
+                        layer.pop(key, None)
+                    touched[key] = entry
+                    overlay_value = _DELETED if entry.op == "delete" else entry.value
+                    if message.version is None:
+                        overlay_ops.append(((entry.scope, key), overlay_value))
+                    else:
+                        overlay_ops.append(((entry.scope, key), _ABSENT))
+                if message.version is not None:
+                    version = message.version
+                    epoch = message.epoch or epoch
+            update = self._swap(touched, version, epoch)
+        except InvalidValueError:
+            for layer, key, value in reversed(undo):
+                if value is _ABSENT:
+                    layer.pop(key, None)
+                else:
+                    layer[key] = value
+            raise
+        for slot, value in overlay_ops:
+            if value is _ABSENT:
+                self.overlay.pop(slot, None)
+            else:
+                self.overlay[slot] = value
+        return update
+
+    def _swap(self, touched: dict[str, Entry], version: int, epoch: str | None) -> Update:
+        old = self.snapshot
+        schema = self.schema
+        values = dict(old._values)
+        settings = old.settings
+        typed = schema.model is not None and schema.typed_keys(touched)
+        typed_raw = dict(self._typed_raw) if typed else self._typed_raw
+        for key in touched:
+            raw = self._effective(key)
+            if schema.is_field(key):
+                if raw is _ABSENT:
+                    typed_raw.pop(key, None)
+                else:
+                    typed_raw[key] = raw
+            elif raw is _ABSENT:
+                values.pop(key, None)
+            else:
+                values[key] = raw
+        if typed:
+            settings = schema.build(typed_raw)
+            self._typed_raw = typed_raw
+            values.update(schema.flatten(settings))
+            touched_keys: Iterable[str] = {**touched, **schema.defaults}.keys()
+        else:
+            touched_keys = touched.keys()
+        changes = []
+        for key in touched_keys:
+            before, after = old._values.get(key, _ABSENT), values.get(key, _ABSENT)
+            if _differs(before, after):
+                entry = touched.get(key)
+                scope, op = (entry.scope, entry.op) if entry else (self.scopes[-1], "set")
+                changes.append(_change(key, before, after, scope, version, op))
+        self.snapshot = Snapshot(values, version, epoch, settings)
+        return Update(self.snapshot, changes)
+
+    def _effective(self, key: str) -> Any:
+        for scope in reversed(self.scopes):
+            layer = self.layers[scope]
+            if key in layer:
+                return layer[key]
+        return _ABSENT
+
+    # -- resync -------------------------------------------------------------------------------
+
+    def resync(
+        self, epoch: str | None, version: int, stored: Mapping[str, Mapping[str, Any]]
+    ) -> Update:
+        """Replace the layers with the store's, diff against the current snapshot, and swap."""
+        self._staged = []
+        old_layers = self.layers
+        layers = {scope: dict(stored.get(scope, {})) for scope in self.scopes}
+        for slot, value in list(self.overlay.items()):
+            scope, key = slot
+            if key in layers[scope]:
+                del self.overlay[slot]
+            elif value is not _DELETED:
+                layers[scope][key] = value
+        update = Update()
+        merged: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for scope in self.scopes:
+            for key, value in layers[scope].items():
+                try:
+                    self.schema.check_key(key)
+                except InvalidValueError as error:
+                    update.rejected.append(error)
+                    continue
+                merged[key] = value
+                origin[key] = scope
+        settings = self.snapshot.settings
+        if self.schema.model is not None:
+            settings = self._build_keeping_old(merged, origin, layers, old_layers, update)
+            merged = {k: v for k, v in merged.items() if not self.schema.is_field(k)}
+            merged.update(self.schema.flatten(settings))
+        self.layers = layers
+        update.changes = self._diff(merged, origin, old_layers, version)
+        self.snapshot = update.snapshot = Snapshot(merged, version, epoch, settings)
+        return update
+
+    def _build_keeping_old(
+        self,
+        merged: dict[str, Any],
+        origin: dict[str, str],
+        layers: dict[str, dict[str, Any]],
+        old_layers: dict[str, dict[str, Any]],
+        update: Update,
+    ) -> Any:
+        # A stored value the model rejects was rejected when it arrived too: keep what this
+        # client had for it instead, so that a resync never undoes a rejection.
+        typed_raw = {k: v for k, v in merged.items() if self.schema.is_field(k)}
+        for _ in range(len(typed_raw) + 1):
+            try:
+                settings = self.schema.build(typed_raw)
+                self._typed_raw = typed_raw
+                return settings
+            except InvalidValueError as error:
+                update.rejected.append(error)
+                key = error.key
+                scope = origin.get(key)
+                if key not in typed_raw or scope is None:
+                    break
+                previous = old_layers.get(scope, {}).get(key, _ABSENT)
+                if previous is _ABSENT:
+                    del typed_raw[key]
+                    layers[scope].pop(key, None)
+                else:
+                    typed_raw[key] = layers[scope][key] = previous
+        return self.snapshot.settings
+
+    def _diff(
+        self,
+        values: dict[str, Any],
+        origin: dict[str, str],
+        old_layers: dict[str, dict[str, Any]],
+        version: int,
+    ) -> list[Change]:
+        old = self.snapshot._values
+        changes = []
+        for key, after in values.items():
+            before = old.get(key, _ABSENT)
+            if _differs(before, after):
+                changes.append(
+                    _change(key, before, after, origin.get(key, "global"), version, "set")
+                )
+        for key, before in old.items():
+            if key not in values:
+                scope = next((s for s in reversed(self.scopes) if key in old_layers[s]), "global")
+                changes.append(_change(key, before, _ABSENT, scope, version, "delete"))
+        return changes
+
+    def pin(self, values: Mapping[str, Any], unset: Iterable[str] = ()) -> Update:
+        """Pin ``values`` above every scope and drop the pins of ``unset`` (testing.override)."""
+        entries = [Entry(key, value, PINNED) for key, value in values.items()]
+        entries += [Entry(key, None, PINNED, "delete") for key in unset]
+        return self._apply([Message(tuple(entries))]) if entries else Update()
+
+    def pinned(self) -> dict[str, Any]:
+        return dict(self.layers[PINNED])
+
+
+def _differs(before: Any, after: Any) -> bool:
+    # 1 == True == 1.0 in Python, but a change of type is a change to the reader.
+    return before is not after and (type(before) is not type(after) or before != after)
+
+
+def _change(key: str, before: Any, after: Any, scope: str, version: int, op: Any) -> Change:
+    old = None if before is _ABSENT else before
+    new = None if after is _ABSENT else after
+    return Change(key, old, new, scope, version, "delete" if after is _ABSENT else op)

@@ -1,0 +1,53 @@
+"""Counters of what a client's listener has done, and their read-only view."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["Counters", "Stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What the listener has seen since the client started. Read-only; ``config.stats`` is fresh.
+
+    ``received``: messages read off the channel; ``applied``: messages applied to the snapshot;
+    ``skipped``: duplicates and versions already applied; ``rejected``: messages or values
+    refused, ``last_rejection`` the reason of the latest; ``resyncs``: snapshots loaded from the
+    store; ``reconnects``: new connections after the first; ``receiver_errors``: change
+    receivers that raised; ``last_error``: the latest connection or listener error, if any.
+    """
+
+    received: int = 0
+    applied: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    last_rejection: str | None = None
+    resyncs: int = 0
+    reconnects: int = 0
+    receiver_errors: int = 0
+    last_error: str | None = None
+
+
+class Counters:
+    """The mutable side of :class:`Stats`, written by the listener thread only."""
+
+    __slots__ = tuple(field.name for field in dataclasses.fields(Stats))
+
+    received: int
+    applied: int
+    skipped: int
+    rejected: int
+    last_rejection: str | None
+    resyncs: int
+    reconnects: int
+    receiver_errors: int
+    last_error: str | None
+
+    def __init__(self) -> None:
+        for field in dataclasses.fields(Stats):
+            setattr(self, field.name, field.default)
+
+    def view(self) -> Stats:
+        return Stats(**{name: getattr(self, name) for name in self.__slots__})

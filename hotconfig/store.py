@@ -1,0 +1,190 @@
+"""The Config Service side: durable, versioned writes that every subscriber converges to."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from .errors import StoreError
+from .layout import (
+    DEFAULT_CHANNEL,
+    DEFAULT_NAMESPACE,
+    WRITE_SCRIPT,
+    Layout,
+    as_text,
+    read_snapshot,
+)
+from .wire import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SCOPE,
+    Entry,
+    encode_body,
+    parse,
+    validate_key,
+    validate_scope,
+)
+
+__all__ = ["ConfigStore", "HistoryEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One write as the history stream recorded it."""
+
+    version: int
+    epoch: str
+    entries: tuple[Entry, ...]
+    id: str
+
+
+class ConfigStore:
+    """Writes config to Redis and publishes each write on the changes channel.
+
+    Each write is one Lua script: the value goes into a hash per scope, the version counter
+    goes up by one, the write is appended to a capped history stream and the message is
+    published, all atomically. Subscribers use the version to detect anything they missed.
+
+    The store is thread-safe (it uses redis-py's connection pool).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+        namespace: str = DEFAULT_NAMESPACE,
+        history_size: int = 10_000,
+        max_message_bytes: int = DEFAULT_MAX_BYTES,
+        client: redis.Redis | None = None,
+    ) -> None:
+        if client is None:
+            client = redis.Redis.from_url(
+                url or os.environ.get("HOTCONFIG_URL", "redis://localhost:6379/0")
+            )
+        self._redis = client
+        self.channel = channel
+        self.layout = Layout(namespace)
+        self.history_size = history_size
+        self.max_message_bytes = max_message_bytes
+        self._write = client.register_script(WRITE_SCRIPT)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, scope: str = DEFAULT_SCOPE) -> int:
+        """Set ``key`` to ``value`` (any JSON value) in ``scope``; return the new version."""
+        return self._commit([Entry(validate_key(key), value, validate_scope(scope))])
+
+    def set_many(self, values: Mapping[str, Any], *, scope: str = DEFAULT_SCOPE) -> int:
+        """Set several keys under one version; subscribers apply them all or none."""
+        scope = validate_scope(scope)
+        return self._commit([Entry(validate_key(k), v, scope) for k, v in values.items()])
+
+    def delete(self, key: str, *, scope: str = DEFAULT_SCOPE) -> int:
+        """Delete ``key`` from ``scope`` (a lower scope's value, if any, shows through)."""
+        return self._commit([Entry(validate_key(key), None, validate_scope(scope), "delete")])
+
+    def apply(self, entries: Iterable[Entry]) -> int:
+        """Write a batch of sets and deletes across scopes under one version."""
+        return self._commit(
+            [Entry(validate_key(e.key), e.value, validate_scope(e.scope), e.op) for e in entries]
+        )
+
+    def _commit(self, entries: list[Entry]) -> int:
+        if not entries:
+            raise ValueError("nothing to write: give at least one key")
+        layout = self.layout
+        keys = [layout.version, layout.epoch, layout.history, layout.scopes]
+        values: list[Any] = []
+        for entry in entries:
+            keys.append(layout.scope(entry.scope))
+            value = "" if entry.op == "delete" else _dumps(entry.value)
+            values += [entry.op, entry.scope, entry.key, value]
+        body = encode_body(entries)
+        if len(body) > self.max_message_bytes:
+            raise ValueError(
+                f"the change is {len(body)} bytes, over the {self.max_message_bytes} byte message "
+                "limit; split it or raise max_message_bytes on the store and every client"
+            )
+        args = [self.channel, uuid.uuid4().hex, self.history_size, body, len(entries), *values]
+        try:
+            version, _epoch = self._write(keys=keys, args=args)
+        except redis.ResponseError as exc:
+            raise StoreError(f"the server refused the write: {exc}") from exc
+        return int(version)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, key: str, *, scope: str = DEFAULT_SCOPE, default: Any = None) -> Any:
+        """The stored value of ``key`` in ``scope``, or ``default``."""
+        raw = self._redis.hget(self.layout.scope(validate_scope(scope)), validate_key(key))
+        return default if raw is None else json.loads(raw)
+
+    def get_all(self, scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
+        """Every stored key and value of ``scope``."""
+        return self.snapshot([scope])[2][scope]
+
+    def snapshot(self, scopes: Iterable[str]) -> tuple[str | None, int, dict[str, dict[str, Any]]]:
+        """``(epoch, version, {scope: values})`` read atomically: what a subscriber loads."""
+        return read_snapshot(self._redis, self.layout, [validate_scope(s) for s in scopes])
+
+    @property
+    def version(self) -> int:
+        """The last version written (0 for an empty store)."""
+        return int(self._redis.get(self.layout.version) or 0)
+
+    @property
+    def epoch(self) -> str | None:
+        """The id of this store's lifetime; None until the first write."""
+        raw = self._redis.get(self.layout.epoch)
+        return as_text(raw) if raw else None
+
+    def scopes(self) -> list[str]:
+        """Every scope ever written, sorted."""
+        return sorted(as_text(s) for s in self._redis.smembers(self.layout.scopes))
+
+    def history(self, count: int = 100, *, key: str | None = None) -> list[HistoryEntry]:
+        """The latest writes, newest first (the stream is capped at ``history_size``)."""
+        out: list[HistoryEntry] = []
+        rows: Any = self._redis.xrevrange(self.layout.history, count=count if key is None else None)
+        for stream_id, fields in rows:
+            version, epoch = int(fields[b"version"]), as_text(fields[b"epoch"])
+            message = parse(b'{"version":0,' + fields[b"body"], max_bytes=1 << 62)
+            if key is None or any(e.key == key for e in message.entries):
+                out.append(HistoryEntry(version, epoch, message.entries, as_text(stream_id)))
+                if len(out) >= count:
+                    break
+        return out
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self._redis.close()
+
+    def __enter__(self) -> ConfigStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ConfigStore namespace={self.layout.namespace!r} channel={self.channel!r}>"
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"values must be JSON-serialisable: {exc}") from None

@@ -1,0 +1,3 @@
+"""hotconfig's Django integration; it arrives in a later release."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""hotconfig's Flask integration; it arrives in a later release."""
+
+__all__: list[str] = []

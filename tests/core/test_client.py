@@ -1,0 +1,369 @@
+"""HotConfig end to end against real Valkey and Redis servers."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+from pydantic import BaseModel, ConfigDict
+
+import hotconfig
+from hotconfig import Change, ConfigStore, HotConfig, Status, signals
+from hotconfig._embedded import EmbeddedServer
+from tests.waiting import eventually, open_sockets
+
+CHANNEL = "config:changes"
+SEED = '{"key": "ai.model.default", "value": "gpt-4o", "scope": "global"}'
+
+
+class Model(BaseModel):
+    default: str = "gpt-3.5"
+    temperature: float = 0.2
+
+
+class AI(BaseModel):
+    model: Model = Model()
+
+
+class Settings(BaseModel):
+    ai: AI = AI()
+    feature_x: bool = False
+    limit: int = 10
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    feature_x: bool = False
+
+
+class Recorder:
+    """Collects what a receiver is called with; `wait_for` blocks until a matching call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        with self._cond:
+            if "change" in kwargs:
+                self.calls.append(kwargs["change"])
+            else:
+                self.calls.append(kwargs or args[-1])
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> Any:
+        with self._cond:
+            found: list[Any] = []
+
+            def match() -> bool:
+                found[:] = [c for c in self.calls if predicate(c)]
+                return bool(found)
+
+            assert self._cond.wait_for(match, timeout), f"no matching call in {self.calls}"
+            return found[0]
+
+
+@pytest.fixture
+def client(server: EmbeddedServer) -> Any:
+    config = HotConfig(server.url, model=Settings, scopes=["global", "service:billing"])
+    assert config.start(timeout=5)
+    yield config
+    config.close()
+
+
+def publish(r: redis.Redis, payload: str | bytes) -> None:
+    r.publish("config:changes", payload)
+
+
+def marker(r: redis.Redis, config: HotConfig[Any], n: int) -> None:
+    """Publish a change and wait for it: every message published before it has been handled."""
+    publish(r, f'{{"key": "marker", "value": {n}}}')
+    assert eventually(lambda: config.get("marker") == n)
+
+
+def test_seed_publish_from_another_process_reaches_get_settings_and_receivers(
+    server: EmbeddedServer,
+) -> None:
+    config = HotConfig(server.url, model=Settings)
+    changes = Recorder()
+    config.on_change("ai.*")(changes)
+    try:
+        assert config.start(timeout=5)
+        assert config.status is Status.LIVE
+        assert config.get("ai.model.default") == "gpt-3.5"
+        code = f"import redis; redis.Redis.from_url({server.url!r}).publish({CHANNEL!r}, {SEED!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+        change = changes.wait_for(lambda c: c.key == "ai.model.default")
+        assert change == Change("ai.model.default", "gpt-3.5", "gpt-4o", "global", 0, "set")
+        assert config.get("ai.model.default") == "gpt-4o"
+        assert config["ai.model.default"] == "gpt-4o"
+        assert config.settings.ai.model.default == "gpt-4o"
+        assert config.snapshot()["ai.model.default"] == "gpt-4o"
+    finally:
+        config.close()
+
+
+def test_scope_precedence_and_delete_reveals_the_lower_scope(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    changes = Recorder()
+    client.on_change("limit")(changes)
+    publish(redis_client, '{"key": "limit", "value": 20, "scope": "global"}')
+    changes.wait_for(lambda c: c.new == 20)
+    publish(redis_client, '{"key": "limit", "value": 30, "scope": "service:billing"}')
+    change = changes.wait_for(lambda c: c.new == 30)
+    assert (change.old, change.scope, change.op) == (20, "service:billing", "set")
+    # A lower scope changing under a higher one changes nothing a reader sees: no signal.
+    publish(redis_client, '{"key": "limit", "value": 25, "scope": "global"}')
+    # A scope the client does not follow is ignored.
+    publish(redis_client, '{"key": "limit", "value": 99, "scope": "service:other"}')
+    marker(redis_client, client, 1)
+    assert client.get("limit") == 30
+    assert [c.new for c in changes.calls] == [20, 30]
+    publish(redis_client, '{"key": "limit", "op": "delete", "scope": "service:billing"}')
+    change = changes.wait_for(lambda c: c.op == "delete")
+    assert (change.old, change.new, change.scope) == (30, 25, "service:billing")
+    assert client.settings.limit == 25
+    publish(redis_client, '{"key": "limit", "op": "delete", "scope": "global"}')
+    change = changes.wait_for(lambda c: c.new == 10)
+    assert (change.old, change.op) == (25, "delete")
+    assert client.get("limit") == 10  # the model default shows through
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2, 3]", "not_object"),
+        (b'{"key": "ai.model.default", "value": "' + b"x" * (1024 * 1024) + b'"}', "oversize"),
+        (b'{"key": "bad key", "value": 1}', "bad_key"),
+        (b'{"key": "limit", "value": "\xff"}', "not_utf8"),
+        (b'{"key": "limit", "value": "not a number"}', "invalid_value"),
+    ],
+)
+def test_bad_messages_are_rejected_counted_and_the_old_value_stays(
+    client: HotConfig[Settings], redis_client: redis.Redis, payload: bytes, reason: str
+) -> None:
+    rejected = Recorder()
+    signals.config_rejected.connect(rejected, sender=client)
+    try:
+        publish(redis_client, '{"key": "limit", "value": 42}')
+        assert eventually(lambda: client.get("limit") == 42)
+        publish(redis_client, payload)
+        marker(redis_client, client, 1)
+        assert client.stats.rejected == 1
+        assert client.stats.last_rejection is not None
+        assert client.stats.last_rejection.startswith(reason)
+        assert rejected.calls
+        assert isinstance(rejected.calls[0], dict)
+        assert client.get("limit") == 42
+        assert client.settings.limit == 42
+        publish(redis_client, '{"key": "limit", "value": 43}')
+        assert eventually(lambda: client.settings.limit == 43)
+        assert client.status is Status.LIVE
+    finally:
+        signals.config_rejected.disconnect(rejected, sender=client)
+
+
+def test_a_rejected_value_fires_config_rejected_with_its_key(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def on_rejected(sender: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    signals.config_rejected.connect(on_rejected, sender=client)
+    try:
+        publish(redis_client, '{"key": "feature_x", "value": "maybe"}')
+        assert eventually(lambda: seen)
+        assert seen[0]["reason"] == "invalid_value"
+        assert seen[0]["key"] == "feature_x"
+        assert isinstance(seen[0]["error"], hotconfig.InvalidValueError)
+        assert client.settings.feature_x is False
+    finally:
+        signals.config_rejected.disconnect(on_rejected, sender=client)
+
+
+def test_a_batch_with_one_bad_value_applies_nothing(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    batch = '{"changes": [{"key": "limit", "value": 5}, {"key": "feature_x", "value": "bad"}]}'
+    publish(redis_client, batch)
+    marker(redis_client, client, 1)
+    assert client.get("limit") == 10
+    assert client.settings.feature_x is False
+    assert client.stats.rejected == 1
+
+
+def test_keys_outside_the_model_are_untyped_unless_the_model_forbids_them(
+    server: EmbeddedServer, client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    publish(redis_client, '{"key": "extra.thing", "value": {"a": [1]}}')
+    assert eventually(lambda: client.get("extra.thing") == {"a": [1]})
+    with HotConfig(server.url, model=Strict) as strict:
+        publish(redis_client, '{"key": "extra.other", "value": 1}')
+        publish(redis_client, '{"key": "feature_x", "value": true}')
+        assert eventually(lambda: strict.settings.feature_x is True)
+        assert "extra.other" not in strict
+        assert strict.stats.rejected == 1
+
+
+def test_a_raising_receiver_is_logged_and_the_others_still_run(
+    client: HotConfig[Settings], redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(change: Change) -> None:
+        raise RuntimeError("receiver bug")
+
+    after = Recorder()
+    module_level = Recorder()
+    client.on_change("*")(broken)
+    client.on_change("limit")(after)
+    signals.config_changed.connect(module_level, sender="limit")
+    try:
+        with caplog.at_level(logging.ERROR, logger="hotconfig"):
+            publish(redis_client, '{"key": "limit", "value": 1}')
+            after.wait_for(lambda c: c.new == 1)
+            module_level.wait_for(lambda c: c.new == 1)
+        assert "receiver bug" in caplog.text
+        publish(redis_client, '{"key": "limit", "value": 2}')
+        after.wait_for(lambda c: c.new == 2)
+        assert client.stats.receiver_errors == 2
+        assert client.status is Status.LIVE
+    finally:
+        signals.config_changed.disconnect(module_level, sender="limit")
+
+
+def test_readers_never_see_half_a_batch(server: EmbeddedServer) -> None:
+    class Pair(BaseModel):
+        a: int = 0
+        b: int = 0
+
+    store = ConfigStore(server.url)
+    config = HotConfig(server.url, model=Pair)
+    mixed: list[tuple[int, int]] = []
+    reads = 0
+    stop = threading.Event()
+
+    def reader() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            settings = config.settings
+            if settings.a != settings.b:
+                mixed.append((settings.a, settings.b))
+            view = config.snapshot()
+            if view["a"] != view["b"]:
+                mixed.append((view["a"], view["b"]))
+            reads += 1
+
+    try:
+        assert config.start(timeout=5)
+        thread = threading.Thread(target=reader)
+        thread.start()
+        for i in range(1, 301):
+            version = store.set_many({"a": i, "b": i})
+        assert config.wait_for_version(version, timeout=10)
+        stop.set()
+        thread.join()
+        assert mixed == []
+        assert reads > 0
+        assert (config.settings.a, config.settings.b) == (300, 300)
+    finally:
+        stop.set()
+        config.close()
+        store.close()
+
+
+def test_close_with_the_server_killed_is_prompt_and_leaks_nothing(server: EmbeddedServer) -> None:
+    threads_before = set(threading.enumerate())
+    sockets_before = open_sockets()
+    config = HotConfig(server.url, model=Settings)
+    assert config.start(timeout=5)
+    server.kill()
+    assert eventually(lambda: config.status is Status.INTERRUPTED)
+    started = time.monotonic()
+    config.close()
+    assert time.monotonic() - started < 2.0
+    assert config.status is Status.CLOSED
+    assert set(threading.enumerate()) == threads_before
+    assert open_sockets() == sockets_before
+    config.close()  # idempotent
+
+
+def test_start_without_a_server_returns_on_time_serving_defaults() -> None:
+    from hotconfig._embedded import free_port
+
+    config = HotConfig(f"redis://127.0.0.1:{free_port()}/0", model=Settings)
+    try:
+        assert config.start(timeout=0.3) is False
+        assert config.status is Status.STARTING
+        assert config.get("limit") == 10
+        assert config.settings.ai.model.default == "gpt-3.5"
+        assert eventually(lambda: config.stats.last_error is not None)
+    finally:
+        config.close()
+
+
+def test_missing_keys_get_default_or_raise_a_key_error(client: HotConfig[Settings]) -> None:
+    assert client.get("nope") is None
+    assert client.get("nope", 7) == 7
+    assert "nope" not in client
+    assert "limit" in client
+    with pytest.raises(KeyError, match="not set"):
+        client["nope"]
+
+
+def test_settings_object_is_stable_until_the_next_change(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    first = client.settings
+    assert client.settings is first
+    publish(redis_client, '{"key": "limit", "value": 11}')
+    assert eventually(lambda: client.settings is not first)
+    assert first.limit == 10  # a reference taken earlier keeps its consistent view
+    assert client.settings.limit == 11
+
+
+def test_status_changes_are_signalled(server: EmbeddedServer) -> None:
+    moves: list[tuple[Status, Status]] = []
+
+    def on_status(sender: Any, old: Status, new: Status) -> None:
+        moves.append((old, new))
+
+    config = HotConfig(server.url)
+    signals.status_changed.connect(on_status, sender=config)
+    try:
+        assert config.start(timeout=5)
+    finally:
+        config.close()
+        signals.status_changed.disconnect(on_status, sender=config)
+    assert moves == [(Status.STARTING, Status.LIVE), (Status.LIVE, Status.CLOSED)]
+
+
+def test_a_closed_client_cannot_start_again(server: EmbeddedServer) -> None:
+    config = HotConfig(server.url)
+    config.close()
+    with pytest.raises(hotconfig.ClientClosedError):
+        config.start()
+
+
+def test_stats_is_read_only_and_names_its_counters(client: HotConfig[Settings]) -> None:
+    stats = client.stats
+    assert "received=" in repr(stats)
+    assert "resyncs=1" in repr(stats)
+    with pytest.raises(AttributeError):
+        stats.received = 5  # type: ignore[misc]
+
+
+def test_a_model_without_defaults_is_refused_with_a_hint() -> None:
+    class NoDefaults(BaseModel):
+        required: int
+
+    with pytest.raises(TypeError, match="default"):
+        HotConfig("redis://127.0.0.1:1/0", model=NoDefaults)

@@ -1,0 +1,102 @@
+"""The apply step on its own: ordering by version, batches, resync diffs. No network needed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from hotconfig.schema import Schema
+from hotconfig.state import ConfigState
+from hotconfig.wire import Entry, Message
+
+
+class Settings(BaseModel):
+    limit: int = 10
+    name: str = "a"
+
+
+def state() -> ConfigState:
+    return ConfigState(Schema(Settings), ["global", "service:x"])
+
+
+def versioned(version: int, key: str, value: object, epoch: str = "e1") -> Message:
+    return Message((Entry(key, value),), version, epoch)
+
+
+def test_versions_apply_in_order_and_duplicates_are_dropped() -> None:
+    s = state()
+    s.resync("e1", 3, {"global": {"limit": 1}})
+    assert s.stage(versioned(3, "limit", 99))  # already applied: dropped
+    assert s.stage(versioned(4, "limit", 4))
+    assert s.stage(versioned(4, "limit", 44))  # duplicate of a staged one: dropped
+    assert s.stage(versioned(5, "name", "b"))
+    update = s.commit()
+    assert s.version == 5
+    assert s.snapshot["limit"] == 4
+    assert [(c.key, c.new, c.version) for c in update.changes] == [
+        ("limit", 4, 5),
+        ("name", "b", 5),
+    ]
+
+
+def test_a_gap_or_a_new_epoch_asks_for_a_resync() -> None:
+    s = state()
+    s.resync("e1", 3, {})
+    assert not s.stage(versioned(5, "limit", 5))
+    assert not s.stage(versioned(4, "limit", 5, epoch="e2"))
+    assert s.commit().snapshot is None
+    assert s.version == 3
+
+
+def test_the_first_write_of_a_new_store_is_adopted_without_resync() -> None:
+    s = state()
+    s.resync(None, 0, {})
+    assert s.stage(versioned(1, "limit", 2, epoch="fresh"))
+    s.commit()
+    assert (s.epoch, s.version, s.snapshot["limit"]) == ("fresh", 1, 2)
+
+
+def test_resync_signals_only_what_really_changed() -> None:
+    s = state()
+    s.resync("e1", 1, {"global": {"limit": 1, "a": 1, "b": 2}})
+    update = s.resync("e1", 5, {"global": {"limit": 1, "a": 1, "c": 3}, "service:x": {"a": 9}})
+    assert sorted((c.key, c.old, c.new, c.op) for c in update.changes) == [
+        ("a", 1, 9, "set"),
+        ("b", 2, None, "delete"),
+        ("c", None, 3, "set"),
+    ]
+
+
+def test_raw_values_survive_a_resync_unless_the_store_holds_the_key() -> None:
+    s = state()
+    s.resync("e1", 1, {"global": {"kept": 1}})
+    s.stage(Message((Entry("raw.only", "x"), Entry("kept", "raw"))))
+    s.commit()
+    s.resync("e1", 2, {"global": {"kept": 2}})
+    assert s.snapshot["raw.only"] == "x"
+    assert s.snapshot["kept"] == 2
+
+
+def test_a_resync_keeps_the_value_a_rejection_kept() -> None:
+    s = state()
+    s.resync("e1", 1, {"global": {"limit": 5}})
+    s.stage(versioned(2, "limit", "bad"))
+    update = s.commit()
+    assert update.rejected
+    assert s.version == 2
+    assert s.snapshot["limit"] == 5
+    update = s.resync("e1", 2, {"global": {"limit": "bad"}})
+    assert s.snapshot["limit"] == 5
+    assert update.changes == []
+    assert update.rejected
+
+
+def test_one_bad_message_in_a_drained_group_leaves_the_others_applied() -> None:
+    s = state()
+    s.resync("e1", 0, {})
+    for version, value in [(1, 1), (2, "bad"), (3, 3)]:
+        assert s.stage(versioned(version, "limit", value))
+    update = s.commit()
+    assert s.version == 3
+    assert s.snapshot["limit"] == 3
+    assert len(update.rejected) == 1
+    assert [c.new for c in update.changes] == [1, 3]

@@ -1,0 +1,85 @@
+"""The wire format: the seed's format from any publisher, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hotconfig import InvalidMessageError
+from hotconfig.wire import Entry, encode_body, encode_message, parse
+
+
+def test_seed_format_parses_exactly_as_published() -> None:
+    message = parse(b'{"key": "ai.model.default", "value": "gpt-4o", "scope": "global"}')
+    assert message.entries == (Entry("ai.model.default", "gpt-4o", "global", "set"),)
+    assert message.version is None
+    assert message.epoch is None
+
+
+def test_scope_defaults_to_global_and_unknown_fields_are_ignored() -> None:
+    message = parse('{"key": "a", "value": [1, {"b": null}], "future": 1}')
+    assert message.entries == (Entry("a", [1, {"b": None}], "global", "set"),)
+
+
+def test_delete_batch_version_and_epoch() -> None:
+    message = parse(
+        json.dumps(
+            {
+                "version": 7,
+                "epoch": "e1",
+                "scope": "service:billing",
+                "changes": [
+                    {"key": "a", "value": 1},
+                    {"key": "b", "op": "delete", "scope": "global"},
+                ],
+            }
+        )
+    )
+    assert message.version == 7
+    assert message.epoch == "e1"
+    assert message.entries == (
+        Entry("a", 1, "service:billing", "set"),
+        Entry("b", None, "global", "delete"),
+    )
+
+
+def test_encode_round_trips_through_parse() -> None:
+    entries = [Entry("a.b", {"x": [1, 2]}, "env:prod"), Entry("c", None, "global", "delete")]
+    assert parse(encode_message(entries, version=3, epoch="e")).entries == tuple(entries)
+    assert encode_body(entries[:1]).endswith("}")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "not_object"),
+        (b'"text"', "not_object"),
+        (b'{"key": "bad key!", "value": 1}', "bad_key"),
+        (b'{"key": "", "value": 1}', "bad_key"),
+        (b'{"key": 5, "value": 1}', "bad_key"),
+        (b'{"key": "' + b"k" * 257 + b'", "value": 1}', "bad_key"),
+        (b'{"key": "a", "value": 1, "scope": "no spaces"}', "bad_scope"),
+        (b'{"key": "a"}', "bad_field"),
+        (b'{"key": "a", "value": 1, "op": "upsert"}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": "7"}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": true}', "bad_field"),
+        (b'{"changes": []}', "bad_field"),
+        (b'{"changes": [1]}', "not_object"),
+        (b'{"key": "a", "value": "\xff\xfe"}', "not_utf8"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        parse(data)
+    assert info.value.reason == reason
+    assert isinstance(info.value, ValueError)
+
+
+def test_oversize_is_rejected_before_decoding() -> None:
+    data = json.dumps({"key": "a", "value": "x" * 2000}).encode()
+    with pytest.raises(InvalidMessageError) as info:
+        parse(data, max_bytes=1000)
+    assert info.value.reason == "oversize"
+    assert parse(data, max_bytes=4000).entries[0].value == "x" * 2000
