@@ -368,9 +368,25 @@ class HotConfig(Generic[ModelT]):
 
 
 _clients: weakref.WeakSet[HotConfig[Any]] = weakref.WeakSet()
+_held_across_fork: list[threading.RLock] = []
+_FORK_LOCK_TIMEOUT = 1.0
 
 
-def _reinit_after_fork() -> None:
+def _before_fork() -> None:
+    # Hold every client's writer lock so that the child never inherits a state caught in the
+    # middle of an apply. Bounded: a receiver stuck for long must not hang os.fork().
+    for client in list(_clients):
+        if client._lock.acquire(timeout=_FORK_LOCK_TIMEOUT):
+            _held_across_fork.append(client._lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_across_fork:
+        _held_across_fork.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held_across_fork.clear()  # the child gets fresh locks; the copies stay held, unused
     for client in list(_clients):
         try:
             client._after_fork_in_child()
@@ -378,7 +394,9 @@ def _reinit_after_fork() -> None:
             log.exception("hotconfig: could not restart the listener after fork")
 
 
-os.register_at_fork(after_in_child=_reinit_after_fork)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def _on_loop(receiver: Callable[[Change], Any], loop: asyncio.AbstractEventLoop | None) -> Receiver:

@@ -108,6 +108,8 @@ class Listener:
     def stop(self, timeout: float) -> bool:
         """Stop the thread and close its sockets; True if it ended within ``timeout``."""
         self._stop.set()
+        if threading.current_thread() is self._thread:
+            return True  # close() from a receiver: the loop ends when the receiver returns
         deadline = time.monotonic() + timeout
         # Closing the sockets from here wakes a thread blocked in a read; repeat in case it
         # opened a new connection between two checks of the stop flag.
