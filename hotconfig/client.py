@@ -49,6 +49,7 @@ class HotConfig(Generic[ModelT]):
         "_closed",
         "_counters",
         "_handled",
+        "_in_flight",
         "_listener",
         "_lkg",
         "_lock",
@@ -56,6 +57,7 @@ class HotConfig(Generic[ModelT]):
         "_options",
         "_receivers",
         "_redis_kwargs",
+        "_replay",
         "_snapshot",
         "_state",
         "_status",
@@ -119,6 +121,8 @@ class HotConfig(Generic[ModelT]):
         self._listener: Listener | None = None
         self._status = Status.STARTING
         self._closed = False
+        self._in_flight: tuple[Update, int] | None = None
+        self._replay: Update | None = None
         self._init_locks()
         self._lkg = LastKnownGood(cache_path) if cache_path is not None else None
         if self._lkg is not None and (cached := self._lkg.load()) is not None:
@@ -280,6 +284,9 @@ class HotConfig(Generic[ModelT]):
 
     def _publish(self, update: Update) -> None:
         """Called on the listener thread (or by override()) with each applied update."""
+        if self._replay is not None:
+            replay, self._replay = self._replay, None
+            self._publish(replay)
         if update.snapshot is not None:
             self._swap(update.snapshot)
         for error in update.rejected:
@@ -292,8 +299,12 @@ class HotConfig(Generic[ModelT]):
                 error=error,
                 key=error.key,
             )
-        for change in update.changes:
-            self._dispatch(change)
+        try:
+            for index, change in enumerate(update.changes):
+                self._in_flight = (update, index)  # what a child forked mid-dispatch must finish
+                self._dispatch(change)
+        finally:
+            self._in_flight = None
         if update.snapshot is not None:
             # After the receivers: wait_for_version(v) returning means v is fully handled.
             with self._version_cond:
@@ -361,6 +372,12 @@ class HotConfig(Generic[ModelT]):
         # shuts a socket down in the process that opened it) and follow with a fresh listener.
         self._init_locks()
         listener, self._listener = self._listener, None
+        if self._in_flight is not None:
+            # os.fork() stopped waiting for receivers still running (see _before_fork); their
+            # thread is gone here, so the new listener runs them again before anything else.
+            update, index = self._in_flight
+            self._in_flight = None
+            self._replay = Update(self._snapshot, update.changes[index:])
         if listener is not None and not self._closed:
             self._status = Status.STARTING
             self._listener = self._new_listener()
