@@ -152,14 +152,18 @@ class Listener:
 
     def _session(self) -> None:
         options = self._options
-        client = redis.Redis.from_url(
-            self._url,
-            socket_timeout=options.socket_timeout,
-            socket_connect_timeout=options.socket_timeout,
-            health_check_interval=0,
-            retry=Retry(NoBackoff(), 0),
+        kwargs = {
+            # RESP2 unless asked otherwise: under RESP3 redis-py routes every Pub/Sub message
+            # through its push-notification hooks, which cost more than applying the message.
+            "protocol": 2,
             **self._redis_kwargs,
-        )
+            "socket_timeout": options.socket_timeout,
+            "socket_connect_timeout": options.socket_timeout,
+            "health_check_interval": 0,  # our own token PING does this, and checks the PONG
+            "retry": Retry(NoBackoff(), 0),  # we reconnect ourselves, with backoff and a resync
+            "decode_responses": False,  # replies are matched as bytes below
+        }
+        client = redis.Redis.from_url(self._url, **kwargs)
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         with self._lock:
             self._client, self._pubsub = client, pubsub
@@ -186,52 +190,57 @@ class Listener:
 
     def _follow(self, client: redis.Redis, pubsub: Any) -> None:
         options = self._options
+        # Replies are read straight off the subscription's connection (public Connection API):
+        # PubSub.get_message() wraps every read in retry and bookkeeping layers that cost more
+        # than parsing and applying the message, and its silent reconnect is what we avoid.
+        connection = pubsub.connection
         now = time.monotonic()
         next_ping, next_poll = now + options.ping_interval, now + options.poll_interval
         pong_due: float | None = None
-        token = ""
+        token = b""
         while not self._stop.is_set():
             now = time.monotonic()
             if pong_due is not None and now > pong_due:
                 raise LivenessError(f"no PONG within {options.liveness_timeout}s")
             if now >= next_ping and pong_due is None:
                 self._ping_seq += 1
-                token = f"hotconfig:{self._ping_seq}"
-                pubsub.ping(token)
+                token = b"hotconfig:%d" % self._ping_seq
+                pubsub.ping(token.decode())
                 pong_due, next_ping = now + options.liveness_timeout, now + options.ping_interval
             if now >= next_poll:
                 self._poll(client)
                 next_poll = now + options.poll_interval
             wait = min(next_ping, next_poll, pong_due or next_ping) - now
-            message = pubsub.get_message(timeout=max(0.0, min(wait, 0.25)))
-            handled = 0
-            while message is not None:
-                if message["type"] == "pong":
-                    if as_text(message["data"]) == token:
+            if not connection.can_read(timeout=max(0.0, min(wait, 0.25))):
+                continue
+            # Drain everything already waiting, then apply it in one swap.
+            for _ in range(_DRAIN_LIMIT):
+                reply = connection.read_response(push_request=True)
+                if isinstance(reply, bytes):  # RESP3 answers PING with the bare token
+                    reply = [b"pong", reply]
+                kind = reply[0]
+                if kind == b"message":
+                    self._on_message(client, reply[2])
+                elif kind == b"pong":
+                    if reply[1] == token:
                         pong_due = None
-                else:
-                    self._handle(client, message)
-                handled += 1
-                if handled >= _DRAIN_LIMIT:
+                elif kind == b"subscribe":
+                    self._on_resubscribe(client)
+                if not connection.can_read(timeout=0):
                     break
-                message = pubsub.get_message(timeout=0.0)
-            if handled:
-                self._flush()
-
-    def _handle(self, client: redis.Redis, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "subscribe":
-            # A second acknowledgement means redis-py reconnected and re-subscribed on its own:
-            # whatever was published during the drop is gone, so reload the truth.
-            self._counters.reconnects += 1
             self._flush()
-            self._resync(client)
-            return
-        if kind != "message":
-            return
+
+    def _on_resubscribe(self, client: redis.Redis) -> None:
+        # A second acknowledgement means redis-py reconnected and re-subscribed on its own:
+        # whatever was published during the drop is gone, so reload the truth.
+        self._counters.reconnects += 1
+        self._flush()
+        self._resync(client)
+
+    def _on_message(self, client: redis.Redis, data: bytes) -> None:
         self._counters.received += 1
         try:
-            parsed = parse(message["data"], self._options.max_message_bytes)
+            parsed = parse(data, self._options.max_message_bytes)
         except InvalidMessageError as exc:
             self._reject(exc.reason, exc)
             return

@@ -127,34 +127,37 @@ class ConfigState:
         return update
 
     def _apply(self, messages: list[Message]) -> Update:
-        layers, check_key, check_value = self.layers, self.schema.check_key, self.schema.check_value
+        layers, schema = self.layers, self.schema
+        typed = schema.model is not None
+        track_overlay = bool(self.overlay)  # versioned writes only need to clear raw values
         touched: dict[str, Entry] = {}
         undo: list[tuple[dict[str, Any], str, Any]] = []
         overlay_ops: list[tuple[tuple[str, str], Any]] = []
         version, epoch = self.snapshot.version, self.snapshot.epoch
         try:
             for message in messages:
+                raw = message.version is None
                 for entry in message.entries:
-                    layer = layers.get(entry.scope)
+                    key, value, scope, op = entry
+                    layer = layers.get(scope)
                     if layer is None:
                         continue  # a scope this client does not follow
-                    key = entry.key
-                    check_key(key)
-                    if entry.op == "set":
-                        check_value(key, entry.value)
+                    if typed:
+                        schema.check_key(key)
+                        if op == "set":
+                            schema.check_value(key, value)
                     undo.append((layer, key, layer.get(key, _ABSENT)))
-                    if entry.op == "set":
-                        layer[key] = entry.value
+                    if op == "set":
+                        layer[key] = value
                     else:
                         layer.pop(key, None)
                     touched[key] = entry
-                    overlay_value = _DELETED if entry.op == "delete" else entry.value
-                    if message.version is None:
-                        overlay_ops.append(((entry.scope, key), overlay_value))
-                    else:
-                        overlay_ops.append(((entry.scope, key), _ABSENT))
-                if message.version is not None:
-                    version = message.version
+                    if raw:
+                        overlay_ops.append(((scope, key), _DELETED if op == "delete" else value))
+                    elif track_overlay:
+                        overlay_ops.append(((scope, key), _ABSENT))
+                if not raw:
+                    version = message.version  # type: ignore[assignment]
                     epoch = message.epoch or epoch
             update = self._swap(touched, version, epoch)
         except InvalidValueError:

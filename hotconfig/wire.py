@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from .errors import InvalidMessageError
 
@@ -38,8 +37,9 @@ _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _MISSING: Final[Any] = object()
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+# NamedTuples rather than frozen dataclasses: they are built once per message on the listener's
+# hot path, and a frozen dataclass's __init__ costs several times more.
+class Entry(NamedTuple):
     """One change to one key in one scope. ``value`` is ``None`` for deletes."""
 
     key: str
@@ -48,8 +48,7 @@ class Entry:
     op: Op = "set"
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """A parsed message: its entries apply together, under ``version`` when the store sent it."""
 
     entries: tuple[Entry, ...]
@@ -57,10 +56,27 @@ class Message:
     epoch: str | None = None
 
 
+# Names already seen valid, so a steady stream of the same keys skips the regex. Bounded so
+# that a flood of distinct keys cannot grow it without limit.
+_valid_names: set[str] = set()
+_VALID_NAMES_MAX = 100_000
+
+
+def _valid_name(name: object) -> bool:
+    if name in _valid_names:
+        return True
+    if isinstance(name, str) and _NAME(name):
+        if len(_valid_names) >= _VALID_NAMES_MAX:
+            _valid_names.clear()
+        _valid_names.add(name)
+        return True
+    return False
+
+
 def validate_key(key: object) -> str:
     """Return ``key`` if it is a valid dotted key, else raise :class:`InvalidMessageError`."""
-    if isinstance(key, str) and _NAME(key):
-        return key
+    if _valid_name(key):
+        return key  # type: ignore[return-value]
     raise InvalidMessageError(
         "bad_key", f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
     )
@@ -68,8 +84,8 @@ def validate_key(key: object) -> str:
 
 def validate_scope(scope: object) -> str:
     """Return ``scope`` if it is a valid scope name, else raise :class:`InvalidMessageError`."""
-    if isinstance(scope, str) and _NAME(scope):
-        return scope
+    if _valid_name(scope):
+        return scope  # type: ignore[return-value]
     raise InvalidMessageError(
         "bad_scope", f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}"
     )
