@@ -90,7 +90,7 @@ class HotConfig(Generic[ModelT]):
         liveness_timeout: float = 2.0,
         poll_interval: float = 5.0,
         socket_timeout: float = 2.0,
-        backoff_max: float = 1.0,
+        backoff_max: float = 0.5,
         redis_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url or os.environ.get("HOTCONFIG_URL") or "redis://localhost:6379/0"

@@ -38,6 +38,7 @@ __all__ = ["Listener", "ListenerOptions"]
 
 log = logging.getLogger("hotconfig")
 
+_POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
 
 
@@ -54,7 +55,7 @@ class ListenerOptions:
     poll_interval: float = 5.0
     socket_timeout: float = 2.0
     backoff_base: float = 0.05
-    backoff_max: float = 1.0
+    backoff_max: float = 0.5
     backoff_reset_after: float = 10.0
     max_message_bytes: int = 1024 * 1024
 
@@ -97,6 +98,7 @@ class Listener:
         self._lock = threading.Lock()  # guards _client/_pubsub against close() from another thread
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ping_seq = 0
+        self._poll_seen = 0  # the store's version at the previous anti-entropy poll
 
     @property
     def thread(self) -> threading.Thread:
@@ -200,7 +202,8 @@ class Listener:
         token = b""
         while not self._stop.is_set():
             now = time.monotonic()
-            if pong_due is not None and now > pong_due:
+            # A PONG may be waiting unread behind a burst: only silence past the deadline counts.
+            if pong_due is not None and now > pong_due and not connection.can_read(timeout=0):
                 raise LivenessError(f"no PONG within {options.liveness_timeout}s")
             if now >= next_ping and pong_due is None:
                 self._ping_seq += 1
@@ -208,8 +211,7 @@ class Listener:
                 pubsub.ping(token.decode())
                 pong_due, next_ping = now + options.liveness_timeout, now + options.ping_interval
             if now >= next_poll:
-                self._poll(client)
-                next_poll = now + options.poll_interval
+                next_poll = now + self._poll(client)
             wait = min(next_ping, next_poll, pong_due or next_ping) - now
             if not connection.can_read(timeout=max(0.0, min(wait, 0.25))):
                 continue
@@ -261,15 +263,27 @@ class Listener:
         with self._write_lock:
             update = self._state.resync(epoch, version, stored)
             self._counters.resyncs += 1
+            self._poll_seen = 0
             self._publish(update)
 
-    def _poll(self, client: redis.Redis) -> None:
+    def _poll(self, client: redis.Redis) -> float:
+        """Compare with the store's version; return the seconds until the next poll."""
         version, epoch = client.mget(self._layout.version, self._layout.epoch)
         epoch_text = as_text(epoch) if epoch else None
-        if int(version or 0) > self._state.version or epoch_text != self._state.epoch:
+        stored = int(version or 0)
+        behind = self._poll_seen and self._state.version < self._poll_seen
+        if behind or epoch_text != self._state.epoch:
             log.info("hotconfig: behind the store (anti-entropy poll); resyncing")
             self._flush()
             self._resync(client)
+        elif stored > self._state.version:
+            # Under steady writes the store is often a version or two ahead while those
+            # messages are still on their way: look again shortly, and resync only if the
+            # client is still short of what this poll saw.
+            self._poll_seen = stored
+            return min(_POLL_GRACE, self._options.poll_interval)
+        self._poll_seen = 0
+        return self._options.poll_interval
 
     # -- teardown -----------------------------------------------------------------------------
 

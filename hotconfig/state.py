@@ -142,11 +142,11 @@ class ConfigState:
                     layer = layers.get(scope)
                     if layer is None:
                         continue  # a scope this client does not follow
-                    if typed:
+                    if typed:  # only the model can refuse a change, so only then keep an undo log
                         schema.check_key(key)
                         if op == "set":
                             schema.check_value(key, value)
-                    undo.append((layer, key, layer.get(key, _ABSENT)))
+                        undo.append((layer, key, layer.get(key, _ABSENT)))
                     if op == "set":
                         layer[key] = value
                     else:
