@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import inspect
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from . import signals
+from . import forking, signals
 from .cache import LastKnownGood
 from .errors import ClientClosedError, ConfigKeyError
 from .layout import DEFAULT_CHANNEL, DEFAULT_NAMESPACE, Layout
 from .listener import Listener, ListenerOptions
+from .receivers import Receiver, Receivers
 from .schema import Schema
-from .signals import Change, Status
+from .signals import Status
 from .snapshot import Snapshot
 from .state import ConfigState, Update
 from .stats import Counters, Stats
@@ -32,7 +30,6 @@ __all__ = ["HotConfig"]
 log = logging.getLogger("hotconfig")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Receiver = Callable[[Change], Any]
 _MISSING: Any = object()
 _CLOSE_TIMEOUT = 1.8
 
@@ -53,7 +50,6 @@ class HotConfig(Generic[ModelT]):
         "_listener",
         "_lkg",
         "_lock",
-        "_match_cache",
         "_options",
         "_receivers",
         "_redis_kwargs",
@@ -116,8 +112,7 @@ class HotConfig(Generic[ModelT]):
             )
         self._state = ConfigState(Schema(model), self.scopes)
         self._counters = Counters()
-        self._receivers: list[tuple[str, Receiver]] = []
-        self._match_cache: dict[str, tuple[Receiver, ...]] = {}
+        self._receivers = Receivers(self._receiver_failed)
         self._listener: Listener | None = None
         self._status = Status.STARTING
         self._closed = False
@@ -129,7 +124,7 @@ class HotConfig(Generic[ModelT]):
             self._state.resync(*cached)
         self._swap(self._state.snapshot)
         self._handled = self._state.snapshot.version
-        _clients.add(self)
+        forking.track(self)
 
     def _init_locks(self) -> None:
         self._lock = threading.RLock()  # serialises writers: the listener and override()
@@ -192,22 +187,10 @@ class HotConfig(Generic[ModelT]):
         """
 
         def register(receiver: Receiver) -> Receiver:
-            target = receiver
-            if inspect.iscoroutinefunction(receiver):
-                target = _on_loop(receiver, loop)
-            with self._lock:
-                self._receivers.append((pattern, target))
-                self._match_cache = {}
+            self._receivers.add(pattern, receiver, loop)
             return receiver
 
         return register
-
-    def _receivers_for(self, key: str) -> tuple[Receiver, ...]:
-        matched = self._match_cache.get(key)
-        if matched is None:
-            matched = tuple(fn for pat, fn in self._receivers if fnmatch.fnmatchcase(key, pat))
-            self._match_cache[key] = matched
-        return matched
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -251,7 +234,7 @@ class HotConfig(Generic[ModelT]):
             listener, self._listener = self._listener, None
         if listener is not None and not listener.stop(_CLOSE_TIMEOUT):
             log.warning("hotconfig: the listener thread did not stop within %ss", _CLOSE_TIMEOUT)
-        _clients.discard(self)
+        forking.untrack(self)
         self._set_status(Status.CLOSED)
 
     def __enter__(self) -> HotConfig[ModelT]:
@@ -302,7 +285,7 @@ class HotConfig(Generic[ModelT]):
         try:
             for index, change in enumerate(update.changes):
                 self._in_flight = (update, index)  # what a child forked mid-dispatch must finish
-                self._dispatch(change)
+                self._receivers.dispatch(change)
         finally:
             self._in_flight = None
         if update.snapshot is not None:
@@ -312,17 +295,6 @@ class HotConfig(Generic[ModelT]):
                 self._version_cond.notify_all()
         if self._lkg is not None and update.snapshot is not None and self._listener is not None:
             self._lkg.save(self._state)
-
-    def _dispatch(self, change: Change) -> None:
-        for receiver in self._receivers_for(change.key):
-            try:
-                receiver(change)
-            except Exception:
-                self._receiver_failed()
-                log.exception("hotconfig: change receiver %r raised for %r", receiver, change.key)
-        signals.send_isolated(
-            signals.config_changed, change.key, self._receiver_failed, change=change
-        )
 
     def _receiver_failed(self) -> None:
         self._counters.receiver_errors += 1
@@ -366,6 +338,9 @@ class HotConfig(Generic[ModelT]):
 
     # -- fork safety --------------------------------------------------------------------------
 
+    def _writer_lock(self) -> threading.RLock:
+        return self._lock
+
     def _after_fork_in_child(self) -> None:
         # The parent's listener thread does not exist here and its sockets belong to the
         # parent: reading them would steal its messages. Drop them unread (redis-py only
@@ -382,58 +357,3 @@ class HotConfig(Generic[ModelT]):
             self._status = Status.STARTING
             self._listener = self._new_listener()
             self._listener.start()
-
-
-_clients: weakref.WeakSet[HotConfig[Any]] = weakref.WeakSet()
-_held_across_fork: list[threading.RLock] = []
-_FORK_LOCK_TIMEOUT = 1.0
-
-
-def _before_fork() -> None:
-    # Hold every client's writer lock so that the child never inherits a state caught in the
-    # middle of an apply. Bounded: a receiver stuck for long must not hang os.fork().
-    for client in list(_clients):
-        if client._lock.acquire(timeout=_FORK_LOCK_TIMEOUT):
-            _held_across_fork.append(client._lock)
-
-
-def _after_fork_in_parent() -> None:
-    while _held_across_fork:
-        _held_across_fork.pop().release()
-
-
-def _after_fork_in_child() -> None:
-    _held_across_fork.clear()  # the child gets fresh locks; the copies stay held, unused
-    for client in list(_clients):
-        try:
-            client._after_fork_in_child()
-        except Exception:
-            log.exception("hotconfig: could not restart the listener after fork")
-
-
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
-
-
-def _on_loop(receiver: Callable[[Change], Any], loop: asyncio.AbstractEventLoop | None) -> Receiver:
-    if loop is None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise TypeError(
-                f"{receiver.__qualname__} is async: register it from a running event loop or "
-                "pass on_change(pattern, loop=...)"
-            ) from None
-    target_loop = loop
-
-    def schedule(change: Change) -> None:
-        future = asyncio.run_coroutine_threadsafe(receiver(change), target_loop)
-        future.add_done_callback(_log_async_failure)
-
-    return schedule
-
-
-def _log_async_failure(future: Any) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("hotconfig: async change receiver raised", exc_info=future.exception())

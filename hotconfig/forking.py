@@ -1,0 +1,67 @@
+"""Fork safety: every live client follows on in a forked child with no configuration.
+
+After ``os.fork()`` (gunicorn ``--preload``, multiprocessing's fork start method) only the
+forking thread exists in the child. The parent's listener thread is gone, its sockets are
+shared with the parent, and reading them would steal the parent's messages. Each client
+therefore drops what it inherited, unread, and starts a listener of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Protocol
+
+__all__ = ["ForkAware", "track", "untrack"]
+
+log = logging.getLogger("hotconfig")
+
+_LOCK_TIMEOUT = 1.0
+
+
+class ForkAware(Protocol):
+    def _writer_lock(self) -> threading.RLock: ...
+
+    def _after_fork_in_child(self) -> None: ...
+
+
+_clients: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+_held: list[threading.RLock] = []
+
+
+def track(client: ForkAware) -> None:
+    _clients.add(client)
+
+
+def untrack(client: ForkAware) -> None:
+    _clients.discard(client)
+
+
+def _before_fork() -> None:
+    # Hold every client's writer lock so that the child never inherits a state caught in the
+    # middle of an apply. Bounded: a receiver stuck for long must not hang os.fork().
+    for client in list(_clients):
+        lock = client._writer_lock()
+        if lock.acquire(timeout=_LOCK_TIMEOUT):
+            _held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child makes fresh locks; these copies stay held, unused
+    for client in list(_clients):
+        try:
+            client._after_fork_in_child()
+        except Exception:
+            log.exception("hotconfig: could not restart the listener after fork")
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
