@@ -162,7 +162,7 @@ class Listener:
             "socket_timeout": options.socket_timeout,
             "socket_connect_timeout": options.socket_timeout,
             "health_check_interval": 0,  # our own token PING does this, and checks the PONG
-            "retry": Retry(NoBackoff(), 0),  # we reconnect ourselves, with backoff and a resync
+            "retry": Retry(NoBackoff(), 0, supported_errors=()),  # we reconnect, and resync
             "decode_responses": False,  # replies are matched as bytes below
         }
         client = redis.Redis.from_url(self._url, **kwargs)
@@ -246,9 +246,12 @@ class Listener:
         except InvalidMessageError as exc:
             self._reject(exc.reason, exc)
             return
+        staged = self._state.staged_count
         if not self._state.stage(parsed):
             self._flush()
             self._resync(client)
+        elif self._state.staged_count == staged:
+            self._counters.skipped += 1  # a duplicate, or a version already applied
 
     def _flush(self) -> None:
         with self._write_lock:

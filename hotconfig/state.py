@@ -47,7 +47,9 @@ class ConfigState:
         self._typed_raw: dict[str, Any] = {}
         self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
         self._staged: list[Message] = []
+        # Where the snapshot will be once the staged messages are committed.
         self._staged_version = 0
+        self._staged_epoch: str | None = None
 
     @property
     def store_scopes(self) -> tuple[str, ...]:
@@ -78,18 +80,17 @@ class ConfigState:
         if version is None:
             self._staged.append(message)
             return True
-        if not self._staged:
-            self._staged_version = self.snapshot.version
         # Version 1 of a new epoch on a client that has only seen an empty store is the
         # store's very first write: adopt its epoch instead of paying for a resync.
-        first_write = self.snapshot.epoch is None and self._staged_version == 0 and version == 1
-        if message.epoch is not None and message.epoch != self.snapshot.epoch and not first_write:
+        first_write = self._staged_epoch is None and self._staged_version == 0 and version == 1
+        if message.epoch is not None and message.epoch != self._staged_epoch and not first_write:
             return False
         if version <= self._staged_version:
             return True
         if version != self._staged_version + 1:
             return False
         self._staged_version = version
+        self._staged_epoch = message.epoch or self._staged_epoch
         self._staged.append(message)
         return True
 
@@ -223,6 +224,7 @@ class ConfigState:
     ) -> Update:
         """Replace the layers with the store's, diff against the current snapshot, and swap."""
         self._staged = []
+        self._staged_version, self._staged_epoch = version, epoch
         old_layers = self.layers
         layers = {scope: dict(stored.get(scope, {})) for scope in self.scopes}
         for slot, value in list(self.overlay.items()):
