@@ -43,6 +43,8 @@ class Receivers:
             self._cache = {}  # a new dict, so a dispatch in progress keeps a consistent one
 
     def matching(self, key: str) -> tuple[Receiver, ...]:
+        if not self._entries:
+            return ()  # nothing to match, and nothing worth a cache entry per key
         cache = self._cache
         matched = cache.get(key)
         if matched is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
 from .errors import InvalidMessageError
 
@@ -57,29 +57,14 @@ class Message(NamedTuple):
     epoch: str | None = None
 
 
-# Names already seen valid, so a steady stream of the same keys skips the regex. Bounded so
-# that a flood of distinct keys cannot grow it without limit.
-_valid_names: set[str] = set()
-_VALID_NAMES_MAX = 100_000
-
-
-def _valid_name(name: object) -> bool:
-    if type(name) is not str:
-        return False
-    if name in _valid_names:
-        return True
-    if _NAME(name):
-        if len(_valid_names) >= _VALID_NAMES_MAX:
-            _valid_names.clear()
-        _valid_names.add(name)
-        return True
-    return False
+def _valid_name(name: object) -> TypeGuard[str]:
+    return type(name) is str and _NAME(name) is not None
 
 
 def validate_key(key: object) -> str:
     """Return ``key`` if it is a valid dotted key, else raise :class:`InvalidMessageError`."""
     if _valid_name(key):
-        return key  # type: ignore[return-value]
+        return key
     raise InvalidMessageError(
         "bad_key", f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
     )
@@ -88,7 +73,7 @@ def validate_key(key: object) -> str:
 def validate_scope(scope: object) -> str:
     """Return ``scope`` if it is a valid scope name, else raise :class:`InvalidMessageError`."""
     if _valid_name(scope):
-        return scope  # type: ignore[return-value]
+        return scope
     raise InvalidMessageError(
         "bad_scope", f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}"
     )
