@@ -47,6 +47,7 @@ class HotConfig(Generic[ModelT]):
         "_counters",
         "_handled",
         "_in_flight",
+        "_lifecycle",
         "_listener",
         "_lkg",
         "_lock",
@@ -121,13 +122,18 @@ class HotConfig(Generic[ModelT]):
         self._init_locks()
         self._lkg = LastKnownGood(cache_path) if cache_path is not None else None
         if self._lkg is not None and (cached := self._lkg.load()) is not None:
-            self._state.resync(*cached)
+            try:
+                self._state.resync(*cached)
+            except (TypeError, ValueError, AttributeError) as exc:
+                log.warning("hotconfig: ignoring the cache file %s: %s", cache_path, exc)
         self._swap(self._state.snapshot)
         self._handled = self._state.snapshot.version
         forking.track(self)
 
     def _init_locks(self) -> None:
         self._lock = threading.RLock()  # serialises writers: the listener and override()
+        # start() and close() only: never held while receivers run, so close() stays prompt.
+        self._lifecycle = threading.Lock()
         self._version_cond = threading.Condition(threading.Lock())
 
     # -- reads: lock-free, no network -----------------------------------------------------------
@@ -200,7 +206,7 @@ class HotConfig(Generic[ModelT]):
         Returns after ``timeout`` at the latest, serving model defaults or the last-known-good
         snapshot while the listener keeps retrying; the client goes LIVE by itself later.
         """
-        with self._lock:
+        with self._lifecycle:
             if self._closed:
                 raise ClientClosedError("this client is closed; create a new HotConfig")
             if self._listener is None:
@@ -227,7 +233,7 @@ class HotConfig(Generic[ModelT]):
 
     def close(self) -> None:
         """Stop the listener and close its connections; idempotent, returns within about 2 s."""
-        with self._lock:
+        with self._lifecycle:
             if self._closed:
                 return
             self._closed = True
@@ -293,7 +299,7 @@ class HotConfig(Generic[ModelT]):
             with self._version_cond:
                 self._handled = update.snapshot.version
                 self._version_cond.notify_all()
-        if self._lkg is not None and update.snapshot is not None and self._listener is not None:
+        if self._lkg is not None and update.changes and self._listener is not None:
             self._lkg.save(self._state)
 
     def _receiver_failed(self) -> None:

@@ -173,6 +173,8 @@ class Listener:
             return
         pubsub.subscribe(self._channel)
         self._await_subscribe(pubsub)
+        if self._stop.is_set():
+            return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
             self._counters.reconnects += 1
         self._resync(client)
@@ -233,8 +235,8 @@ class Listener:
             self._flush()
 
     def _on_resubscribe(self, client: redis.Redis) -> None:
-        # A second acknowledgement means redis-py reconnected and re-subscribed on its own:
-        # whatever was published during the drop is gone, so reload the truth.
+        # A second acknowledgement means the subscription was re-established under us (redis-py
+        # re-subscribes when it reconnects): whatever was published in between is gone.
         self._counters.reconnects += 1
         self._flush()
         self._resync(client)
@@ -293,10 +295,16 @@ class Listener:
     def _disconnect(self) -> None:
         with self._lock:
             client, pubsub = self._client, self._pubsub
-        if pubsub is not None and pubsub.connection is not None:
-            pubsub.connection.disconnect()
-        if client is not None:
-            client.connection_pool.disconnect()
+        # The listener may be tearing these down at the same moment: read each once, and let
+        # nothing here stop close().
+        try:
+            connection = pubsub.connection if pubsub is not None else None
+            if connection is not None:
+                connection.disconnect()
+            if client is not None:
+                client.connection_pool.disconnect()
+        except Exception:
+            log.debug("hotconfig: error while closing the listener's sockets", exc_info=True)
 
     def _teardown(self) -> None:
         with self._lock:

@@ -37,7 +37,9 @@ class Receivers:
         self._on_error = on_error
 
     def add(self, pattern: str, receiver: Receiver, loop: asyncio.AbstractEventLoop | None) -> None:
-        target = _on_loop(receiver, loop) if inspect.iscoroutinefunction(receiver) else receiver
+        target = receiver
+        if inspect.iscoroutinefunction(receiver):
+            target = _on_loop(receiver, loop, self._on_error)
         with self._lock:
             self._entries.append((pattern, target))
             self._cache = {}  # a new dict, so a dispatch in progress keeps a consistent one
@@ -62,7 +64,11 @@ class Receivers:
         signals.send_isolated(signals.config_changed, change.key, self._on_error, change=change)
 
 
-def _on_loop(receiver: Callable[[Change], Any], loop: asyncio.AbstractEventLoop | None) -> Receiver:
+def _on_loop(
+    receiver: Callable[[Change], Any],
+    loop: asyncio.AbstractEventLoop | None,
+    on_error: Callable[[], None],
+) -> Receiver:
     """Wrap an ``async def`` receiver so the listener thread schedules it on ``loop``."""
     if loop is None:
         try:
@@ -74,13 +80,12 @@ def _on_loop(receiver: Callable[[Change], Any], loop: asyncio.AbstractEventLoop 
             ) from None
     target_loop = loop
 
+    def done(future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            on_error()
+            log.error("hotconfig: async change receiver raised", exc_info=future.exception())
+
     def schedule(change: Change) -> None:
-        future = asyncio.run_coroutine_threadsafe(receiver(change), target_loop)
-        future.add_done_callback(_log_async_failure)
+        asyncio.run_coroutine_threadsafe(receiver(change), target_loop).add_done_callback(done)
 
     return schedule
-
-
-def _log_async_failure(future: Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("hotconfig: async change receiver raised", exc_info=future.exception())

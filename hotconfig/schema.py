@@ -8,12 +8,13 @@ field are *extra*: accepted as untyped values unless the model forbids extra fie
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import InvalidValueError
+from .redaction import looks_secret, shown
 
 __all__ = ["Schema"]
 
@@ -25,6 +26,7 @@ class Schema:
         "_adapters",
         "_fields",
         "_leaf_paths",
+        "_secret",
         "defaults",
         "empty_settings",
         "forbids_extra",
@@ -37,6 +39,7 @@ class Schema:
         self._leaf_paths: dict[str, tuple[str, ...]] = {}
         self._fields: dict[str, FieldInfo] = {}
         self._adapters: dict[str, TypeAdapter[Any]] = {}
+        self._secret: set[str] = set()
         self.sections: frozenset[str] = frozenset()
         self.forbids_extra = False
         self.defaults: dict[str, Any] = {}
@@ -55,6 +58,16 @@ class Schema:
                 f"default so that hotconfig can serve it before the first snapshot ({exc})"
             ) from None
         self.defaults = self.flatten(self.empty_settings)
+        self._secret = {k for k, f in self._fields.items() if _is_secret_type(f.annotation)}
+        try:
+            self.build({})
+        except InvalidValueError as exc:
+            # pydantic does not validate defaults, but every build re-validates them: a bad one
+            # would make every later change fail, so say so now.
+            raise TypeError(
+                f"{model.__name__}: the default of {exc.key!r} fails its own field's validation "
+                f"({exc.detail}); fix the default or its annotation"
+            ) from None
 
     def is_field(self, key: str) -> bool:
         return key in self._leaf_paths
@@ -80,8 +93,10 @@ class Schema:
         try:
             adapter.validate_python(value)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            raise InvalidValueError(key, f"{error['msg']} (input {value!r:.80})") from None
+            message = exc.errors()[0]["msg"]
+            raise InvalidValueError(key, f"{message} ({self._input(key, value)})") from None
+        except Exception as exc:  # a validator that raised something pydantic does not wrap
+            raise InvalidValueError(key, f"{type(exc).__name__}: {exc}") from None
 
     def build(self, values: Mapping[str, Any]) -> Any:
         """Validate the typed keys of ``values`` into a new settings object.
@@ -105,8 +120,13 @@ class Schema:
             loc = ".".join(str(part) for part in error["loc"])
             key = loc if loc in self._leaf_paths else self._key_for(loc)
             raise InvalidValueError(
-                key, f"{error['msg']} (input {error.get('input')!r:.80})"
+                key, f"{error['msg']} ({self._input(key, error.get('input'))})"
             ) from None
+        except Exception as exc:  # a validator that raised something pydantic does not wrap
+            raise InvalidValueError("<model>", f"{type(exc).__name__}: {exc}") from None
+
+    def _input(self, key: str, value: Any) -> str:
+        return "input " + shown(value, key in self._secret or looks_secret(key))
 
     def flatten(self, settings: Any) -> dict[str, Any]:
         """The effective value of every model field, by dotted key."""
@@ -128,6 +148,12 @@ class Schema:
             if loc.startswith(key + ".") or key.startswith(loc + "."):
                 return key
         return loc or "<model>"
+
+
+def _is_secret_type(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_is_secret_type(arg) for arg in get_args(annotation))
 
 
 def _collect(

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from blinker import NamedSignal, Namespace
 
+from .redaction import looks_secret, shown
+
 __all__ = [
     "Change",
     "Status",
@@ -80,27 +82,12 @@ class Change:
 
     def __repr__(self) -> str:
         # Keys that look secret never show their values: reprs end up in logs.
-        if _looks_secret(self.key):
-            old, new = "'***'", "'***'"
-        else:
-            old, new = _short(self.old), _short(self.new)
+        secret = looks_secret(self.key)
+        old, new = shown(self.old, secret), shown(self.new, secret)
         return (
             f"Change(key={self.key!r}, old={old}, new={new}, scope={self.scope!r}, "
             f"version={self.version}, op={self.op!r})"
         )
-
-
-_SECRET_WORDS = ("password", "secret", "token", "passwd", "api_key", "apikey", "credential")
-
-
-def _looks_secret(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def send_isolated(

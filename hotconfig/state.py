@@ -19,7 +19,6 @@ from .wire import Entry, Message
 __all__ = ["ConfigState", "Update"]
 
 _ABSENT: Final[Any] = object()
-_DELETED: Final[Any] = object()
 # Values pinned by testing.override() sit above every real scope. The name cannot come off
 # the wire: "<" is not a valid scope character.
 PINNED: Final = "<pinned>"
@@ -45,6 +44,7 @@ class ConfigState:
         # holds that key in that scope, because the store is the source of truth.
         self.overlay: dict[tuple[str, str], Any] = {}
         self._typed_raw: dict[str, Any] = {}
+        self._rejected: set[tuple[str, str, str]] = set()  # stored values already reported
         self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
         self._staged: list[Message] = []
         # Where the snapshot will be once the staged messages are committed.
@@ -116,10 +116,25 @@ class ConfigState:
             total.rejected += update.rejected
         return total
 
+    def _first_rejection(self, scope: str, key: str, value: Any) -> bool:
+        """Record a rejected stored value; False if it was reported already.
+
+        The store keeps a value the model refused, so every resync meets it again: it is
+        counted and signalled once, not at every reconnect.
+        """
+        mark = (scope, key, repr(value)[:200])
+        if mark in self._rejected:
+            return False
+        self._rejected.add(mark)
+        return True
+
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
         update = Update(rejected=[error])
+        for entry in message.entries:
+            if entry.key == error.key and entry.op == "set":
+                self._first_rejection(entry.scope, entry.key, entry.value)
         if message.version is not None and message.version > self.snapshot.version:
             old = self.snapshot
             update.snapshot = self.snapshot = Snapshot(
@@ -130,7 +145,7 @@ class ConfigState:
     def _apply(self, messages: list[Message]) -> Update:
         layers, schema = self.layers, self.schema
         typed = schema.model is not None
-        track_overlay = bool(self.overlay)  # versioned writes only need to clear raw values
+        track_overlay = bool(self.overlay)  # otherwise only raw sets touch the overlay
         touched: dict[str, Entry] = {}
         undo: list[tuple[dict[str, Any], str, Any]] = []
         overlay_ops: list[tuple[tuple[str, str], Any]] = []
@@ -153,9 +168,10 @@ class ConfigState:
                     else:
                         layer.pop(key, None)
                     touched[key] = entry
-                    if raw:
-                        overlay_ops.append(((scope, key), _DELETED if op == "delete" else value))
-                    elif track_overlay:
+                    # A raw set is remembered for resyncs; a raw delete or a store write ends it.
+                    if raw and op == "set":
+                        overlay_ops.append(((scope, key), value))
+                    elif track_overlay or raw:
                         overlay_ops.append(((scope, key), _ABSENT))
                 if not raw:
                     version = message.version  # type: ignore[assignment]
@@ -177,6 +193,9 @@ class ConfigState:
 
     def _swap(self, touched: dict[str, Entry], version: int, epoch: str | None) -> Update:
         old = self.snapshot
+        if not touched:  # only other scopes' keys: a new version, nothing to copy
+            self.snapshot = Snapshot(old._values, version, epoch, old.settings)
+            return Update(self.snapshot)
         schema = self.schema
         values = dict(old._values)
         settings = old.settings
@@ -201,12 +220,13 @@ class ConfigState:
         else:
             touched_keys = touched.keys()
         changes = []
+        last = next(reversed(touched.values()))  # a field a validator changed reports this
         for key in touched_keys:
             before, after = old._values.get(key, _ABSENT), values.get(key, _ABSENT)
             if _differs(before, after):
-                entry = touched.get(key)
-                scope, op = (entry.scope, entry.op) if entry else (self.scopes[-1], "set")
-                changes.append(_change(key, before, after, scope, version, op))
+                entry = touched.get(key, last)
+                op = entry.op if key in touched else "set"
+                changes.append(_change(key, before, after, entry.scope, version, op))
         self.snapshot = Snapshot(values, version, epoch, settings)
         return Update(self.snapshot, changes)
 
@@ -231,7 +251,7 @@ class ConfigState:
             scope, key = slot
             if key in layers[scope]:
                 del self.overlay[slot]
-            elif value is not _DELETED:
+            else:
                 layers[scope][key] = value
         update = Update()
         merged: dict[str, Any] = {}
@@ -241,7 +261,8 @@ class ConfigState:
                 try:
                     self.schema.check_key(key)
                 except InvalidValueError as error:
-                    update.rejected.append(error)
+                    if self._first_rejection(scope, key, value):
+                        update.rejected.append(error)
                     continue
                 merged[key] = value
                 origin[key] = scope
@@ -266,23 +287,33 @@ class ConfigState:
         # A stored value the model rejects was rejected when it arrived too: keep what this
         # client had for it instead, so that a resync never undoes a rejection.
         typed_raw = {k: v for k, v in merged.items() if self.schema.is_field(k)}
-        for _ in range(len(typed_raw) + 1):
+        for _ in range(len(typed_raw) * len(self.scopes) + 1):
             try:
                 settings = self.schema.build(typed_raw)
                 self._typed_raw = typed_raw
                 return settings
             except InvalidValueError as error:
-                update.rejected.append(error)
                 key = error.key
                 scope = origin.get(key)
                 if key not in typed_raw or scope is None:
+                    update.rejected.append(error)
                     break
+                if self._first_rejection(scope, key, typed_raw[key]):
+                    update.rejected.append(error)
                 previous = old_layers.get(scope, {}).get(key, _ABSENT)
-                if previous is _ABSENT:
-                    del typed_raw[key]
-                    layers[scope].pop(key, None)
-                else:
+                if previous is not _ABSENT:
                     typed_raw[key] = layers[scope][key] = previous
+                    continue
+                # Nothing accepted here before: the next lower scope shows through, as it does
+                # when such a value arrives on the channel (re-validated on the next turn).
+                layers[scope].pop(key, None)
+                lower = self.scopes[: self.scopes.index(scope)]
+                below = next((s for s in reversed(lower) if key in layers[s]), None)
+                if below is None:
+                    del typed_raw[key]
+                    origin.pop(key, None)
+                else:
+                    typed_raw[key], origin[key] = layers[below][key], below
         return self.snapshot.settings
 
     def _diff(

@@ -33,6 +33,8 @@ from .wire import (
 
 __all__ = ["ConfigStore", "HistoryEntry"]
 
+_HEADER_BYTES = 80  # '{"version":N,"epoch":"<32 hex>",' that the write script prepends
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
@@ -64,6 +66,11 @@ class ConfigStore:
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         client: redis.Redis | None = None,
     ) -> None:
+        if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError(
+                "ConfigStore needs a client with decode_responses=False (values are JSON bytes); "
+                "pass a URL, or a client made without decode_responses"
+            )
         if client is None:
             client = redis.Redis.from_url(
                 url or os.environ.get("HOTCONFIG_URL", "redis://localhost:6379/0")
@@ -107,9 +114,11 @@ class ConfigStore:
             value = "" if entry.op == "delete" else _dumps(entry.value)
             values += [entry.op, entry.scope, entry.key, value]
         body = encode_body(entries)
-        if len(body) > self.max_message_bytes:
+        # Clients count UTF-8 bytes of the whole message, header included.
+        size = len(body.encode()) + _HEADER_BYTES
+        if size > self.max_message_bytes:
             raise ValueError(
-                f"the change is {len(body)} bytes, over the {self.max_message_bytes} byte message "
+                f"the change is {size} bytes, over the {self.max_message_bytes} byte message "
                 "limit; split it or raise max_message_bytes on the store and every client"
             )
         args = [self.channel, uuid.uuid4().hex, self.history_size, body, len(entries), *values]

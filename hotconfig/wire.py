@@ -16,6 +16,7 @@ import re
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
 from .errors import InvalidMessageError
+from .redaction import shown
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -128,7 +129,7 @@ def _loads(text: str) -> Any:
 def _entry(obj: Any, default_scope: Any) -> Entry:
     if type(obj) is not dict:
         raise InvalidMessageError(
-            "not_object", f"a change must be a JSON object, got {_short(obj)}"
+            "not_object", f"a change must be a JSON object, got {type(obj).__name__}"
         )
     key = validate_key(obj.get("key"))
     scope = validate_scope(obj.get("scope", default_scope))
@@ -174,6 +175,5 @@ def encode_message(
     return head + encode_body(entries)
 
 
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short(value: object) -> str:
+    return shown(value, secret=False, limit=60)

@@ -367,3 +367,69 @@ def test_a_model_without_defaults_is_refused_with_a_hint() -> None:
 
     with pytest.raises(TypeError, match="default"):
         HotConfig("redis://127.0.0.1:1/0", model=NoDefaults)
+
+
+def test_close_is_prompt_while_a_receiver_is_slow(server: EmbeddedServer) -> None:
+    config = HotConfig(server.url)
+    entered = threading.Event()
+
+    @config.on_change("slow")
+    def slow(change: Change) -> None:
+        entered.set()
+        time.sleep(5)
+
+    try:
+        assert config.start(timeout=5)
+        ConfigStore(server.url).set("slow", 1)
+        assert entered.wait(5)
+        started = time.monotonic()
+        config.close()
+        assert time.monotonic() - started < 2.5
+        assert config.status is Status.CLOSED
+    finally:
+        config.close()
+
+
+def test_async_receivers_run_on_their_loop_and_their_errors_are_counted(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    seen: list[tuple[Any, bool]] = []
+
+    async def record(change: Change) -> None:
+        seen.append((change.new, asyncio.get_running_loop() is loop))
+
+    async def broken(change: Change) -> None:
+        raise RuntimeError("async receiver bug")
+
+    try:
+        client.on_change("limit", loop=loop)(record)
+        client.on_change("limit", loop=loop)(broken)
+        publish(redis_client, '{"key": "limit", "value": 77}')
+        assert eventually(lambda: seen == [(77, True)])
+        assert eventually(lambda: client.stats.receiver_errors == 1)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_an_async_receiver_without_a_loop_is_refused_with_a_hint(
+    client: HotConfig[Settings],
+) -> None:
+    async def receiver(change: Change) -> None: ...
+
+    with pytest.raises(TypeError, match="loop"):
+        client.on_change("*")(receiver)
+
+
+def test_an_unusable_cache_file_is_ignored(tmp_path: Any) -> None:
+    path = tmp_path / "lkg.json"
+    path.write_text('{"format": 1, "epoch": null, "version": 3, "layers": {"global": [1]}}')
+    config = HotConfig("redis://127.0.0.1:1/0", model=Settings, cache_path=path)
+    assert config.get("limit") == 10
+    config.close()

@@ -87,7 +87,19 @@ def test_a_resync_keeps_the_value_a_rejection_kept() -> None:
     update = s.resync("e1", 2, {"global": {"limit": "bad"}})
     assert s.snapshot["limit"] == 5
     assert update.changes == []
-    assert update.rejected
+    assert update.rejected == []  # reported when it arrived; not again at every resync
+
+
+def test_a_rejected_higher_scope_value_at_resync_reveals_the_lower_scope() -> None:
+    s = state()
+    s.resync("e1", 1, {"global": {"limit": 5}})
+    update = s.resync("e1", 2, {"global": {"limit": 5}, "service:x": {"limit": "abc"}})
+    assert s.snapshot["limit"] == 5
+    assert update.changes == []
+    assert [e.key for e in update.rejected] == ["limit"]
+    update = s.resync("e1", 3, {"global": {"limit": 6}, "service:x": {"limit": "abc"}})
+    assert s.snapshot["limit"] == 6
+    assert update.rejected == []
 
 
 def test_one_bad_message_in_a_drained_group_leaves_the_others_applied() -> None:
@@ -100,3 +112,52 @@ def test_one_bad_message_in_a_drained_group_leaves_the_others_applied() -> None:
     assert s.snapshot["limit"] == 3
     assert len(update.rejected) == 1
     assert [c.new for c in update.changes] == [1, 3]
+
+
+def test_a_validator_raising_a_non_validation_error_is_a_rejection() -> None:
+    from pydantic import field_validator
+
+    class Picky(BaseModel):
+        n: int = 0
+
+        @field_validator("n")
+        @classmethod
+        def not_thirteen(cls, value: int) -> int:
+            if value == 13:
+                raise TypeError("unlucky")
+            return value
+
+    s = ConfigState(Schema(Picky), ["global"])
+    s.resync("e1", 0, {})
+    assert s.stage(versioned(1, "n", 13))
+    update = s.commit()
+    assert len(update.rejected) == 1
+    assert "TypeError: unlucky" in str(update.rejected[0])
+    assert (s.version, s.snapshot["n"]) == (1, 0)
+
+
+def test_a_default_that_fails_validation_is_refused_at_construction() -> None:
+    import pytest
+
+    class Broken(BaseModel):
+        timeout: int = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="default of 'timeout'"):
+        Schema(Broken)
+
+
+def test_rejections_never_show_secret_values() -> None:
+    from pydantic import Field, SecretStr
+
+    class Secrets(BaseModel):
+        api_token: str = Field(default="x" * 20, min_length=20)
+        dsn: SecretStr = SecretStr("postgres://")
+
+    s = ConfigState(Schema(Secrets), ["global"])
+    s.stage(Message((Entry("api_token", "hunter2-short"),)))
+    s.stage(Message((Entry("dsn", 123456789),)))
+    update = s.commit()
+    text = " ".join(str(error) for error in update.rejected)
+    assert len(update.rejected) == 2
+    assert "hunter2" not in text
+    assert "123456789" not in text

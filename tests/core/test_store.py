@@ -1,0 +1,45 @@
+"""ConfigStore: versioned writes, reads and history, on real servers."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from hotconfig import ConfigStore, Entry
+from hotconfig._embedded import EmbeddedServer
+
+
+def test_writes_bump_one_version_each_and_read_back(server: EmbeddedServer) -> None:
+    with ConfigStore(server.url) as store:
+        assert (store.version, store.epoch) == (0, None)
+        assert store.set("a.b", {"x": [1, 2]}) == 1
+        assert store.set_many({"c": 1, "d": "é"}, scope="env:prod") == 2
+        assert store.delete("c", scope="env:prod") == 3
+        assert store.apply([Entry("e", True), Entry("d", None, "env:prod", "delete")]) == 4
+        assert store.version == 4
+        assert store.epoch is not None
+        assert store.get("a.b") == {"x": [1, 2]}
+        assert store.get("missing", default=5) == 5
+        assert store.get_all("global") == {"a.b": {"x": [1, 2]}, "e": True}
+        assert store.get_all("env:prod") == {}
+        assert store.scopes() == ["env:prod", "global"]
+        history = store.history(10)
+        assert [h.version for h in history] == [4, 3, 2, 1]
+        assert history[-1].entries == (Entry("a.b", {"x": [1, 2]}),)
+        assert [h.version for h in store.history(10, key="c")] == [3, 2]
+
+
+def test_bad_writes_are_refused_before_reaching_the_server(server: EmbeddedServer) -> None:
+    with ConfigStore(server.url, max_message_bytes=1000) as store:
+        with pytest.raises(ValueError, match="key"):
+            store.set("bad key", 1)
+        with pytest.raises(ValueError, match="JSON"):
+            store.set("k", object())
+        with pytest.raises(ValueError, match="byte message limit"):
+            store.set("k", "é" * 480)  # under 1000 characters, over 1000 bytes
+        assert store.version == 0
+
+
+def test_a_client_that_decodes_responses_is_refused_with_a_hint(server: EmbeddedServer) -> None:
+    with pytest.raises(ValueError, match="decode_responses"):
+        ConfigStore(client=redis.Redis.from_url(server.url, decode_responses=True))
