@@ -100,10 +100,6 @@ class Listener:
         self._ping_seq = 0
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
 
-    @property
-    def thread(self) -> threading.Thread:
-        return self._thread
-
     def start(self) -> None:
         self._thread.start()
 
