@@ -1,0 +1,148 @@
+"""``flask hotconfig ...``: look at and change the current app's configuration.
+
+::
+
+    flask hotconfig status                  where this app's client stands
+    flask hotconfig get ai.model.default    one effective value, as JSON
+    flask hotconfig show 'ai.*'             every effective value (matching a pattern)
+    flask hotconfig set feature_x true --wait
+    flask hotconfig delete feature_x
+
+Values of secret keys (names with ``password``, ``secret``, ``token``, ``api_key``..., and
+pydantic ``SecretStr`` fields) are never printed, and the URL is shown without its password.
+Writes go through :class:`hotconfig.ConfigStore` on the app's URL, channel and namespace.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from pydantic import SecretBytes, SecretStr
+
+import hotconfig
+from hotconfig.redaction import looks_secret
+
+from .current import current_client
+
+__all__ = ["group"]
+
+_HIDDEN = '"***"'
+_STORE_OPTIONS = ("channel", "namespace", "max_message_bytes")
+
+group = AppGroup("hotconfig", help="Look at and change this app's hotconfig values.")
+
+
+@group.command("status")
+def status() -> None:
+    """Where this app's client stands: URL, scopes, status, version, counters."""
+    client = current_client()
+    click.echo(f"url:     {redacted(client.url)}")
+    click.echo(f"scopes:  {', '.join(client.scopes)}")
+    click.echo(f"service: {client.service}")
+    click.echo(f"status:  {client.status}")
+    click.echo(f"version: {client.version}")
+    click.echo(f"stats:   {client.stats!r}")
+
+
+@group.command("get")
+@click.argument("key")
+def get(key: str) -> None:
+    """Print the effective value of KEY as JSON (exit status 1 if it is unset)."""
+    client = current_client()
+    if key not in client:
+        raise click.ClickException(
+            f"{key!r} is not set in the scopes {list(client.scopes)} and is not a field of "
+            "the model; `flask hotconfig show` lists what is"
+        )
+    click.echo(shown(key, client.get(key)))
+
+
+@group.command("show")
+@click.argument("pattern", default="*")
+def show(pattern: str) -> None:
+    """Print every effective value whose key matches PATTERN (fnmatch), one per line."""
+    snapshot = current_client().snapshot()
+    for key in sorted(k for k in snapshot if fnmatch.fnmatchcase(k, pattern)):
+        click.echo(f"{key} = {shown(key, snapshot[key])}")
+
+
+@group.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.option("--scope", default="global", show_default=True, help="The scope to write.")
+@click.option("--wait/--no-wait", default=True, help="Wait until this app's client has it.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to --wait.")
+def set_(key: str, value: str, scope: str, wait: bool, timeout: float) -> None:
+    """Set KEY to VALUE in the store (VALUE is JSON, e.g. true, 3, '"text"'; else a string)."""
+    version = _write(lambda store: store.set(key, _parse(value), scope=scope))
+    click.echo(f"set {key} in {scope}: version {version}")
+    _wait(version, wait, timeout)
+
+
+@group.command("delete")
+@click.argument("key")
+@click.option("--scope", default="global", show_default=True, help="The scope to delete from.")
+@click.option("--wait/--no-wait", default=True, help="Wait until this app's client has it.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to --wait.")
+def delete(key: str, scope: str, wait: bool, timeout: float) -> None:
+    """Delete KEY from SCOPE in the store."""
+    version = _write(lambda store: store.delete(key, scope=scope))
+    click.echo(f"deleted {key} from {scope}: version {version}")
+    _wait(version, wait, timeout)
+
+
+def _write(write: Any) -> int:
+    client = current_client()
+    extra = current_app.config.get("HOTCONFIG_OPTIONS") or {}
+    options = {name: extra[name] for name in _STORE_OPTIONS if name in extra}
+    store = hotconfig.ConfigStore(client.url, **options)
+    try:
+        version: int = write(store)
+    except (ValueError, hotconfig.StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # redis-py's ConnectionError and TimeoutError are OSErrors
+        raise click.ClickException(f"cannot reach {redacted(client.url)}: {exc}") from None
+    finally:
+        store.close()
+    return version
+
+
+def _wait(version: int, wait: bool, timeout: float) -> None:
+    if wait and not current_client().wait_for_version(version, timeout):
+        raise click.ClickException(
+            f"this app's client did not receive version {version} within {timeout}s; "
+            "`flask hotconfig status` shows where it stands"
+        )
+
+
+def _parse(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # a bare word: gpt-4o, https://...
+
+
+def shown(key: str, value: Any) -> str:
+    """``value`` as JSON, or ``"***"`` for a secret."""
+    if looks_secret(key) or isinstance(value, SecretStr | SecretBytes):
+        return _HIDDEN
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
