@@ -26,6 +26,7 @@ from hotconfig._embedded import EmbeddedServer, ServerKind
 from . import (
     alternatives,
     convergence,
+    flask_reads,
     latency,
     machine,
     memory,
@@ -58,6 +59,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
 
 SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "reads": _reads,
+    "flask": lambda server, store: flask_reads.measure(server.url, store),
     "latency": lambda server, store: latency.measure(server.url, store),
     "throughput": throughput.measure,
     "resync": lambda server, store: resync.measure(server.url),

@@ -137,3 +137,19 @@ def gunicorn(port: int, workers: int, *, preload: bool) -> list[str]:
         "--graceful-timeout", "5",
         f"{APP}:create_app()",
     ]  # fmt: skip
+
+
+def serve_round(port: int, count: int) -> list[Served]:
+    """One request on each of ``count`` connections, all opened before any is sent.
+
+    A sync worker that accepted a connection blocks reading it, so connections opened first
+    tend to be held by different workers; which worker answers is up to the OS anyway.
+    """
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(count)]
+    try:
+        for connection in connections:
+            connection.connect()
+        return [fetch(port, connection) for connection in connections]
+    finally:
+        for connection in connections:
+            connection.close()
