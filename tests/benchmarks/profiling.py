@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig._embedded import EmbeddedServer
 from hotconfig.schema import Schema
 from hotconfig.state import ConfigState
+from hotconfig.testing.server import EmbeddedServer
 from hotconfig.wire import parse
 
 from . import burst
