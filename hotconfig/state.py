@@ -6,17 +6,19 @@ here, and the only thing published to readers is the merged :class:`Snapshot`.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import InvalidValueError
+from .keyspace import StoreSnapshot
 from .schema import Schema
 from .signals import Change
 from .snapshot import Snapshot
 from .wire import Entry, Message
 
-__all__ = ["ConfigState", "Update"]
+__all__ = ["ConfigState", "Staged", "Update"]
 
 _ABSENT: Final[Any] = object()
 # Values pinned by testing.override() sit above every real scope. The name cannot come off
@@ -24,13 +26,25 @@ _ABSENT: Final[Any] = object()
 PINNED: Final = "<pinned>"
 
 
+class Staged(enum.Enum):
+    """What :meth:`ConfigState.stage` did with a message."""
+
+    QUEUED = "queued"  # it applies at the next commit
+    DUPLICATE = "duplicate"  # a version already applied (or staged): dropped
+    GAP = "gap"  # it does not follow what was applied: resync before anything else
+
+
 @dataclass(slots=True)
 class Update:
-    """What one apply produced: the new snapshot (None if nothing changed) and what to tell."""
+    """What one apply produced: the new snapshot (None if nothing changed) and what to tell.
+
+    ``applied`` counts the messages that took effect (a message the model refused does not).
+    """
 
     snapshot: Snapshot | None = None
     changes: list[Change] = field(default_factory=list)
     rejected: list[InvalidValueError] = field(default_factory=list)
+    applied: int = 0
 
 
 class ConfigState:
@@ -57,10 +71,6 @@ class ConfigState:
         return self.scopes[:-1]
 
     @property
-    def staged_count(self) -> int:
-        return len(self._staged)
-
-    @property
     def version(self) -> int:
         return self.snapshot.version
 
@@ -70,8 +80,8 @@ class ConfigState:
 
     # -- steady state -------------------------------------------------------------------------
 
-    def stage(self, message: Message) -> bool:
-        """Queue ``message`` for the next :meth:`commit`; False means a resync is needed first.
+    def stage(self, message: Message) -> Staged:
+        """Queue ``message`` for the next :meth:`commit`, or say why not.
 
         Versioned messages must follow the last one exactly: older or equal versions are
         duplicates and dropped, a jump means messages were lost, a new epoch a wiped store.
@@ -79,20 +89,20 @@ class ConfigState:
         version = message.version
         if version is None:
             self._staged.append(message)
-            return True
+            return Staged.QUEUED
         # Version 1 of a new epoch on a client that has only seen an empty store is the
         # store's very first write: adopt its epoch instead of paying for a resync.
         first_write = self._staged_epoch is None and self._staged_version == 0 and version == 1
         if message.epoch is not None and message.epoch != self._staged_epoch and not first_write:
-            return False
+            return Staged.GAP
         if version <= self._staged_version:
-            return True
+            return Staged.DUPLICATE
         if version != self._staged_version + 1:
-            return False
+            return Staged.GAP
         self._staged_version = version
         self._staged_epoch = message.epoch or self._staged_epoch
         self._staged.append(message)
-        return True
+        return Staged.QUEUED
 
     def commit(self) -> Update:
         """Apply the staged messages in one swap; a message the model rejects is left out whole."""
@@ -100,15 +110,19 @@ class ConfigState:
         if not messages:
             return Update()
         try:
-            return self._apply(messages)
+            update = self._apply(messages)
         except InvalidValueError as error:
             if len(messages) == 1:
                 return self._reject(messages[0], error)
+        else:
+            update.applied = len(messages)
+            return update
         # Find the culprits one message at a time; the rest still apply, in order.
         total = Update()
         for message in messages:
             try:
                 update = self._apply([message])
+                total.applied += 1
             except InvalidValueError as error:
                 update = self._reject(message, error)
             total.snapshot = update.snapshot or total.snapshot
@@ -239,10 +253,9 @@ class ConfigState:
 
     # -- resync -------------------------------------------------------------------------------
 
-    def resync(
-        self, epoch: str | None, version: int, stored: Mapping[str, Mapping[str, Any]]
-    ) -> Update:
+    def resync(self, store: StoreSnapshot) -> Update:
         """Replace the layers with the store's, diff against the current snapshot, and swap."""
+        epoch, version, stored = store
         self._staged = []
         self._staged_version, self._staged_epoch = version, epoch
         old_layers = self.layers
@@ -342,6 +355,11 @@ class ConfigState:
         entries = [Entry(key, value, PINNED) for key, value in values.items()]
         entries += [Entry(key, None, PINNED, "delete") for key in unset]
         return self._apply([Message(tuple(entries))]) if entries else Update()
+
+    def stored(self) -> StoreSnapshot:
+        """The store's layers as this client holds them, at its version (for last-known-good)."""
+        layers = {scope: self.layers[scope] for scope in self.store_scopes}
+        return StoreSnapshot(self.epoch, self.version, layers)
 
     def pinned(self) -> dict[str, Any]:
         return dict(self.layers[PINNED])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,18 +11,21 @@ from typing import Any
 
 import redis
 
+from .connection import Target, resolve
 from .errors import StoreError
-from .layout import (
-    DEFAULT_CHANNEL,
+from .keyspace import (
     DEFAULT_NAMESPACE,
     WRITE_SCRIPT,
-    Layout,
+    Keyspace,
+    StoreSnapshot,
     as_text,
     read_snapshot,
 )
 from .wire import (
+    DEFAULT_CHANNEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_SCOPE,
+    HEADER_BYTES,
     Entry,
     encode_body,
     parse,
@@ -32,8 +34,6 @@ from .wire import (
 )
 
 __all__ = ["ConfigStore", "HistoryEntry"]
-
-_HEADER_BYTES = 80  # '{"version":N,"epoch":"<32 hex>",' that the write script prepends
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +71,15 @@ class ConfigStore:
                 "ConfigStore needs a client with decode_responses=False (values are JSON bytes); "
                 "pass a URL, or a client made without decode_responses"
             )
+        self.url: str | None = None
+        """The URL the store connects to, its password hidden; None for a client given."""
         if client is None:
-            client = redis.Redis.from_url(
-                url or os.environ.get("HOTCONFIG_URL", "redis://localhost:6379/0")
-            )
+            target = Target(resolve(url))
+            self.url = target.redacted
+            client = target.command_client()
         self._redis = client
         self.channel = channel
-        self.layout = Layout(namespace)
+        self.keyspace = Keyspace(namespace)
         self.history_size = history_size
         self.max_message_bytes = max_message_bytes
         self._write = client.register_script(WRITE_SCRIPT)
@@ -106,16 +108,16 @@ class ConfigStore:
     def _commit(self, entries: list[Entry]) -> int:
         if not entries:
             raise ValueError("nothing to write: give at least one key")
-        layout = self.layout
-        keys = [layout.version, layout.epoch, layout.history, layout.scopes]
+        keyspace = self.keyspace
+        keys = [keyspace.version, keyspace.epoch, keyspace.history, keyspace.scopes]
         values: list[Any] = []
         for entry in entries:
-            keys.append(layout.scope(entry.scope))
+            keys.append(keyspace.scope(entry.scope))
             value = "" if entry.op == "delete" else _dumps(entry.value)
             values += [entry.op, entry.scope, entry.key, value]
         body = encode_body(entries)
         # Clients count UTF-8 bytes of the whole message, header included.
-        size = len(body.encode()) + _HEADER_BYTES
+        size = len(body.encode()) + HEADER_BYTES
         if size > self.max_message_bytes:
             raise ValueError(
                 f"the change is {size} bytes, over the {self.max_message_bytes} byte message "
@@ -132,36 +134,38 @@ class ConfigStore:
 
     def get(self, key: str, *, scope: str = DEFAULT_SCOPE, default: Any = None) -> Any:
         """The stored value of ``key`` in ``scope``, or ``default``."""
-        raw = self._redis.hget(self.layout.scope(validate_scope(scope)), validate_key(key))
+        raw = self._redis.hget(self.keyspace.scope(validate_scope(scope)), validate_key(key))
         return default if raw is None else json.loads(raw)
 
     def get_all(self, scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
         """Every stored key and value of ``scope``."""
         return self.snapshot([scope])[2][scope]
 
-    def snapshot(self, scopes: Iterable[str]) -> tuple[str | None, int, dict[str, dict[str, Any]]]:
-        """``(epoch, version, {scope: values})`` read atomically: what a subscriber loads."""
-        return read_snapshot(self._redis, self.layout, [validate_scope(s) for s in scopes])
+    def snapshot(self, scopes: Iterable[str]) -> StoreSnapshot:
+        """The epoch, version and values of ``scopes``, read atomically: what a subscriber loads."""
+        return read_snapshot(self._redis, self.keyspace, [validate_scope(s) for s in scopes])
 
     @property
     def version(self) -> int:
         """The last version written (0 for an empty store)."""
-        return int(self._redis.get(self.layout.version) or 0)
+        return int(self._redis.get(self.keyspace.version) or 0)
 
     @property
     def epoch(self) -> str | None:
         """The id of this store's lifetime; None until the first write."""
-        raw = self._redis.get(self.layout.epoch)
+        raw = self._redis.get(self.keyspace.epoch)
         return as_text(raw) if raw else None
 
     def scopes(self) -> list[str]:
         """Every scope ever written, sorted."""
-        return sorted(as_text(s) for s in self._redis.smembers(self.layout.scopes))
+        return sorted(as_text(s) for s in self._redis.smembers(self.keyspace.scopes))
 
     def history(self, count: int = 100, *, key: str | None = None) -> list[HistoryEntry]:
         """The latest writes, newest first (the stream is capped at ``history_size``)."""
         out: list[HistoryEntry] = []
-        rows: Any = self._redis.xrevrange(self.layout.history, count=count if key is None else None)
+        rows: Any = self._redis.xrevrange(
+            self.keyspace.history, count=count if key is None else None
+        )
         for stream_id, fields in rows:
             version, epoch = int(fields[b"version"]), as_text(fields[b"epoch"])
             message = parse(b'{"version":0,' + fields[b"body"], max_bytes=1 << 62)
@@ -189,7 +193,10 @@ class ConfigStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<ConfigStore namespace={self.layout.namespace!r} channel={self.channel!r}>"
+        return (
+            f"<ConfigStore {self.url or 'client'} namespace={self.keyspace.namespace!r} "
+            f"channel={self.channel!r}>"
+        )
 
 
 def _dumps(value: Any) -> str:

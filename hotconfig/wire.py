@@ -19,8 +19,10 @@ from .errors import InvalidMessageError
 from .redaction import shown
 
 __all__ = [
+    "DEFAULT_CHANNEL",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SCOPE",
+    "HEADER_BYTES",
     "Entry",
     "Message",
     "encode_body",
@@ -32,8 +34,13 @@ __all__ = [
 
 Op = Literal["set", "delete"]
 
+DEFAULT_CHANNEL: Final = "config:changes"
 DEFAULT_SCOPE: Final = "global"
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
+# The store's write script makes each message from a header it writes itself,
+# '{"version":N,"epoch":"<32 hex>",', and the body tail from encode_body(): this many bytes at
+# most, counted against a client's message limit before the write is sent.
+HEADER_BYTES: Final = 80
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _MISSING: Final[Any] = object()
 _DECODER: Final = json.JSONDecoder()

@@ -25,7 +25,7 @@ import redis
 from pydantic import BaseModel
 
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 from tests.faults.proxy import TcpProxy
 from tests.waiting import eventually
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, Entry, HotConfig, Status
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 from hotconfig.wire import encode_message
 from tests.faults.conftest import NO_POLL, Fleet, Gate, kill_pubsub
 from tests.waiting import eventually

@@ -16,16 +16,16 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import redis
 
 __all__ = [
-    "DEFAULT_CHANNEL",
     "DEFAULT_NAMESPACE",
     "SNAPSHOT_SCRIPT",
     "WRITE_SCRIPT",
-    "Layout",
+    "Keyspace",
+    "StoreSnapshot",
     "as_text",
     "decode_hash",
     "read_snapshot",
@@ -34,7 +34,6 @@ __all__ = [
 log = logging.getLogger("hotconfig")
 
 DEFAULT_NAMESPACE: Final = "hotconfig"
-DEFAULT_CHANNEL: Final = "config:changes"
 
 # KEYS: version, epoch, history, scopes-set, then one scope hash per change.
 # ARGV: channel, epoch candidate, history maxlen, message body tail, n, then n times
@@ -78,8 +77,19 @@ return out
 """
 
 
+class StoreSnapshot(NamedTuple):
+    """The store's state at one moment: what a subscriber loads, and what last-known-good keeps.
+
+    ``layers`` maps each scope read to its stored values (decoded JSON).
+    """
+
+    epoch: str | None
+    version: int
+    layers: dict[str, dict[str, Any]]
+
+
 @dataclass(frozen=True, slots=True)
-class Layout:
+class Keyspace:
     """Key names of one store namespace."""
 
     namespace: str = DEFAULT_NAMESPACE
@@ -108,15 +118,13 @@ class Layout:
         return f"{self.tag}:scope:{name}"
 
 
-def read_snapshot(
-    client: redis.Redis, layout: Layout, scopes: Sequence[str]
-) -> tuple[str | None, int, dict[str, dict[str, Any]]]:
-    """``(epoch, version, {scope: values})`` of the store, read atomically in one script."""
-    keys = [layout.version, layout.epoch, *map(layout.scope, scopes)]
+def read_snapshot(client: redis.Redis, keyspace: Keyspace, scopes: Sequence[str]) -> StoreSnapshot:
+    """The store's epoch, version and the values of ``scopes``, read atomically in one script."""
+    keys = [keyspace.version, keyspace.epoch, *map(keyspace.scope, scopes)]
     reply = client.eval(SNAPSHOT_SCRIPT, len(keys), *keys)
     epoch = as_text(reply[0]) if reply[0] else None
     layers = {scope: decode_hash(flat) for scope, flat in zip(scopes, reply[2:], strict=True)}
-    return epoch, int(reply[1]), layers
+    return StoreSnapshot(epoch, int(reply[1]), layers)
 
 
 def as_text(value: bytes | str) -> str:
