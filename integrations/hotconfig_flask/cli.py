@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+import redis
 from flask import current_app
 from flask.cli import AppGroup
 from pydantic import SecretBytes, SecretStr
@@ -97,20 +99,24 @@ def delete(key: str, scope: str, wait: bool, timeout: float) -> None:
     _wait(version, wait, timeout)
 
 
-def _write(write: Any) -> int:
-    client = current_client()
-    extra = current_app.config.get("HOTCONFIG_OPTIONS") or {}
+def _write(write: Callable[[hotconfig.ConfigStore], int]) -> int:
+    # The app's own settings, not the client's attributes: the store needs the URL with its
+    # password, and the channel and namespace the app's client follows.
+    config = current_app.config
+    extra = config.get("HOTCONFIG_OPTIONS") or {}
     options = {name: extra[name] for name in _STORE_OPTIONS if name in extra}
-    store = hotconfig.ConfigStore(client.url, **options)
+    store = hotconfig.ConfigStore(config.get("HOTCONFIG_URL"), **options)
     try:
-        version: int = write(store)
+        return write(store)
     except (ValueError, hotconfig.StoreError) as exc:
         raise click.ClickException(str(exc)) from None
-    except OSError as exc:  # redis-py's ConnectionError and TimeoutError are OSErrors
-        raise click.ClickException(f"cannot reach {redacted(client.url)}: {exc}") from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        url = redacted(current_client().url)
+        raise click.ClickException(
+            f"cannot reach {url} ({exc}); check HOTCONFIG_URL and that the server is up"
+        ) from None
     finally:
         store.close()
-    return version
 
 
 def _wait(version: int, wait: bool, timeout: float) -> None:

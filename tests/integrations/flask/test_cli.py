@@ -91,6 +91,19 @@ def test_set_and_delete_write_the_store_and_wait_for_this_apps_client(
     assert "Error:" in refused.output
 
 
+def test_a_write_to_a_server_that_is_down_says_where_it_tried_and_what_to_check(
+    server_factory: ServerFactory, make_app: AppFactory
+) -> None:
+    guarded = server_factory(password=PASSWORD)
+    app = make_app(HOTCONFIG_URL=guarded.url, HOTCONFIG_START=False)
+    guarded.stop()
+    result = run(app, "set", "greeting", "v2")
+    assert result.exit_code == 1
+    assert f"cannot reach redis://:***@127.0.0.1:{guarded.port}/0" in result.output
+    assert "check HOTCONFIG_URL" in result.output
+    assert PASSWORD not in result.output
+
+
 def test_the_flask_command_runs_the_group_for_real(
     server: EmbeddedServer, store: ConfigStore
 ) -> None:

@@ -22,6 +22,10 @@ class MoreSettings(Settings):
     extra: int = 7
 
 
+class NoDefaults(Settings):
+    required: int
+
+
 def test_the_model_can_be_named_by_its_dotted_path(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
@@ -64,6 +68,7 @@ def test_client_options_pass_through_to_the_core_client(
         ({"HOTCONFIG_MODEL": "no.such.module:Settings"}, "cannot be imported"),
         ({"HOTCONFIG_MODEL": dict}, "pydantic BaseModel subclass"),
         ({"HOTCONFIG_MODEL": OtherSettings}, "not a subclass of Settings"),
+        ({"HOTCONFIG_MODEL": NoDefaults}, "give every field a default"),
         ({"HOTCONFIG_OPTIONS": {"url": "redis://x"}}, "set HOTCONFIG_URL instead"),
         ({"HOTCONFIG_OPTIONS": {"poll_intervall": 1}}, r"unknown arguments \['poll_intervall'\]"),
         ({"HOTCONFIG_MIRROR": ["FEATURE_X"]}, r"map app.config keys to hotconfig keys"),
