@@ -16,6 +16,7 @@ from hotconfig_flask import (
     NoAppContextError,
     NotRegisteredError,
 )
+from tests.conftest import ServerFactory
 from tests.integrations.flask.apps import Settings, served
 from tests.integrations.flask.conftest import AppFactory
 
@@ -165,3 +166,34 @@ def test_with_start_false_nothing_follows_the_store_until_the_app_starts_it(
     assert served(app)["greeting"] == "hello"
     assert client.start(timeout=5)
     assert served(app)["greeting"] == "stored"
+
+
+def test_without_hotconfig_url_the_app_follows_the_environment_variable(
+    server: EmbeddedServer, store: ConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTCONFIG_URL", server.url)
+    store.set("greeting", "from the environment")
+    ext: HotConfig[Any] = HotConfig()
+    app = Flask("twelve-factor")
+    ext.init_app(app)
+    try:
+        assert app.config["HOTCONFIG_URL"] is None
+        with app.app_context():
+            assert ext.get("greeting") == "from the environment"
+    finally:
+        app.extensions["hotconfig"].close()
+
+
+def test_reprs_never_show_the_password(server_factory: ServerFactory) -> None:
+    guarded = server_factory(password="s3cret-Pa55")
+    ext: HotConfig[Settings] = HotConfig(model=Settings)
+    app = Flask("guarded")
+    app.config["HOTCONFIG_URL"] = guarded.url
+    ext.init_app(app)
+    try:
+        client = app.extensions["hotconfig"]
+        assert client.status is Status.LIVE
+        for text in (repr(ext), repr(client), str(client.stats)):
+            assert "s3cret-Pa55" not in text
+    finally:
+        app.extensions["hotconfig"].close()
