@@ -178,16 +178,16 @@ class HotConfig(Generic[ModelT]):
     # -- change receivers -----------------------------------------------------------------------
 
     def on_change(
-        self, pattern: str = "*", *, app_context: bool = False, app: Flask | None = None
+        self, pattern: str = "*", *, app_context: bool = True, app: Flask | None = None
     ) -> Callable[[Receiver], Receiver]:
         """Register a receiver for changes of keys matching ``pattern`` (fnmatch).
 
         Without ``app``, the receiver is attached to every app this extension sets up, those
         already set up and those to come; with ``app``, to that app only. Receivers are
         called on the listener thread of the app's client, one at a time, after the new
-        snapshot is live; with ``app_context=True`` each call runs inside an application
-        context of the app the change belongs to (``current_app``, ``app.logger``, extensions
-        that need a context).
+        snapshot is live. Each call runs inside an application context of the app the change
+        belongs to (``current_app``, ``g``, ``app.logger``, extensions that need a context),
+        pushed and torn down around it; ``app_context=False`` runs it on the bare thread.
         """
 
         def register(receiver: Receiver) -> Receiver:

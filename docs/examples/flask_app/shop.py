@@ -3,7 +3,7 @@
 * ``hot.settings.banner`` is read in a view: typed, immutable, lock-free;
 * ``MAINTENANCE_MODE`` is an ordinary ``app.config`` key, kept live by ``HOTCONFIG_MIRROR``,
   so the existing ``before_request`` hook needs no edit;
-* a receiver with ``app_context=True`` logs through ``current_app.logger`` on each change.
+* a change receiver runs inside the app's context and logs through ``current_app.logger``.
 
 Run it (``FLASK_HOTCONFIG_URL`` defaults to ``redis://localhost:6379/0``)::
 
@@ -43,7 +43,7 @@ hot: HotConfig[Settings] = HotConfig(model=Settings)
 shop = Blueprint("shop", __name__)
 
 
-@hot.on_change("rate_limit", app_context=True)
+@hot.on_change("rate_limit")
 def rate_limit_changed(change: hotconfig.Change) -> None:
     """Runs on the listener thread, inside the app's context."""
     current_app.logger.warning("rate limit is now %s (was %s)", change.new, change.old)

@@ -26,24 +26,27 @@ class Calls:
             self.seen.append(call)
 
 
-def test_with_app_context_each_receiver_runs_inside_the_app_the_change_belongs_to(
+def test_each_receiver_runs_inside_the_app_the_change_belongs_to(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
     ext: HotConfig[Any] = HotConfig()
     calls = Calls()
 
-    @ext.on_change("greeting", app_context=True)  # before any app exists: the factory pattern
+    @ext.on_change("greeting")  # before any app exists: the factory pattern
     def greeting_changed(change: hotconfig.Change) -> None:
         g.greeting_seen = change.new  # g is there: a real application context
         calls.add(current_app.config["HOTCONFIG_SERVICE"], change.new, ext.get("greeting"))
 
     billing = make_app(ext, HOTCONFIG_SCOPES=["global", "service:billing"], HOTCONFIG_SERVICE="b")
     search = make_app(ext, HOTCONFIG_SCOPES=["global", "service:search"], HOTCONFIG_SERVICE="s")
+    torn_down: list[object] = []
+    billing.teardown_appcontext(lambda exc: torn_down.append(g.get("greeting_seen")))
     version = store.set("greeting", "billing only", scope="service:billing")
     for app in (billing, search):
         assert app.extensions["hotconfig"].wait_for_version(version, timeout=5)
     # Only the app that follows the scope changed; its receiver read its own config.
     assert calls.seen == [("b", "billing only", "billing only")]
+    assert torn_down == ["billing only"]  # the context was popped, teardown handlers and all
 
     version = store.set("greeting", "everyone")
     for app in (billing, search):
@@ -69,7 +72,7 @@ def test_a_receiver_for_one_app_only(make_app: AppFactory, store: ConfigStore) -
     first, second = make_app(ext), make_app(ext)
     calls = Calls()
 
-    @ext.on_change("greeting", app=second, app_context=True)
+    @ext.on_change("greeting", app=second)
     def only_second(change: hotconfig.Change) -> None:
         calls.add(current_app._get_current_object() is second, change.new, None)  # type: ignore[attr-defined]
 
@@ -84,13 +87,15 @@ def test_a_receiver_for_one_app_only(make_app: AppFactory, store: ConfigStore) -
     assert calls.seen == [(True, "v2", None), (True, "v3", None)]
 
 
-def test_without_app_context_a_receiver_runs_on_the_bare_listener_thread(
+def test_with_app_context_false_a_receiver_runs_on_the_bare_listener_thread(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
     ext: HotConfig[Any] = HotConfig()
     app = make_app(ext)
     calls = Calls()
-    ext.on_change("greeting")(lambda change: calls.add(has_app_context(), change.new, None))
+    ext.on_change("greeting", app_context=False)(
+        lambda change: calls.add(has_app_context(), change.new, None)
+    )
     version = store.set("greeting", "v2")
     assert app.extensions["hotconfig"].wait_for_version(version, timeout=5)
     assert calls.seen == [(False, "v2", None)]
