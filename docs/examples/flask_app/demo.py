@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from hotconfig import ConfigStore
-from hotconfig.testing import EmbeddedServer
+from hotconfig.testing import EmbeddedServer, free_port
 
 HERE = Path(__file__).resolve().parent
 WORKERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ask(port: int) -> list[tuple[int, dict[str, Any]]]:

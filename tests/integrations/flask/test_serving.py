@@ -16,13 +16,12 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore
-from hotconfig.testing import EmbeddedServer
+from hotconfig.testing import EmbeddedServer, free_port
 from tests.integrations.flask.serving import (
     Served,
     app_env,
     fetch,
     flask_run,
-    free_port,
     gunicorn,
     pubsub_count,
     running,
