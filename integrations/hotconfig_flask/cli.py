@@ -7,6 +7,7 @@
     flask hotconfig show 'ai.*'             every effective value (matching a pattern)
     flask hotconfig set feature_x true --wait
     flask hotconfig delete feature_x
+    flask hotconfig history feature_x       the store's latest writes (of one key)
 
 Values of secret keys (names with ``password``, ``secret``, ``token``, ``api_key``..., and
 pydantic ``SecretStr`` fields) are never printed, and the URL is shown without its password.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -34,6 +35,7 @@ from .current import current_client
 
 __all__ = ["group"]
 
+T = TypeVar("T")
 _HIDDEN = '"***"'
 _STORE_OPTIONS = ("channel", "namespace", "max_message_bytes")
 
@@ -82,7 +84,7 @@ def show(pattern: str) -> None:
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to --wait.")
 def set_(key: str, value: str, scope: str, wait: bool, timeout: float) -> None:
     """Set KEY to VALUE in the store (VALUE is JSON, e.g. true, 3, '"text"'; else a string)."""
-    version = _write(lambda store: store.set(key, _parse(value), scope=scope))
+    version = _with_store(lambda store: store.set(key, _parse(value), scope=scope))
     click.echo(f"set {key} in {scope}: version {version}")
     _wait(version, wait, timeout)
 
@@ -94,12 +96,25 @@ def set_(key: str, value: str, scope: str, wait: bool, timeout: float) -> None:
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to --wait.")
 def delete(key: str, scope: str, wait: bool, timeout: float) -> None:
     """Delete KEY from SCOPE in the store."""
-    version = _write(lambda store: store.delete(key, scope=scope))
+    version = _with_store(lambda store: store.delete(key, scope=scope))
     click.echo(f"deleted {key} from {scope}: version {version}")
     _wait(version, wait, timeout)
 
 
-def _write(write: Callable[[hotconfig.ConfigStore], int]) -> int:
+@group.command("history")
+@click.argument("key", required=False)
+@click.option("-n", "--count", default=20, show_default=True, help="How many writes to show.")
+def history(key: str | None, count: int) -> None:
+    """The store's latest writes, newest first (of KEY only, if given)."""
+    entries = _with_store(lambda store: store.history(count, key=key))
+    for entry in entries:
+        for change in entry.entries:
+            if key is None or change.key == key:
+                value = "" if change.op == "delete" else f" = {shown(change.key, change.value)}"
+                click.echo(f"v{entry.version} {change.scope} {change.op} {change.key}{value}")
+
+
+def _with_store(use: Callable[[hotconfig.ConfigStore], T]) -> T:
     # The app's own settings, not the client's attributes: the store needs the URL with its
     # password, and the channel and namespace the app's client follows.
     config = current_app.config
@@ -107,7 +122,7 @@ def _write(write: Callable[[hotconfig.ConfigStore], int]) -> int:
     options = {name: extra[name] for name in _STORE_OPTIONS if name in extra}
     store = hotconfig.ConfigStore(config.get("HOTCONFIG_URL"), **options)
     try:
-        return write(store)
+        return use(store)
     except (ValueError, hotconfig.StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -91,6 +91,25 @@ def test_set_and_delete_write_the_store_and_wait_for_this_apps_client(
     assert "Error:" in refused.output
 
 
+def test_history_lists_the_latest_writes_newest_first_and_hides_secrets(
+    make_app: AppFactory, store: ConfigStore
+) -> None:
+    app = make_app()
+    v1 = store.set("greeting", "v1")
+    v2 = store.set_many({"greeting": "v2", "db.password": PASSWORD})
+    v3 = store.delete("greeting")
+    listed = run(app, "history")
+    assert listed.exit_code == 0, listed.output
+    assert PASSWORD not in listed.output
+    assert listed.output.splitlines() == [
+        f"v{v3} global delete greeting",
+        f'v{v2} global set greeting = "v2"',
+        f'v{v2} global set db.password = "***"',
+        f'v{v1} global set greeting = "v1"',
+    ]
+    assert run(app, "history", "greeting", "-n", "1").output == f"v{v3} global delete greeting\n"
+
+
 def test_a_write_to_a_server_that_is_down_says_where_it_tried_and_what_to_check(
     server_factory: ServerFactory, make_app: AppFactory
 ) -> None:
@@ -118,7 +137,7 @@ def test_the_flask_command_runs_the_group_for_real(
 
     listed = flask("--help")
     assert listed.returncode == 0, listed.stderr
-    for command in ("status", "get", "show", "set", "delete"):
+    for command in ("status", "get", "show", "set", "delete", "history"):
         assert command in listed.stdout
 
     written = flask("set", "greeting", "from the command line")
