@@ -36,7 +36,6 @@ from .current import current_client
 __all__ = ["group"]
 
 T = TypeVar("T")
-_HIDDEN = '"***"'
 _STORE_OPTIONS = ("channel", "namespace", "max_message_bytes")
 
 group = AppGroup("hotconfig", help="Look at and change this app's hotconfig values.")
@@ -150,10 +149,18 @@ def _parse(value: str) -> Any:
 
 
 def shown(key: str, value: Any) -> str:
-    """``value`` as JSON, or ``"***"`` for a secret."""
+    """``value`` as JSON, with ``"***"`` for a secret, and for the secrets nested in it."""
+    return json.dumps(_masked(key, value), default=str, ensure_ascii=False)
+
+
+def _masked(key: str, value: Any) -> Any:
     if looks_secret(key) or isinstance(value, SecretStr | SecretBytes):
-        return _HIDDEN
-    return json.dumps(value, default=str, ensure_ascii=False)
+        return "***"
+    if isinstance(value, dict):  # an untyped JSON object: {"user": ..., "password": ...}
+        return {name: _masked(str(name), item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_masked("", item) for item in value]
+    return value
 
 
 def redacted(url: str) -> str:

@@ -41,11 +41,22 @@ def test_status_tells_where_the_client_stands_without_showing_the_password(
 def test_get_and_show_print_json_values_and_never_a_secret(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
-    store.set_many({"greeting": "v1", "limits": {"rps": 5}, "db.password": PASSWORD})
+    store.set_many(
+        {
+            "greeting": "v1",
+            "limits": {"rps": 5},
+            "db.password": PASSWORD,
+            "upstream": {"host": "10.0.0.1", "auth": [{"api_key": PASSWORD}]},
+        }
+    )
     app = make_app()
     assert run(app, "get", "greeting").output == '"v1"\n'
     assert json.loads(run(app, "get", "limits").output) == {"rps": 5}
     assert run(app, "get", "db.password").output == '"***"\n'
+    assert json.loads(run(app, "get", "upstream").output) == {
+        "host": "10.0.0.1",
+        "auth": [{"api_key": "***"}],
+    }
 
     shown = run(app, "show")
     assert shown.exit_code == 0
