@@ -157,7 +157,7 @@ class HotConfig(Generic[ModelT]):
 
     @property
     def settings(self) -> ModelT:
-        """The current app's typed settings: immutable, the same object until the next change."""
+        """The current app's typed settings (read-only): the same object until the next change."""
         try:
             client: hotconfig.HotConfig[ModelT] = current_app_object().extensions[EXTENSION]
         except (RuntimeError, KeyError):
