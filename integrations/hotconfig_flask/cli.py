@@ -20,7 +20,6 @@ import fnmatch
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import redis
@@ -45,7 +44,7 @@ group = AppGroup("hotconfig", help="Look at and change this app's hotconfig valu
 def status() -> None:
     """Where this app's client stands: URL, scopes, status, version, counters."""
     client = current_client()
-    click.echo(f"url:     {redacted(client.url)}")
+    click.echo(f"url:     {client.url}")
     click.echo(f"scopes:  {', '.join(client.scopes)}")
     click.echo(f"service: {client.service}")
     click.echo(f"status:  {client.status}")
@@ -125,7 +124,7 @@ def _with_store(use: Callable[[hotconfig.ConfigStore], T]) -> T:
     except (ValueError, hotconfig.StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        url = redacted(current_client().url)
+        url = current_client().url  # the client shows its URL without the password
         raise click.ClickException(
             f"cannot reach {url} ({exc}); check HOTCONFIG_URL and that the server is up"
         ) from None
@@ -161,16 +160,3 @@ def _masked(key: str, value: Any) -> Any:
     if isinstance(value, list):
         return [_masked("", item) for item in value]
     return value
-
-
-def redacted(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

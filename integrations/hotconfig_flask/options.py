@@ -117,7 +117,9 @@ def _model(value: object, default_model: type[BaseModel] | None) -> type[BaseMod
 
 
 def _scopes(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    if isinstance(value, str):
+        return (value,)  # one scope, as hotconfig.HotConfig reads a string
+    if not isinstance(value, Iterable):
         raise ExtensionSetupError(
             f"HOTCONFIG_SCOPES must be a list of scope names, low to high precedence, e.g. "
             f"['global', 'service:billing'], not {value!r}"

@@ -42,6 +42,12 @@ def test_an_app_may_use_a_subclass_of_the_extension_model(make_app: AppFactory) 
         assert ext.settings == MoreSettings()
 
 
+def test_a_string_is_one_scope(make_app: AppFactory) -> None:
+    # FLASK_HOTCONFIG_SCOPES=env:prod reaches app.config as a string, not as a list.
+    app = make_app(HotConfig(), HOTCONFIG_SCOPES="env:prod")
+    assert app.extensions["hotconfig"].scopes == ("env:prod",)
+
+
 def test_client_options_pass_through_to_the_core_client(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
@@ -62,7 +68,7 @@ def test_client_options_pass_through_to_the_core_client(
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"HOTCONFIG_SCOPES": "global"}, r"list of scope names.*not 'global'"),
+        ({"HOTCONFIG_SCOPES": 5}, r"list of scope names.*not 5"),
         ({"HOTCONFIG_SCOPES": []}, "at least one scope"),
         ({"HOTCONFIG_SCOPES": ["bad scope!"]}, "cannot create the client"),
         ({"HOTCONFIG_MODEL": "no.such.module:Settings"}, "cannot be imported"),
