@@ -126,7 +126,17 @@ class HotConfig(Generic[ModelT]):
         if is_reloader_watcher():
             log.info("hotconfig: not following the store in the reloader's watcher process")
             return
-        if not client.start(timeout=options.start_timeout):
+        if client.start(timeout=options.start_timeout):
+            return
+        if client.status is hotconfig.Status.MISCONFIGURED:
+            log.error(
+                "hotconfig: the server refused the client of the Flask app %r (%s); fix "
+                "HOTCONFIG_URL (password, ACL user) and the client goes LIVE by itself; "
+                "serving defaults meanwhile",
+                app.name,
+                client.stats.last_error,
+            )
+        else:
             log.warning(
                 "hotconfig: %r has no snapshot from the store after %ss; serving defaults "
                 "while it keeps retrying",

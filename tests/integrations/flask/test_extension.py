@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -195,5 +196,24 @@ def test_reprs_never_show_the_password(server_factory: ServerFactory) -> None:
         assert client.status is Status.LIVE
         for text in (repr(ext), repr(client), str(client.stats)):
             assert "s3cret-Pa55" not in text
+    finally:
+        app.extensions["hotconfig"].close()
+
+
+def test_a_wrong_password_is_reported_as_a_misconfiguration_to_fix(
+    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    guarded = server_factory(password="s3cret-Pa55")
+    app = Flask("wrong-password")
+    app.config.update(
+        HOTCONFIG_URL=f"redis://:not-it@127.0.0.1:{guarded.port}/0", HOTCONFIG_START_TIMEOUT=2.0
+    )
+    with caplog.at_level(logging.WARNING, logger="hotconfig"):
+        HotConfig(app)
+    try:
+        assert app.extensions["hotconfig"].status is Status.MISCONFIGURED
+        assert "refused the client of the Flask app 'wrong-password'" in caplog.text
+        assert "fix HOTCONFIG_URL" in caplog.text
+        assert "not-it" not in caplog.text
     finally:
         app.extensions["hotconfig"].close()
