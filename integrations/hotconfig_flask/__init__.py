@@ -12,12 +12,12 @@
         app.config["HOTCONFIG_URL"] = "redis://localhost:6379/0"
         app.config["HOTCONFIG_MIRROR"] = {"FEATURE_X": "feature_x"}
         hot.init_app(app)
+
+        @app.get("/")
+        def index() -> str:
+            return hot.get("greeting", "hello")  # the live value, read lock-free
+
         return app
-
-
-    @app.get("/")
-    def index() -> str:
-        return hot.get("greeting", "hello")
 
 See docs/flask.md for the ``HOTCONFIG_*`` keys, mirroring, signals, the CLI and testing.
 """
