@@ -11,7 +11,7 @@ import pytest
 
 from hotconfig import HotConfig, Status
 from tests.conftest import ServerFactory
-from tests.faults.conftest import Fleet
+from tests.faults.harness import Fleet
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults
