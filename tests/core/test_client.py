@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 import hotconfig
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
 from hotconfig.testing.server import EmbeddedServer
+from tests.recording import Recorder
 from tests.waiting import eventually, open_sockets
 
 CHANNEL = "config:changes"
@@ -40,33 +41,6 @@ class Settings(BaseModel):
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     feature_x: bool = False
-
-
-class Recorder:
-    """Collects what a receiver is called with; `wait_for` blocks until a matching call."""
-
-    def __init__(self) -> None:
-        self.calls: list[Any] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        with self._cond:
-            if "change" in kwargs:
-                self.calls.append(kwargs["change"])
-            else:
-                self.calls.append(kwargs or args[-1])
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Any, timeout: float = 5.0) -> Any:
-        with self._cond:
-            found: list[Any] = []
-
-            def match() -> bool:
-                found[:] = [c for c in self.calls if predicate(c)]
-                return bool(found)
-
-            assert self._cond.wait_for(match, timeout), f"no matching call in {self.calls}"
-            return found[0]
 
 
 @pytest.fixture
@@ -174,21 +148,17 @@ def test_bad_messages_are_rejected_counted_and_the_old_value_stays(
 def test_a_rejected_value_fires_config_rejected_with_its_key(
     client: HotConfig[Settings], redis_client: redis.Redis
 ) -> None:
-    seen: list[dict[str, Any]] = []
-
-    def on_rejected(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.config_rejected.connect(on_rejected, sender=client)
+    rejected = Recorder()
+    signals.config_rejected.connect(rejected, sender=client)
     try:
         publish(redis_client, '{"key": "feature_x", "value": "maybe"}')
-        assert eventually(lambda: seen)
-        assert seen[0]["reason"] == "invalid_value"
-        assert seen[0]["key"] == "feature_x"
-        assert isinstance(seen[0]["error"], hotconfig.InvalidValueError)
+        call = rejected.wait_for(lambda call: True)
+        assert call["reason"] == "invalid_value"
+        assert call["key"] == "feature_x"
+        assert isinstance(call["error"], hotconfig.InvalidValueError)
         assert client.settings.feature_x is False
     finally:
-        signals.config_rejected.disconnect(on_rejected, sender=client)
+        signals.config_rejected.disconnect(rejected, sender=client)
 
 
 def test_a_batch_with_one_bad_value_applies_nothing(
@@ -331,19 +301,18 @@ def test_settings_object_is_stable_until_the_next_change(
 
 
 def test_status_changes_are_signalled(server: EmbeddedServer) -> None:
-    moves: list[tuple[Status, Status]] = []
-
-    def on_status(sender: Any, old: Status, new: Status) -> None:
-        moves.append((old, new))
-
+    moves = Recorder()
     config = HotConfig(server.url)
-    signals.status_changed.connect(on_status, sender=config)
+    signals.status_changed.connect(moves, sender=config)
     try:
         assert config.start(timeout=5)
     finally:
         config.close()
-        signals.status_changed.disconnect(on_status, sender=config)
-    assert moves == [(Status.STARTING, Status.LIVE), (Status.LIVE, Status.CLOSED)]
+        signals.status_changed.disconnect(moves, sender=config)
+    assert moves.calls == [
+        {"old": Status.STARTING, "new": Status.LIVE},
+        {"old": Status.LIVE, "new": Status.CLOSED},
+    ]
 
 
 def test_a_closed_client_cannot_start_again(server: EmbeddedServer) -> None:
