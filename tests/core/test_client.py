@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -362,8 +363,6 @@ def test_close_is_prompt_while_a_receiver_is_slow(server: EmbeddedServer) -> Non
 def test_async_receivers_run_on_their_loop_and_their_errors_are_counted(
     client: HotConfig[Settings], redis_client: redis.Redis
 ) -> None:
-    import asyncio
-
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
@@ -402,3 +401,39 @@ def test_an_unusable_cache_file_is_ignored(tmp_path: Any) -> None:
     config = HotConfig("redis://127.0.0.1:1/0", model=Settings, cache_path=path)
     assert config.get("limit") == 10
     config.close()
+
+
+def test_wait_for_version_async_answers_without_blocking_the_loop(
+    client: HotConfig[Settings], server: EmbeddedServer
+) -> None:
+    store = ConfigStore(server.url)
+
+    async def main() -> None:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        current = client.version
+        assert await client.wait_for_version_async(current, timeout=1) is True
+        before = ticks
+        assert await client.wait_for_version_async(current + 1, timeout=0.3) is False
+        assert ticks > before  # the loop kept running while it waited
+        waiting = asyncio.create_task(client.wait_for_version_async(current + 1, timeout=10))
+        version = await asyncio.to_thread(store.set, "limit", 12)
+        assert version == current + 1
+        assert await waiting is True
+        assert client.settings.limit == 12
+        stop.set()
+        await ticking
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
