@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 import redis
@@ -57,7 +58,11 @@ def test_the_snapshot_reads_every_scope_at_one_version(server: EmbeddedServer) -
         snapshot = store.snapshot(["global", "env:prod", "never:written"])
     assert snapshot.epoch is not None
     assert snapshot.version == version
-    assert snapshot.layers == {"global": {"limit": 1}, "env:prod": {"limit": 2}, "never:written": {}}
+    assert snapshot.layers == {
+        "global": {"limit": 1},
+        "env:prod": {"limit": 2},
+        "never:written": {},
+    }
 
 
 def test_a_client_skips_a_hand_written_value_that_is_not_json_and_keeps_the_rest(
@@ -94,7 +99,7 @@ def test_a_client_goes_live_past_a_hand_written_value_with_a_comma(
     with ConfigStore(server.url) as store:
         store.set("limit", 5)
         redis_client.hset(store.keyspace.scope("global"), "ports", "80,443")
-        config: HotConfig[object] = HotConfig(server.url)
+        config: HotConfig[Any] = HotConfig(server.url)
         try:
             assert config.start(timeout=1), config.stats.last_error
             assert dict(config.snapshot()) == {"limit": 5}

@@ -89,7 +89,8 @@ def test_a_client_that_starts_while_redis_is_down_serves_the_last_known_good(
 
 def test_a_cached_value_the_model_now_refuses_falls_back_to_the_default(tmp_path: Path) -> None:
     path = tmp_path / "lkg.json"
-    LastKnownGood(path).save(StoreSnapshot("e", 2, {"global": {"limit": "many", "feature_x": True}}))
+    stored = StoreSnapshot("e", 2, {"global": {"limit": "many", "feature_x": True}})
+    LastKnownGood(path).save(stored)
     config = HotConfig(f"redis://127.0.0.1:{free_port()}/0", model=Settings, cache_path=path)
     try:
         assert config.settings.feature_x is True
