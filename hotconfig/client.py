@@ -16,7 +16,7 @@ from typing_extensions import TypeVar
 
 from . import forking
 from .connection import Target, resolve
-from .errors import ClientClosedError, ConfigKeyError
+from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
 from .keyspace import DEFAULT_NAMESPACE, Keyspace
 from .lastgood import LastKnownGood
 from .listener import Listener, ListenerOptions
@@ -27,7 +27,14 @@ from .sink import Sink
 from .snapshot import Snapshot
 from .state import ConfigState
 from .stats import Stats
-from .wire import DEFAULT_CHANNEL, DEFAULT_MAX_BYTES, DEFAULT_SCOPE, validate_scope
+from .wire import (
+    DEFAULT_CHANNEL,
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SCOPE,
+    Limits,
+    validate_scope,
+)
 
 __all__ = ["HotConfig"]
 
@@ -78,12 +85,14 @@ class HotConfig(Generic[ModelT]):
         url: str | None = None,
         *,
         model: type[ModelT] | None = None,
-        scopes: Iterable[str] = (DEFAULT_SCOPE,),
+        scopes: Iterable[str] | str = (DEFAULT_SCOPE,),
         service: str | None = None,
         channel: str = DEFAULT_CHANNEL,
         namespace: str = DEFAULT_NAMESPACE,
         cache_path: str | os.PathLike[str] | None = None,
         max_message_bytes: int = DEFAULT_MAX_BYTES,
+        max_depth: int = DEFAULT_LIMITS.max_depth,
+        max_batch: int = DEFAULT_LIMITS.max_entries,
         ping_interval: float = 1.0,
         liveness_timeout: float = 2.0,
         poll_interval: float = 5.0,
@@ -97,21 +106,22 @@ class HotConfig(Generic[ModelT]):
         self._target = Target(resolve(url), redis_options)
         self.url = self._target.redacted
         """The Redis URL this client follows, with its password hidden."""
-        scopes = tuple(scopes)
-        if not scopes:
-            raise ValueError("scopes must name at least one scope, e.g. ('global',)")
-        self.scopes = tuple(validate_scope(scope) for scope in scopes)
+        self.scopes = _scopes(scopes)
         self.service = service
         self.channel = channel
         self.keyspace = Keyspace(namespace)
         self._options = ListenerOptions(
             channel=channel,
-            ping_interval=ping_interval,
-            liveness_timeout=liveness_timeout,
-            poll_interval=poll_interval,
-            socket_timeout=socket_timeout,
-            backoff_max=backoff_max,
-            max_message_bytes=max_message_bytes,
+            ping_interval=_positive("ping_interval", ping_interval),
+            liveness_timeout=_positive("liveness_timeout", liveness_timeout),
+            poll_interval=_positive("poll_interval", poll_interval),
+            socket_timeout=_positive("socket_timeout", socket_timeout),
+            backoff_max=_positive("backoff_max", backoff_max),
+            limits=Limits(
+                _positive("max_message_bytes", max_message_bytes),
+                _positive("max_depth", max_depth),
+                _positive("max_batch", max_batch),
+            ),
         )
         self._listener: Listener | None = None
         self._lifecycle = _Lifecycle.UNOPENED
@@ -195,8 +205,9 @@ class HotConfig(Generic[ModelT]):
     def start(self, timeout: float | None = 5.0) -> bool:
         """Start following the store; True once the first snapshot is live.
 
-        Returns after ``timeout`` at the latest, serving model defaults or the last-known-good
-        snapshot while the listener keeps retrying; the client goes LIVE by itself later.
+        Returns after ``timeout`` at the latest — at once if the server refuses this client
+        (status MISCONFIGURED) — serving model defaults or the last-known-good snapshot while
+        the listener keeps retrying; the client goes LIVE by itself later.
         """
         with self._lifecycle_lock:
             if self._lifecycle is _Lifecycle.CLOSED:
@@ -206,7 +217,9 @@ class HotConfig(Generic[ModelT]):
                 self._listener.start()
                 self._lifecycle = _Lifecycle.OPENED
             listener = self._listener
-        return listener.ready.wait(timeout)
+        # Settled: LIVE, or refused by the server (MISCONFIGURED), which no wait would mend.
+        listener.settled.wait(timeout)
+        return listener.ready.is_set()
 
     def _new_listener(self) -> Listener:
         name = f"hotconfig-listener-{self.service or os.getpid()}"
@@ -270,10 +283,37 @@ class HotConfig(Generic[ModelT]):
         # The parent's listener thread does not exist here and its sockets belong to the
         # parent: reading them would steal its messages. Drop them unread (redis-py only
         # shuts a socket down in the process that opened it) and follow with a fresh listener.
-        self._sink.after_fork_in_child()
-        self._lifecycle_lock = threading.Lock()
         listener, self._listener = self._listener, None
+        inside = listener is not None and threading.current_thread() is listener.thread
+        self._sink.after_fork_in_child(inside_receiver=inside)
+        self._lifecycle_lock = threading.Lock()
+        if listener is not None:
+            # Forked from one of its receivers, the old listener's thread lives on here: when
+            # the receiver returns, it must stop without reading the parent's socket again.
+            listener.abandon()
         if listener is not None and self._lifecycle is _Lifecycle.OPENED:
             self._sink.status = Status.STARTING
             self._listener = self._new_listener()
             self._listener.start()
+
+
+# -- arguments: a mistake raises ValueError naming the argument, at construction ------------
+
+
+def _positive(name: str, value: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
+    # A string is one scope: tuple("global") would be six one-letter scopes.
+    named = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    if not named:
+        raise ValueError("scopes must name at least one scope, e.g. ['global']")
+    for scope in named:
+        try:
+            validate_scope(scope)
+        except InvalidMessageError as exc:
+            raise ValueError(f"scopes: {exc.detail}") from None
+    return named

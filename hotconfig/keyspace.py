@@ -12,34 +12,44 @@ runs on one Redis Cluster slot. The layout::
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 import redis
 
+from .errors import InvalidMessageError
+from .wire import decode_value
+
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "POSITION_SCRIPT",
     "SNAPSHOT_SCRIPT",
     "WRITE_SCRIPT",
     "Keyspace",
+    "Position",
+    "Skipped",
     "StoreSnapshot",
     "as_text",
     "decode_hash",
+    "read_position",
     "read_snapshot",
 ]
 
-log = logging.getLogger("hotconfig")
-
 DEFAULT_NAMESPACE: Final = "hotconfig"
 
-# KEYS: version, epoch, history, scopes-set, then one scope hash per change.
+# KEYS: version, epoch, history, scopes-set, digest, then one scope hash per change.
 # ARGV: channel, epoch candidate, history maxlen, message body tail, n, then n times
 # (op, scope, key, value).
-# One script does the write, the version bump, the history and the PUBLISH, so no subscriber
-# can ever see a version whose data is not in the store yet.
+# One script does the write, the version bump, the digest, the history and the PUBLISH, so no
+# subscriber can ever see a version whose data is not in the store yet.
+#
+# The digest chains every write to the one before it: a version number alone does not say which
+# write it is (a store restored from an older dump, a promoted replica that lagged or an evicted
+# counter hands out the same numbers again; any publisher can send "the next version"). Each
+# message carries the digest it follows ("prev") and its own, and the sizes of the scope hashes
+# it touched, so that a subscriber can tell a write that does not follow what it applied, and
+# the anti-entropy poll can see a hash that vanished without a write (eviction).
 WRITE_SCRIPT: Final = """
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -47,45 +57,96 @@ if not epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 local version = redis.call('INCR', KEYS[1])
+local prev = redis.call('GET', KEYS[5]) or ''
 local n = tonumber(ARGV[5])
+local touched, order = {}, {}
 for i = 0, n - 1 do
   local op, scope, key = ARGV[6 + i * 4], ARGV[7 + i * 4], ARGV[8 + i * 4]
-  local hash = KEYS[5 + i]
+  local hash = KEYS[6 + i]
   if op == 'set' then
     redis.call('HSET', hash, key, ARGV[9 + i * 4])
   else
     redis.call('HDEL', hash, key)
   end
   redis.call('SADD', KEYS[4], scope)
+  if not touched[scope] then
+    touched[scope] = hash
+    order[#order + 1] = scope
+  end
 end
 local body = ARGV[4]
+local chained = prev .. '|' .. epoch .. '|' .. version .. '|' .. body
+local digest = string.sub(redis.sha1hex(chained), 1, 16)
+redis.call('SET', KEYS[5], digest)
+local sizes = {}
+for _, scope in ipairs(order) do
+  sizes[#sizes + 1] = '"' .. scope .. '":' .. redis.call('HLEN', touched[scope])
+end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
-  'version', version, 'epoch', epoch, 'body', body)
-local message = '{"version":' .. version .. ',"epoch":"' .. epoch .. '",' .. body
+  'version', version, 'epoch', epoch, 'digest', digest, 'body', body)
+local message = '{"version":' .. version .. ',"epoch":"' .. epoch .. '","prev":"' .. prev ..
+  '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. body
 redis.call('PUBLISH', ARGV[1], message)
 return {version, epoch}
 """
 
-# KEYS: version, epoch, then one scope hash per followed scope. Returns
-# {epoch or false, version, {k1, v1, k2, v2, ...}, ...}: one atomic view of every scope.
+# KEYS: version, epoch, digest, then one scope hash per followed scope. Returns
+# {epoch or false, version, digest, {k1, v1, k2, v2, ...}, ...}: one atomic view of every scope.
 SNAPSHOT_SCRIPT: Final = """
-local out = {redis.call('GET', KEYS[2]), tonumber(redis.call('GET', KEYS[1]) or '0')}
-for i = 3, #KEYS do
+local out = {redis.call('GET', KEYS[2]), tonumber(redis.call('GET', KEYS[1]) or '0'),
+  redis.call('GET', KEYS[3]) or ''}
+for i = 4, #KEYS do
   out[#out + 1] = redis.call('HGETALL', KEYS[i])
 end
 return out
 """
 
+# The same keys; returns {epoch or false, version, digest, HLEN of each scope}: what identifies
+# the store's state, for the anti-entropy poll, without reading any value.
+POSITION_SCRIPT: Final = """
+local out = {redis.call('GET', KEYS[2]), tonumber(redis.call('GET', KEYS[1]) or '0'),
+  redis.call('GET', KEYS[3]) or ''}
+for i = 4, #KEYS do
+  out[#out + 1] = redis.call('HLEN', KEYS[i])
+end
+return out
+"""
+
+
+class Skipped(NamedTuple):
+    """A stored value that could not be decoded, and why."""
+
+    key: str
+    error: InvalidMessageError
+
+
+class Position(NamedTuple):
+    """What identifies the store's state: its epoch, last version, the digest of that write
+    and the number of stored keys in each scope hash."""
+
+    epoch: str | None
+    version: int
+    digest: str
+    sizes: dict[str, int]
+
 
 class StoreSnapshot(NamedTuple):
     """The store's state at one moment: what a subscriber loads, and what last-known-good keeps.
 
-    ``layers`` maps each scope read to its stored values (decoded JSON).
+    ``layers`` maps each scope read to its stored values (decoded JSON); ``digest`` and
+    ``sizes`` are those of :class:`Position` (a size counts stored fields, decodable or not).
     """
 
     epoch: str | None
     version: int
     layers: dict[str, dict[str, Any]]
+    digest: str = ""
+    sizes: dict[str, int] = {}  # noqa: RUF012 - NamedTuple defaults are shared, never mutated
+    skipped: tuple[tuple[str, Skipped], ...] = ()  # (scope, value) left out of ``layers``
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.version, self.digest, self.sizes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +168,10 @@ class Keyspace:
         return f"{self.tag}:epoch"
 
     @property
+    def digest(self) -> str:
+        return f"{self.tag}:digest"
+
+    @property
     def history(self) -> str:
         return f"{self.tag}:history"
 
@@ -119,12 +184,27 @@ class Keyspace:
 
 
 def read_snapshot(client: redis.Redis, keyspace: Keyspace, scopes: Sequence[str]) -> StoreSnapshot:
-    """The store's epoch, version and the values of ``scopes``, read atomically in one script."""
-    keys = [keyspace.version, keyspace.epoch, *map(keyspace.scope, scopes)]
+    """The store's position and the values of ``scopes``, read atomically in one script."""
+    keys = [keyspace.version, keyspace.epoch, keyspace.digest, *map(keyspace.scope, scopes)]
     reply = client.eval(SNAPSHOT_SCRIPT, len(keys), *keys)
     epoch = as_text(reply[0]) if reply[0] else None
-    layers = {scope: decode_hash(flat) for scope, flat in zip(scopes, reply[2:], strict=True)}
-    return StoreSnapshot(epoch, int(reply[1]), layers)
+    layers: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int] = {}
+    skipped: list[tuple[str, Skipped]] = []
+    for scope, flat in zip(scopes, reply[3:], strict=True):
+        layers[scope], bad = decode_hash(flat)
+        sizes[scope] = len(flat) // 2
+        skipped += [(scope, item) for item in bad]
+    return StoreSnapshot(epoch, int(reply[1]), layers, as_text(reply[2]), sizes, tuple(skipped))
+
+
+def read_position(client: redis.Redis, keyspace: Keyspace, scopes: Sequence[str]) -> Position:
+    """The store's :class:`Position` for ``scopes``, read atomically in one cheap script."""
+    keys = [keyspace.version, keyspace.epoch, keyspace.digest, *map(keyspace.scope, scopes)]
+    reply = client.eval(POSITION_SCRIPT, len(keys), *keys)
+    epoch = as_text(reply[0]) if reply[0] else None
+    sizes = {scope: int(size) for scope, size in zip(scopes, reply[3:], strict=True)}
+    return Position(epoch, int(reply[1]), as_text(reply[2]), sizes)
 
 
 def as_text(value: bytes | str) -> str:
@@ -132,24 +212,18 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def decode_hash(flat: list[bytes]) -> dict[str, Any]:
-    """Decode an HGETALL reply of JSON values in one ``json.loads`` call.
+def decode_hash(flat: list[bytes]) -> tuple[dict[str, Any], list[Skipped]]:
+    """Decode an HGETALL reply of JSON values, each on its own.
 
-    One call over a joined array is several times faster than one call per value, which is
-    what keeps a resync of 10k keys well under the 100 ms bar.
+    A value that is not exactly one JSON document (written by hand, say) is left out and
+    returned in the second list: it can never shift another key's value, and the rest load.
     """
-    if not flat:
-        return {}
-    keys = [as_text(k) for k in flat[0::2]]
-    try:
-        values = json.loads(b"[" + b",".join(flat[1::2]) + b"]")
-    except ValueError:
-        # Somebody wrote the hash by hand; keep every value that still decodes.
-        decoded = {}
-        for key, raw in zip(keys, flat[1::2], strict=True):
-            try:
-                decoded[key] = json.loads(raw)
-            except ValueError:
-                log.warning("hotconfig: stored value of %r is not JSON; ignored", key)
-        return decoded
-    return dict(zip(keys, values, strict=True))
+    decoded: dict[str, Any] = {}
+    skipped: list[Skipped] = []
+    for raw_key, raw in zip(flat[0::2], flat[1::2], strict=True):
+        key = as_text(raw_key)
+        try:
+            decoded[key] = decode_value(raw)
+        except InvalidMessageError as exc:
+            skipped.append(Skipped(key, exc))
+    return decoded, skipped

@@ -12,9 +12,9 @@ from .keyspace import StoreSnapshot
 
 __all__ = ["LastKnownGood"]
 
-log = logging.getLogger("hotconfig")
+log = logging.getLogger(__name__)
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the digest of the version saved
 
 
 class LastKnownGood:
@@ -33,11 +33,13 @@ class LastKnownGood:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data.get("format") != _FORMAT:
                 return None
-            return StoreSnapshot(data["epoch"], int(data["version"]), dict(data["layers"]))
+            return StoreSnapshot(
+                data["epoch"], int(data["version"]), dict(data["layers"]), str(data["digest"])
+            )
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("hotconfig: ignoring unreadable cache file %s: %s", self.path, exc)
+            log.warning("ignoring unreadable cache file %s: %s", self.path, exc)
             return None
 
     def save(self, stored: StoreSnapshot) -> None:
@@ -46,6 +48,7 @@ class LastKnownGood:
             "format": _FORMAT,
             "epoch": stored.epoch,
             "version": stored.version,
+            "digest": stored.digest,
             "layers": stored.layers,
         }
         try:
@@ -59,4 +62,4 @@ class LastKnownGood:
                 os.unlink(tmp)
                 raise
         except (OSError, TypeError, ValueError) as exc:
-            log.warning("hotconfig: could not write the cache file %s: %s", self.path, exc)
+            log.warning("could not write the cache file %s: %s", self.path, exc)

@@ -20,18 +20,18 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from .connection import Target
 from .errors import InvalidMessageError
-from .keyspace import Keyspace, as_text, read_snapshot
+from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
 from .sink import Sink
 from .state import Staged
-from .wire import DEFAULT_CHANNEL, DEFAULT_MAX_BYTES, parse
+from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
 
 __all__ = ["Heartbeat", "Listener", "ListenerOptions"]
 
@@ -58,7 +58,76 @@ class ListenerOptions:
     backoff_base: float = 0.05
     backoff_max: float = 0.5
     backoff_reset_after: float = 10.0
-    max_message_bytes: int = DEFAULT_MAX_BYTES
+    # A server that refuses us (a wrong password, a missing ACL permission) is asked again this
+    # often: slow enough not to flood its log, fast enough that a fix takes effect by itself.
+    misconfigured_retry: float = 3.0
+    limits: Limits = field(default=DEFAULT_LIMITS)
+
+
+def misconfiguration(exc: BaseException) -> str | None:
+    """What to fix, if ``exc`` says the server refused this client rather than being down."""
+    if isinstance(exc, redis.AuthenticationError):
+        return "authentication failed: check the user name and password in the URL"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return (
+            "permission denied (NOPERM): the ACL user lacks a command, key or channel that "
+            "hotconfig needs (SUBSCRIBE, PING, EVAL on the store's keys)"
+        )
+    if isinstance(exc, redis.exceptions.InvalidResponse):
+        return "the server at this address does not speak the Redis protocol: check host and port"
+    if isinstance(exc, redis.ResponseError):
+        return f"the server refused a command hotconfig needs: {exc}"
+    return None
+
+
+class Outage:
+    """How a run of failed connections is told: once loudly, then quietly, then its end.
+
+    The first failure is a WARNING (an ERROR with what to fix for a misconfiguration), repeats
+    are DEBUG with a WARNING every ``remind`` seconds, and the recovery is INFO with how long
+    it lasted: a server down for a minute writes three lines, not three hundred.
+    """
+
+    __slots__ = ("_attempts", "_remind", "_reminded", "_since", "_target")
+
+    def __init__(self, target: Target, remind: float = 30.0) -> None:
+        self._target, self._remind = target, remind
+        self._since: float | None = None
+        self._attempts = 0
+        self._reminded = 0.0
+
+    def failed(self, error: str, hint: str | None) -> None:
+        now = time.monotonic()
+        self._attempts += 1
+        if self._since is None:
+            self._since = self._reminded = now
+            if hint is not None:
+                log.error(
+                    "Redis at %s refused this client: %s (%s)", self._target.redacted, hint, error
+                )
+            else:
+                log.warning("connection to Redis at %s failed: %s", self._target.redacted, error)
+        elif now - self._reminded >= self._remind:
+            self._reminded = now
+            log.warning(
+                "still failing to reach Redis at %s after %d attempts over %.0fs: %s",
+                self._target.redacted,
+                self._attempts,
+                now - self._since,
+                error,
+            )
+        else:
+            log.debug("connection attempt %d failed: %s", self._attempts, error)
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            log.info(
+                "connected to Redis at %s again after %.1fs (%d failed attempts)",
+                self._target.redacted,
+                time.monotonic() - self._since,
+                self._attempts,
+            )
+        self._since, self._attempts = None, 0
 
 
 class Heartbeat:
@@ -108,14 +177,25 @@ class Listener:
         self._counters = sink.counters
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the first snapshot from the store is live
+        self.settled = threading.Event()  # set once LIVE, or once the server refused us
+        self._outage = Outage(target)
+        self._checked_server = False
         self._client: redis.Redis | None = None
         self._pubsub: Any = None
         self._lock = threading.Lock()  # guards _client/_pubsub against close() from another thread
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def start(self) -> None:
         self._thread.start()
+
+    def abandon(self) -> None:
+        """Stop without touching the sockets: in a forked child they belong to the parent."""
+        self._stop.set()
 
     def stop(self, timeout: float) -> bool:
         """Stop the thread and close its sockets; True if it ended within ``timeout``."""
@@ -134,26 +214,45 @@ class Listener:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._retry_forever()
+        finally:
+            if not self._stop.is_set():  # cannot happen by design; never let it pass unseen
+                self._counters.last_error = "the listener thread ended unexpectedly"
+                log.critical("the listener thread ended unexpectedly; the client is frozen")
+                self._sink.set_status(Status.INTERRUPTED)
+
+    def _retry_forever(self) -> None:
         attempt = 0
         while not self._stop.is_set():
             started = time.monotonic()
+            hint: str | None = None
+            # BaseException: on this thread a KeyboardInterrupt or SystemExit can only come from
+            # code it calls; letting one end the thread would freeze the client unseen.
             try:
                 self._session()
-            except Exception as exc:
+            except BaseException as exc:
                 if self._stop.is_set():
                     break
+                hint = misconfiguration(exc)
                 self._counters.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("connection to Redis lost or failed: %s", self._counters.last_error)
+                self._outage.failed(self._counters.last_error, hint)
             finally:
                 self._teardown()
             if self._stop.is_set():
                 break
-            if self.ready.is_set():
-                self._sink.set_status(Status.INTERRUPTED)
-            if time.monotonic() - started > self._options.backoff_reset_after:
-                attempt = 0
-            self._stop.wait(self._backoff(attempt))
-            attempt += 1
+            if hint is not None:
+                self._sink.set_status(Status.MISCONFIGURED)
+                self.settled.set()
+                delay = self._options.misconfigured_retry
+            else:
+                if self.ready.is_set():
+                    self._sink.set_status(Status.INTERRUPTED)
+                if time.monotonic() - started > self._options.backoff_reset_after:
+                    attempt = 0
+                delay = self._backoff(attempt)
+                attempt += 1
+            self._stop.wait(delay)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self._options.backoff_max, self._options.backoff_base * 2.0**attempt)
@@ -174,9 +273,31 @@ class Listener:
         if self.ready.is_set():
             self._counters.reconnects += 1
         self._resync(client)
+        self._check_server(client)
+        self._outage.recovered()
         self._sink.set_status(Status.LIVE)
         self.ready.set()
+        self.settled.set()
         self._follow(client, pubsub)
+
+    def _check_server(self, client: redis.Redis) -> None:
+        """Warn once if the server may evict the store's keys: that loses data silently."""
+        if self._checked_server:
+            return
+        self._checked_server = True
+        try:
+            reply: dict[Any, Any] = client.config_get("maxmemory-policy")
+        except redis.RedisError as exc:  # CONFIG is often disabled (managed Redis, ACLs)
+            log.debug("could not read the server's maxmemory-policy: %s", exc)
+            return
+        policy = as_text(next(iter(reply.values()), b""))
+        if policy.startswith("allkeys"):
+            warning = (
+                f"the server's maxmemory-policy is {policy}: under memory pressure it may "
+                "evict the store's keys; use noeviction or a volatile-* policy"
+            )
+            self._counters.server_warning = warning
+            log.warning("%s", warning)
 
     def _await_subscribe(self, pubsub: Any) -> None:
         deadline = time.monotonic() + self._options.socket_timeout
@@ -216,6 +337,8 @@ class Listener:
     def _drain(self, client: redis.Redis, connection: Any, heartbeat: Heartbeat) -> None:
         """Read everything already waiting, then apply it in one swap."""
         for _ in range(_DRAIN_LIMIT):
+            if self._stop.is_set():
+                break  # in a child forked by a receiver, this socket is the parent's
             reply = connection.read_response(push_request=True)
             kind = reply[0]
             if kind == b"message":
@@ -229,12 +352,33 @@ class Listener:
     def _on_message(self, client: redis.Redis, data: bytes) -> None:
         self._counters.received += 1
         try:
-            parsed = parse(data, self._options.max_message_bytes)
+            parsed = parse(data, self._options.limits)
         except InvalidMessageError as exc:
             self._sink.reject(exc.reason, exc)
             return
-        if self._sink.stage(parsed) is Staged.GAP:
+        staged = self._sink.stage(parsed)
+        if staged is Staged.GAP or staged is Staged.CONFLICT:
             self._sink.flush()
+            self._verify(client, parsed, staged)
+
+    def _verify(self, client: redis.Redis, message: Message, staged: Staged) -> None:
+        """A message that does not follow what was applied: did the store move, or is it foreign?
+
+        One cheap read decides. If the store is where this client thinks it is, the message is
+        not the store's (a forgery, a stray publisher) and is rejected; otherwise messages were
+        lost or the store changed under us (restored, promoted, evicted), and we resync.
+        """
+        store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        if store == self._sink.state.position:
+            self._sink.reject(
+                staged.value,
+                InvalidMessageError(
+                    staged.value,
+                    f"version {message.version} does not follow the store, which is at version "
+                    f"{store.version}: not the store's message, ignored",
+                ),
+            )
+        else:
             self._resync(client)
 
     def _resync(self, client: redis.Redis) -> None:
@@ -242,23 +386,31 @@ class Listener:
         self._poll_seen = 0
 
     def _poll(self, client: redis.Redis) -> float:
-        """Compare with the store's version; return the seconds until the next poll."""
-        version, epoch = client.mget(self._keyspace.version, self._keyspace.epoch)
-        epoch_text = as_text(epoch) if epoch else None
-        stored = int(version or 0)
-        state = self._sink.state
-        behind = self._poll_seen and state.version < self._poll_seen
-        if behind or epoch_text != state.epoch:
-            log.info("behind the store (anti-entropy poll); resyncing")
-            self._sink.flush()
-            self._resync(client)
-        elif stored > state.version:
+        """Compare what identifies the store's state with ours; return seconds to the next poll."""
+        store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        mine = self._sink.state.position
+        if store == mine:
+            self._poll_seen = 0
+            return self._options.poll_interval
+        behind = self._poll_seen and mine.version < self._poll_seen
+        if store.epoch == mine.epoch and store.version > mine.version and not behind:
             # Under steady writes the store is often a version or two ahead while those
             # messages are still on their way: look again shortly, and resync only if the
             # client is still short of what this poll saw.
-            self._poll_seen = stored
+            self._poll_seen = store.version
             return min(_POLL_GRACE, self._options.poll_interval)
-        self._poll_seen = 0
+        log.info(
+            "the store (version %d, digest %s, sizes %s) differs from this client "
+            "(version %d, digest %s, sizes %s); resyncing",
+            store.version,
+            store.digest,
+            store.sizes,
+            mine.version,
+            mine.digest,
+            mine.sizes,
+        )
+        self._sink.flush()
+        self._resync(client)
         return self._options.poll_interval
 
     # -- teardown -----------------------------------------------------------------------------

@@ -89,9 +89,25 @@ class LoopRunner:
                 receiver, args, tally = self._pending.pop(key)
             try:
                 await receiver(*args)
-            except Exception:
+            except asyncio.CancelledError:
+                raise  # the loop is shutting down: let it
+            except BaseException as exc:
+                _contain(exc)
                 tally.receiver_failed()
                 log.exception("async receiver %r raised", receiver)
+
+
+def _contain(exc: BaseException) -> None:
+    """Re-raise what a receiver must not swallow; anything else is logged and counted.
+
+    A receiver's SystemExit or KeyboardInterrupt on the listener thread would end that thread
+    and freeze the client unseen, so those are contained too. Only a Ctrl-C on the main
+    thread (override() runs receivers there) goes on up: that is the user stopping the program.
+    """
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        raise exc
+    if isinstance(exc, GeneratorExit):
+        raise exc
 
 
 def _running_loop(receiver: Callable[..., Any], how: str) -> asyncio.AbstractEventLoop:
@@ -151,7 +167,8 @@ class Receivers:
         for receiver in self.matching(change.key):
             try:
                 receiver(change)
-            except Exception:
+            except BaseException as exc:
+                _contain(exc)
                 self._tally.receiver_failed()
                 log.exception("change receiver %r raised for %r", receiver, change.key)
 
@@ -211,7 +228,8 @@ def send_isolated(signal: NamedSignal, sender: Any, tally: Tally, **kwargs: Any)
             continue
         try:
             receiver(sender, **kwargs)
-        except Exception:
+        except BaseException as exc:
+            _contain(exc)
             tally.receiver_failed()
             log.exception("receiver %r of %s raised", receiver, signal.name)
 

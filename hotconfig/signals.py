@@ -57,11 +57,19 @@ for _signal in (config_changed, config_rejected, status_changed):
 
 
 class Status(enum.StrEnum):
-    """Where a client is: STARTING → LIVE ⇄ INTERRUPTED → CLOSED."""
+    """Where a client is: STARTING → LIVE ⇄ INTERRUPTED → CLOSED, or MISCONFIGURED.
+
+    MISCONFIGURED means the server answered but refused this client — a wrong password, an ACL
+    without the needed permissions, not a Redis server at that address — as opposed to an
+    outage (INTERRUPTED, or STARTING before the first success): retrying faster will not help,
+    and ``stats.last_error`` says what to fix. The client still retries slowly and goes LIVE
+    by itself once the fix is in.
+    """
 
     STARTING = "STARTING"
     LIVE = "LIVE"
     INTERRUPTED = "INTERRUPTED"
+    MISCONFIGURED = "MISCONFIGURED"
     CLOSED = "CLOSED"
 
     def __str__(self) -> str:

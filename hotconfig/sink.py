@@ -90,6 +90,7 @@ class Sink:
             update = self.state.resync(stored)
             self.counters.resyncs += 1
             self._publish(update, save=True)
+            self.flush()  # raw messages read before the resync apply over the store's state
 
     def reject(self, reason: str, error: Exception, key: str | None = None) -> None:
         """Count, log and signal a message or value that was refused."""
@@ -162,18 +163,20 @@ class Sink:
 
     # -- fork safety ---------------------------------------------------------------------------
 
-    def after_fork_in_child(self) -> None:
-        """Fresh locks for the child; receivers a fork interrupted run again on the next apply.
+    def after_fork_in_child(self, inside_receiver: bool) -> None:
+        """Make the child's sink usable; finish what a fork interrupted.
 
-        os.fork() stopped waiting for receivers still running (see forking); their thread is
-        gone in the child, so the next apply runs the rest of them before anything else.
+        ``inside_receiver``: a receiver of this client forked, so the thread that runs it is
+        the child's own thread and goes on running it, holding the writer lock until it
+        returns: keep that lock (the next apply waits for it) and replay nothing. Otherwise
+        the thread that held the lock is gone: fresh locks, and the receivers it had not run
+        yet run at the next apply, before anything else.
         """
+        self._version_cond = threading.Condition(threading.Lock())
+        if inside_receiver:
+            return
         self._init_locks()
         if self._in_flight is not None:
             update, index = self._in_flight
             self._in_flight = None
             self._replay = Update(update.snapshot, update.changes[index:])
-
-    def replay_pending(self) -> bool:
-        """Whether receivers interrupted by a fork are waiting to run again."""
-        return self._replay is not None

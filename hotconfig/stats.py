@@ -18,7 +18,8 @@ class Stats:
     store; ``reconnects``: new connections after the first; ``receiver_errors``: change
     receivers that raised; ``coalesced``: changes an async receiver skipped because a newer
     change of the same key arrived while it was busy; ``last_error``: the latest connection or
-    listener error, if any.
+    listener error, if any; ``server_warning``: something about the server that can break the
+    delivery guarantee (an eviction policy that may evict the store's keys).
     """
 
     received: int = 0
@@ -31,6 +32,7 @@ class Stats:
     receiver_errors: int = 0
     coalesced: int = 0
     last_error: str | None = None
+    server_warning: str | None = None
 
 
 class Counters:
@@ -49,6 +51,7 @@ class Counters:
     receiver_errors: int
     coalesced: int
     last_error: str | None
+    server_warning: str | None
 
     def __init__(self) -> None:
         for field in dataclasses.fields(Stats):

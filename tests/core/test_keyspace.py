@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig
-from hotconfig.keyspace import Keyspace, StoreSnapshot, decode_hash
+from hotconfig import ConfigStore, HotConfig, signals
+from hotconfig.keyspace import Keyspace, decode_hash
 from hotconfig.testing.server import EmbeddedServer
+from tests.recording import Recorder
 
 
 def test_every_key_of_a_namespace_shares_one_hash_tag() -> None:
@@ -21,6 +21,7 @@ def test_every_key_of_a_namespace_shares_one_hash_tag() -> None:
         keyspace.epoch,
         keyspace.history,
         keyspace.scopes,
+        keyspace.digest,
         keyspace.scope("service:billing"),
     ]
     assert all(name.startswith("{billing}:") for name in names)
@@ -30,25 +31,33 @@ def test_every_key_of_a_namespace_shares_one_hash_tag() -> None:
 
 def test_decode_hash_decodes_every_value() -> None:
     flat = [b"a", b"1", b"b", b'{"x": [1, 2]}', b"c", b'"text"', b"d", b"null"]
-    assert decode_hash(flat) == {"a": 1, "b": {"x": [1, 2]}, "c": "text", "d": None}
-    assert decode_hash([]) == {}
+    assert decode_hash(flat) == ({"a": 1, "b": {"x": [1, 2]}, "c": "text", "d": None}, [])
+    assert decode_hash([]) == ({}, [])
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "invalid_json"),
+        (b'{"x": 1', "invalid_json"),
+        (b"80,443", "invalid_json"),  # one JSON value per field: a comma cannot split it in two
+        (b"\xff", "not_utf8"),
+    ],
+)
 def test_a_hand_written_value_that_is_not_json_is_skipped_and_the_rest_kept(
-    caplog: pytest.LogCaptureFixture,
+    raw: bytes, reason: str
 ) -> None:
-    flat = [b"a", b"1", b"bad", b"not json", b"c", b'"ok"', b"half", b'{"x": 1']
-    with caplog.at_level(logging.WARNING, logger="hotconfig"):
-        assert decode_hash(flat) == {"a": 1, "c": "ok"}
-    assert "'bad'" in caplog.text
-    assert "'half'" in caplog.text
+    decoded, skipped = decode_hash([b"a", b"1", b"bad", raw, b"c", b'"ok"'])
+    assert decoded == {"a": 1, "c": "ok"}
+    assert [(item.key, item.error.reason) for item in skipped] == [("bad", reason)]
 
 
 def test_the_snapshot_of_an_empty_store(server: EmbeddedServer) -> None:
     with ConfigStore(server.url) as store:
-        assert store.snapshot(["global", "env:prod"]) == StoreSnapshot(
-            None, 0, {"global": {}, "env:prod": {}}
-        )
+        snapshot = store.snapshot(["global", "env:prod"])
+    assert (snapshot.epoch, snapshot.version) == (None, 0)
+    assert snapshot.layers == {"global": {}, "env:prod": {}}
+    assert snapshot.sizes == {"global": 0, "env:prod": 0}
 
 
 def test_the_snapshot_reads_every_scope_at_one_version(server: EmbeddedServer) -> None:
@@ -63,6 +72,8 @@ def test_the_snapshot_reads_every_scope_at_one_version(server: EmbeddedServer) -
         "env:prod": {"limit": 2},
         "never:written": {},
     }
+    assert snapshot.digest
+    assert snapshot.sizes == {"global": 1, "env:prod": 1, "never:written": 0}
 
 
 def test_a_client_skips_a_hand_written_value_that_is_not_json_and_keeps_the_rest(
@@ -70,38 +81,22 @@ def test_a_client_skips_a_hand_written_value_that_is_not_json_and_keeps_the_rest
 ) -> None:
     with ConfigStore(server.url) as store:
         store.set_many({"limit": 5, "name": "billing"})
-        # Somebody edits the hash with redis-cli: one valid JSON value, one bare word.
-        redis_client.hset(store.keyspace.scope("global"), mapping={"mode": '"fast"', "bad": "x"})
-        with HotConfig(server.url) as config:
+        # Somebody edits the hash with redis-cli: one valid JSON value, two that are not.
+        redis_client.hset(
+            store.keyspace.scope("global"),
+            mapping={"mode": '"fast"', "bad": "x", "ports": "80,443"},
+        )
+        rejected = Recorder()
+        config: HotConfig[Any] = HotConfig(server.url)
+        signals.config_rejected.connect(rejected, sender=config)
+        try:
+            assert config.start(timeout=5), config.stats.last_error
             assert dict(config.snapshot()) == {"limit": 5, "name": "billing", "mode": "fast"}
-            assert "bad" not in config
+            assert sorted(call["key"] for call in rejected.calls) == ["bad", "ports"]
+            assert config.stats.rejected == 2
             version = store.set("limit", 6)  # the next write still applies as usual
             assert config.wait_for_version(version, timeout=5)
             assert config.get("limit") == 6
-
-
-_COMMA_BUG = (
-    "keyspace.decode_hash joins the values into one JSON array: a hand-written value with a "
-    "top-level comma (80,443) parses into more values than keys, and zip(strict=True) raises "
-    "ValueError outside the fallback"
-)
-
-
-@pytest.mark.xfail(reason=_COMMA_BUG, strict=True, raises=ValueError)
-def test_a_hand_written_value_with_a_comma_is_skipped_and_the_rest_kept() -> None:
-    assert decode_hash([b"ports", b"80,443", b"limit", b"5"]) == {"limit": 5}
-
-
-@pytest.mark.xfail(reason=_COMMA_BUG, strict=True)
-def test_a_client_goes_live_past_a_hand_written_value_with_a_comma(
-    server: EmbeddedServer, redis_client: redis.Redis
-) -> None:
-    with ConfigStore(server.url) as store:
-        store.set("limit", 5)
-        redis_client.hset(store.keyspace.scope("global"), "ports", "80,443")
-        config: HotConfig[Any] = HotConfig(server.url)
-        try:
-            assert config.start(timeout=1), config.stats.last_error
-            assert dict(config.snapshot()) == {"limit": 5}
         finally:
             config.close()
+            signals.config_rejected.disconnect(rejected, sender=config)
