@@ -23,8 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The README's quick start is checked too, as a user would paste it (tests/snippets.py).
 types: $(STAMP)
-	$(BIN)/mypy --strict hotconfig integrations
+	$(BIN)/mypy --strict hotconfig integrations tests
+	$(BIN)/python -m tests.snippets README.md
 
 # tests/benchmarks is excluded by norecursedirs in pyproject.toml; `make bench` runs it.
 test: lint types
