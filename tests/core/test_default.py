@@ -59,7 +59,7 @@ def test_configure_keeps_the_model_type(server: EmbeddedServer) -> None:
     # The settings of the client configure() returns are typed as the model. Until
     # default.configure is generic in the model (it returns HotConfig[Any]), mypy flags this
     # line; warn_unused_ignores then flags the ignore once it is.
-    assert_type(client, HotConfig[Settings])  # type: ignore[assert-type]
+    assert_type(client, HotConfig[Settings])
     assert isinstance(client.settings, Settings)
     assert client.settings.limit == 10
 

@@ -90,11 +90,6 @@ def test_an_unknown_server_kind_fails_naming_the_kinds(
     result.stdout.fnmatch_lines(["*HOTCONFIG_TEST_SERVER='memcached'*valkey*redis*"])
 
 
-@pytest.mark.xfail(
-    reason="hotconfig/testing/__init__.py imports the client (redis, pydantic) and the server "
-    "manager eagerly, and importing the plugin runs that package first",
-    strict=True,
-)
 def test_importing_the_plugin_imports_neither_redis_nor_pydantic() -> None:
     code = (
         "import json, sys; import hotconfig.testing.plugin; "

@@ -151,13 +151,6 @@ def test_one_raising_sync_receiver_does_not_silence_the_others() -> None:
     assert config.stats.receiver_errors == 2
 
 
-@pytest.mark.xfail(
-    reason="receivers.py keeps one runner per receiver, across senders and signals: "
-    "disconnecting it from one drops the runner it still needs for the others, and the next "
-    "send creates a coroutine that is never awaited",
-    strict=True,
-)
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 @pytest.mark.parametrize("leaves", ["another sender", "another signal"])
 def test_an_async_receiver_disconnected_elsewhere_still_runs_where_it_is_connected(
     leaves: str,

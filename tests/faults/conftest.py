@@ -1,8 +1,4 @@
-"""Fixtures of the fault tests; the helpers they use live in tests/faults/harness.py.
-
-Fault tests written before harness.py existed import its names from here: the redundant
-aliases below re-export them (for mypy --strict too) until no test module does.
-"""
+"""Fixtures of the fault tests; the helpers they use live in tests/faults/harness.py."""
 
 from __future__ import annotations
 
@@ -11,15 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from hotconfig.testing.server import EmbeddedServer
-from tests.faults.harness import CONVERGE_TIMEOUT as CONVERGE_TIMEOUT
-from tests.faults.harness import NO_POLL as NO_POLL
-from tests.faults.harness import Fleet as Fleet
-from tests.faults.harness import Gate as Gate
-from tests.faults.harness import StatusLog as StatusLog
-from tests.faults.harness import VersionLog as VersionLog
-from tests.faults.harness import effective as effective
-from tests.faults.harness import kill_pubsub as kill_pubsub
-from tests.faults.harness import pubsub_clients as pubsub_clients
+from tests.faults.harness import Fleet
 from tests.faults.proxy import TcpProxy
 
 

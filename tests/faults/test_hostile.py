@@ -18,7 +18,7 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from hotconfig import Change, Status
-from tests.faults.conftest import NO_POLL, Fleet
+from tests.faults.harness import NO_POLL, Fleet
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults
