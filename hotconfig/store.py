@@ -137,8 +137,8 @@ class ConfigStore:
         # A change too large for one message is still one atomic write under one version; its
         # message then only says "reload", and every client loads the store's state.
         reload = "1" if size > self.max_message_bytes else "0"
-        args = [self.channel, uuid.uuid4().hex, self.history_size, body, reload, len(entries)]
-        args += values
+        head: list[Any] = [self.channel, uuid.uuid4().hex, self.history_size, body, reload]
+        args = [*head, len(entries), *values]
         try:
             version, _epoch = self._write(keys=keys, args=args)
         except redis.ResponseError as exc:
