@@ -23,6 +23,7 @@ from .listener import Listener, ListenerOptions
 from .receivers import Receiver
 from .schema import Schema
 from .signals import Status
+from .signing import KeyRing
 from .sink import Sink
 from .snapshot import Snapshot
 from .state import ConfigState
@@ -99,6 +100,7 @@ class HotConfig(Generic[ModelT]):
         socket_timeout: float = 2.0,
         backoff_max: float = 0.5,
         redis_kwargs: Mapping[str, Any] | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         redis_options = dict(redis_kwargs or {})
         if service:
@@ -117,6 +119,8 @@ class HotConfig(Generic[ModelT]):
             poll_interval=_positive("poll_interval", poll_interval),
             socket_timeout=_positive("socket_timeout", socket_timeout),
             backoff_max=_positive("backoff_max", backoff_max),
+            # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
+            signing=KeyRing.resolve(signing_keys),
             limits=Limits(
                 _positive("max_message_bytes", max_message_bytes),
                 _positive("max_depth", max_depth),

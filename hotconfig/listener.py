@@ -29,6 +29,7 @@ from .connection import Target
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
+from .signing import KeyRing
 from .sink import Sink
 from .state import Staged
 from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
@@ -40,6 +41,18 @@ log = logging.getLogger(__name__)
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
 _MAX_WAIT = 0.25  # the longest a read blocks, so that close() and the timers are never late
+
+
+_REFUSED = {
+    "unsigned": "signing is on and the message carries no signature (and, if unversioned, ts)",
+    "bad_signature": "the signature does not verify with any key of this client's ring",
+    "stale": "the signed message's ts is outside the accepted window of this client's clock",
+    "replayed": "this signed unversioned message was already applied once",
+}
+
+
+def _first_key(message: Message) -> str | None:
+    return message.entries[0].key if message.entries else None
 
 
 class LivenessError(ConnectionError):
@@ -62,6 +75,7 @@ class ListenerOptions:
     # often: slow enough not to flood its log, fast enough that a fix takes effect by itself.
     misconfigured_retry: float = 3.0
     limits: Limits = field(default=DEFAULT_LIMITS)
+    signing: KeyRing | None = None  # when set, only messages signed with one of its keys apply
 
 
 def misconfiguration(exc: BaseException) -> str | None:
@@ -355,6 +369,11 @@ class Listener:
             parsed = parse(data, self._options.limits)
         except InvalidMessageError as exc:
             self._sink.reject(exc.reason, exc)
+            return
+        ring = self._options.signing
+        if ring is not None and (refused := ring.check(parsed, self._options.channel)):
+            detail = _REFUSED[refused]
+            self._sink.reject(refused, InvalidMessageError(refused, detail), _first_key(parsed))
             return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:
