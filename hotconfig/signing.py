@@ -27,6 +27,13 @@ the client's clock, each signature once (``stale``, ``replayed``).
 Key rings are written ``kid=base64key,kid2=base64key`` (``$HOTCONFIG_SIGNING_KEYS``): a client
 accepts every key in its ring; a store signs with the first. Rotate by adding the new key to
 every client's ring, then making it first on the store, then removing the old one.
+
+With HMAC every holder of a key can also sign. For services that must only *verify*, use
+Ed25519 (``pip install 'hotconfig[signing]'``): the store's ring holds
+``kid=ed25519:<base64 of the 32-byte private key>``, the services' rings hold
+``kid=ed25519-public:<base64 of the 32-byte public key>``, and a compromised service host can
+no longer forge configuration. An Ed25519 signature is ``"<key id>:<base64url of the 64-byte
+signature>"`` over the same payload.
 """
 
 from __future__ import annotations
@@ -85,41 +92,104 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+class _Hmac:
+    __slots__ = ("_secret",)
+
+    def __init__(self, kid: str, secret: bytes) -> None:
+        if len(secret) < _MIN_KEY_BYTES:
+            raise ValueError(
+                f"signing_keys: key {kid!r} has {len(secret)} bytes; use at least "
+                f"{_MIN_KEY_BYTES} random bytes (e.g. secrets.token_bytes(32))"
+            )
+        self._secret = secret
+
+    def sign(self, data: bytes) -> bytes:
+        return hmac.new(self._secret, data, hashlib.sha256).digest()
+
+    def verify(self, mac: bytes, data: bytes) -> bool:
+        return hmac.compare_digest(self.sign(data), mac)
+
+
+class _Ed25519:
+    __slots__ = ("_private", "_public")
+
+    def __init__(self, kid: str, raw: bytes, *, private: bool) -> None:
+        try:
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+        except ImportError:
+            raise ImportError(
+                f"signing key {kid!r} is Ed25519, which needs the cryptography package: "
+                "pip install 'hotconfig[signing]'"
+            ) from None
+        if len(raw) != 32:
+            raise ValueError(f"signing key {kid!r}: an Ed25519 key is 32 bytes, got {len(raw)}")
+        self._private = ed25519.Ed25519PrivateKey.from_private_bytes(raw) if private else None
+        self._public = (
+            self._private.public_key()
+            if self._private is not None
+            else ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        if self._private is None:
+            raise ValueError("this ring's signing key is an Ed25519 public key: it can only verify")
+        return self._private.sign(data)
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self._public.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _unb64(encoded: str, kid: str) -> bytes:
+    try:
+        padded = encoded.strip() + "=" * (-len(encoded.strip()) % 4)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"signing key {kid!r} is not valid base64") from None
+
+
 class KeyRing:
-    """HMAC-SHA256 keys by id: all of them verify, the first one signs."""
+    """Keys by id — HMAC-SHA256 secrets or Ed25519 keys: all of them verify, the first signs."""
 
     __slots__ = ("_keys", "_seen", "window")
 
     def __init__(self, keys: Mapping[str, bytes], *, window: float = 60.0) -> None:
+        """``keys`` maps key ids to HMAC secrets (bytes); use :meth:`parse` for Ed25519."""
+        self._setup({kid: _Hmac(kid, secret) for kid, secret in keys.items()}, window)
+
+    def _setup(self, keys: dict[str, _Hmac | _Ed25519], window: float) -> None:
         if not keys:
-            raise ValueError("signing_keys: give at least one key, e.g. {'k1': secret_bytes}")
-        for kid, secret in keys.items():
-            if not kid or ":" in kid or "," in kid or "=" in kid:
+            raise ValueError("signing_keys: give at least one key, e.g. k1=<base64 secret>")
+        for kid in keys:
+            if not kid or any(c in kid for c in ":,="):
                 raise ValueError(f"signing_keys: key id {kid!r} must be non-empty, without : , =")
-            if len(secret) < _MIN_KEY_BYTES:
-                raise ValueError(
-                    f"signing_keys: key {kid!r} has {len(secret)} bytes; use at least "
-                    f"{_MIN_KEY_BYTES} random bytes (e.g. secrets.token_bytes(32))"
-                )
-        self._keys = dict(keys)
+        self._keys = keys
         self.window = window
         self._seen: dict[str, float] = {}  # raw signatures accepted, until they expire
 
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
-        """A ring from ``kid=base64key,kid2=base64key`` (standard or URL-safe base64)."""
-        keys: dict[str, bytes] = {}
+        """A ring from ``kid=base64key,kid2=ed25519:base64key,kid3=ed25519-public:base64key``
+        (standard or URL-safe base64; a bare key is an HMAC secret)."""
+        keys: dict[str, _Hmac | _Ed25519] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
             kid, sep, encoded = item.partition("=")
+            kid = kid.strip()
             if not sep:
                 raise ValueError("signing keys must be written kid=base64key,kid2=base64key")
-            try:
-                padded = encoded + "=" * (-len(encoded) % 4)
-                standard = padded.replace("-", "+").replace("_", "/")
-                keys[kid.strip()] = base64.b64decode(standard, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"signing key {kid.strip()!r} is not valid base64") from None
-        return cls(keys)
+            kind, colon, rest = encoded.partition(":")
+            if colon and kind in ("ed25519", "ed25519-public"):
+                keys[kid] = _Ed25519(kid, _unb64(rest, kid), private=kind == "ed25519")
+            else:
+                keys[kid] = _Hmac(kid, _unb64(encoded, kid))
+        ring = cls.__new__(cls)
+        ring._setup(keys, 60.0)
+        return ring
 
     @classmethod
     def resolve(cls, keys: KeyRing | str | Mapping[str, bytes] | None) -> KeyRing | None:
@@ -140,15 +210,18 @@ class KeyRing:
 
     def sign(self, data: bytes) -> str:
         kid = self.signer
-        return f"{kid}:{_b64(hmac.new(self._keys[kid], data, hashlib.sha256).digest())}"
+        return f"{kid}:{_b64(self._keys[kid].sign(data))}"
 
     def verify(self, signature: str, data: bytes) -> bool:
-        kid, _, mac = signature.partition(":")
-        secret = self._keys.get(kid)
-        if secret is None:
+        kid, _, encoded = signature.partition(":")
+        key = self._keys.get(kid)
+        if key is None:
             return False
-        expected = _b64(hmac.new(secret, data, hashlib.sha256).digest())
-        return hmac.compare_digest(expected, mac)
+        try:
+            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        return key.verify(raw, data)
 
     def check(self, message: Message, channel: str, now: float | None = None) -> str | None:
         """Why ``message`` must be refused (a reason code), or None if it may be applied."""

@@ -109,3 +109,25 @@ def test_unversioned_signed_messages_carry_a_time_and_apply_once() -> None:
     assert ring().check(message, CHANNEL, now=1_800_000_100) == "stale"
     assert ring().check(message, "config:other", now=1_800_000_000) == "bad_signature"
     assert ring().check(parse('{"key": "feature_x", "value": true}'), CHANNEL) == "unsigned"
+
+
+def test_ed25519_services_verify_but_cannot_sign() -> None:
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    raw_public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    store_ring = KeyRing.parse(f"e1=ed25519:{base64.b64encode(raw_private).decode()}")
+    service_ring = KeyRing.parse(f"e1=ed25519-public:{base64.b64encode(raw_public).decode()}")
+    data = payload(CHANNEL, [Entry("a", 1)], epoch="e", version=1, prev="")
+    signature = store_ring.sign(data)
+    assert service_ring.verify(signature, data)
+    assert not service_ring.verify(signature, data + b"x")
+    with pytest.raises(ValueError, match="only verify"):
+        service_ring.sign(data)

@@ -126,3 +126,33 @@ def test_a_client_without_the_key_of_a_signing_store_refuses_its_changes(
     signed.store.set("limit", 5)
     assert eventually(lambda: config.stats.rejected == 1, timeout=5)
     assert config.get("limit") is None
+
+
+def test_services_holding_only_an_ed25519_public_key_follow_the_store(
+    server: EmbeddedServer, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    pytest.importorskip("cryptography")
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    secret = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    fleet = fleet_factory(server.url)
+    fleet.store.close()
+    fleet.store = ConfigStore(
+        server.url, signing_keys=f"ed=ed25519:{base64.b64encode(secret).decode()}"
+    )
+    verify_only = f"ed=ed25519-public:{base64.b64encode(public).decode()}"
+    config = fleet.client(signing_keys=verify_only, poll_interval=NO_POLL)
+    version = fleet.store.set("limit", 7)
+    assert config.wait_for_version(version, timeout=5)
+    assert config.get("limit") == 7
+    assert config.stats.rejected == 0
+    fleet.assert_converged()
