@@ -35,7 +35,7 @@ from .current import current_client
 __all__ = ["group"]
 
 T = TypeVar("T")
-_STORE_OPTIONS = ("channel", "namespace", "max_message_bytes")
+_STORE_OPTIONS = ("channel", "namespace", "max_message_bytes", "signing_keys")
 
 group = AppGroup("hotconfig", help="Look at and change this app's hotconfig values.")
 

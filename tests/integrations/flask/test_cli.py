@@ -102,6 +102,18 @@ def test_set_and_delete_write_the_store_and_wait_for_this_apps_client(
     assert "Error:" in refused.output
 
 
+def test_set_signs_with_the_apps_keys_when_its_client_refuses_unsigned_changes(
+    make_app: AppFactory, store: ConfigStore
+) -> None:
+    keys = {"k1": b"a-32-byte-long-hmac-key-for-test"}
+    app = make_app(HOTCONFIG_OPTIONS={"signing_keys": keys})
+    client = app.extensions["hotconfig"]
+    store.set("greeting", "unsigned")  # refused: this app only takes signed changes
+    result = run(app, "set", "greeting", "signed")
+    assert result.exit_code == 0, result.output
+    assert client.get("greeting") == "signed"
+
+
 def test_history_lists_the_latest_writes_newest_first_and_hides_secrets(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
