@@ -89,8 +89,9 @@ class Output:
     def _rich_table(self, columns: Sequence[str], rows: list[list[str]], title: str) -> None:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*columns, title=title or None)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # values are text, never markup
         Console().print(table)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from hotconfig import ConfigStore
@@ -147,3 +149,16 @@ def test_errors_are_one_line_without_the_password(server: EmbeddedServer, run: R
     not_json = run("import", "-", input="{nope")
     assert not_json.exit_code == 2
     assert "is not JSON" in not_json.stderr
+
+
+def test_without_click_the_command_says_what_to_install() -> None:
+    # None in sys.modules makes `import click` fail, as on an install without the cli extra.
+    code = "import sys; sys.modules['click'] = None; from hotconfig.cli import main; main([])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == "error: the hotconfig command needs click and rich: " + (
+        "pip install 'hotconfig[cli]'\n"
+    )
+    metrics = "import sys; sys.modules['prometheus_client'] = None; import hotconfig.metrics"
+    failed = subprocess.run([sys.executable, "-c", metrics], capture_output=True, text=True)
+    assert "pip install 'hotconfig[metrics]'" in failed.stderr

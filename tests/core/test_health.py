@@ -242,6 +242,8 @@ def test_close_is_bounded_when_the_server_is_frozen(start: Start, server: Embedd
         server.resume()
 
 
+# Python 3.12+ warns on fork() in a process with threads; forking such a process is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_reports_as_another_instance(start: Start, fleet: Fleet) -> None:
     _, reporter = start("forking")
     pid = os.fork()
