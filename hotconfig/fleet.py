@@ -131,7 +131,7 @@ class Fleet:
         return roster
 
     def _subscribe(self, *channels: str) -> redis.client.PubSub:
-        pubsub: redis.client.PubSub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+        pubsub: redis.client.PubSub = self._redis.pubsub()
         pubsub.subscribe(*channels)
         acked = 0
         deadline = time.monotonic() + 5.0
