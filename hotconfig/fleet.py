@@ -60,10 +60,12 @@ class Gone(NamedTuple):
 
 
 class ChangeNotice(NamedTuple):
-    """A message seen on the changes channel (``Fleet.watch(changes=True)``)."""
+    """A message seen on the changes channel (``Fleet.watch(changes=True)``). ``reload``: a
+    change too large for one message, announced without its entries (clients load it)."""
 
     version: int | None
     entries: tuple[Entry, ...]
+    reload: bool = False
 
 
 class _Roster:
@@ -335,4 +337,4 @@ def _notice(data: bytes) -> ChangeNotice | None:
         parsed = parse(data, Limits())
     except ValueError:
         return None
-    return ChangeNotice(parsed.version, parsed.entries)
+    return ChangeNotice(parsed.version, parsed.entries, parsed.reload)

@@ -161,8 +161,11 @@ def _print_event(out: Output, event: Report | Gone | ChangeNotice) -> None:
     if isinstance(event, ChangeNotice):
         if out.as_json:
             changes = [out.entry(e) for e in event.entries]
-            out.json({"type": "change", "version": event.version, "changes": changes})
+            data = {"type": "change", "version": event.version, "changes": changes}
+            out.json(data | ({"reload": True} if event.reload else {}))
             return
+        if event.reload:
+            out.line(f"{now}  change  v{event.version} a large change, loaded from the store")
         for e in event.entries:
             value = f"={out.shown(e.key, e.value)}" if e.op == "set" else ""
             out.line(f"{now}  change  v{event.version} {e.op} {e.scope} {e.key}{value}")

@@ -266,3 +266,15 @@ def test_a_password_in_the_url_needs_it_given(server: EmbeddedServer) -> None:
     with pytest.raises(ValueError, match="pass url="):
         Reporter(config)
     Reporter(config, url=server.url).close()  # a reporter never started closes at once
+
+
+def test_watch_announces_a_change_too_large_for_one_message(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    with (
+        ConfigStore(server.url, max_message_bytes=2048) as store,
+        fleet.watch(timeout=2, changes=True) as feed,
+    ):
+        version = store.set_many({f"k{i}": "x" * 50 for i in range(100)})
+        notice = next(e for e in feed if isinstance(e, ChangeNotice))
+    assert notice == ChangeNotice(version, (), reload=True)
