@@ -65,7 +65,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "scopes": lambda server, store: scopes.measure(server.url),
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
-    "barrier": lambda server, store: barrier.measure(server.url, store),
+    "barrier": barrier.measure,
 }
 
 

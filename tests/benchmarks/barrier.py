@@ -1,9 +1,14 @@
-"""The convergence barrier: a write, then ``Fleet.wait`` until 20 instances confirmed it.
+"""The convergence barrier, and what health reporting costs the listener.
+
+The barrier: a write, then ``Fleet.wait`` until 20 instances confirmed it.
 
 20 clients in this process, each with its health reporter, follow the store. Each trial writes
 one value with ``ConfigStore.set`` and times until ``Fleet.wait`` returns with every instance
 confirmed — what ``hotconfig set --wait`` does after its write, without the interpreter's
 start-up (about 0.2 s for the console script, the same for any Python command).
+
+The cost: the 50k versioned burst of throughput.py, applied by a client with and without its
+reporter (which wakes on every applied version), rounds alternating; best round of each.
 """
 
 from __future__ import annotations
@@ -14,14 +19,41 @@ from typing import Any
 
 from hotconfig import ConfigStore, Fleet, HotConfig
 from hotconfig.health import Reporter
+from hotconfig.testing.server import EmbeddedServer
 
+from . import throughput
 from .report import Bar, Row
 
 INSTANCES = 20
 TRIALS = 50
 
 
-def measure(url: str, store: ConfigStore) -> list[Row]:
+def measure(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
+    return [*_barrier(server.url, store), _health_cost(server, store)]
+
+
+def _health_cost(server: EmbeddedServer, store: ConfigStore) -> Row:
+    store.set_many({f"bench.k{i:04d}": f"value-{i}" for i in range(throughput.KEYS)})
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    for round_ in range(throughput.ROUNDS):
+        for health in (False, True) if round_ % 2 == 0 else (True, False):
+            token = f"health-{health}-{round_}-{time.time_ns()}"
+            payload = throughput._payload("versioned", store, token)
+            seconds, _ = throughput._hotconfig_round(server, payload, token, health=health)
+            rates["with" if health else "without"].append(throughput.COUNT / seconds)
+    return Row(
+        "health_cost",
+        f"apply throughput with health reports / without, {throughput.COUNT // 1000}k burst",
+        max(rates["with"]),
+        "msg/s",
+        baseline=max(rates["without"]),
+        bar=Bar("ratio", ">=", 0.95),
+        lower_is_better=False,
+        details={"rounds": rates},
+    )
+
+
+def _barrier(url: str, store: ConfigStore) -> list[Row]:
     configs: list[HotConfig[Any]] = [
         HotConfig(url, service=f"bench-barrier-{i % 4}") for i in range(INSTANCES)
     ]
