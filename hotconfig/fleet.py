@@ -117,9 +117,6 @@ class Fleet:
             self._read(service).reports.values(), key=lambda r: (r.service or "", r.instance)
         )
 
-    def store_version(self) -> int:
-        return int(self._redis.get(self._keyspace.version) or 0)
-
     def _read(self, service: str | None) -> _Roster:
         reply: list[Any] = self._live(
             keys=[self.registry.instances, self._keyspace.version], args=[self.registry.prefix]

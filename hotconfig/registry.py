@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from .errors import InvalidMessageError, InvalidValueError
@@ -150,7 +150,6 @@ class Report:
     time: float
     expires: float
     scopes: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Report:
