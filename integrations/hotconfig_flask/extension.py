@@ -234,7 +234,8 @@ def _new_client(options: Options) -> hotconfig.HotConfig[Any]:
             model=options.model,
             scopes=options.scopes,
             service=options.service,
-            **options.client_options,
+            # Health reports say which framework an instance runs; HOTCONFIG_OPTIONS may override.
+            **{"framework": "flask", **options.client_options},
         )
     except (TypeError, ValueError) as exc:
         # The core's message names the problem (a bad scope, a model without defaults).

@@ -20,6 +20,7 @@ from hotconfig_flask import (
 from tests.conftest import ServerFactory
 from tests.integrations.flask.apps import Settings, served
 from tests.integrations.flask.conftest import AppFactory
+from tests.waiting import eventually
 
 
 def test_a_factory_app_serves_the_stored_value_and_each_change_in_its_views(
@@ -217,3 +218,14 @@ def test_a_wrong_password_is_reported_as_a_misconfiguration_to_fix(
         assert "not-it" not in caplog.text
     finally:
         app.extensions["hotconfig"].close()
+
+
+def test_the_apps_client_reports_its_health_as_a_flask_instance(
+    make_app: AppFactory, server: EmbeddedServer
+) -> None:
+    app = make_app(HOTCONFIG_SERVICE="shop")
+    with hotconfig.Fleet(server.url) as fleet:
+        assert eventually(lambda: [r.status for r in fleet.instances("shop")] == ["LIVE"])
+        (report,) = fleet.instances("shop")
+    assert (report.service, report.framework, report.status) == ("shop", "flask", "LIVE")
+    assert report.version == app.extensions["hotconfig"].version
