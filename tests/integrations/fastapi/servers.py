@@ -55,7 +55,9 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"the server did not stop in {timeout}s:\n{self.output()}")
+            raise AssertionError(
+                f"the server did not stop in {timeout}s:\n{self.output()}"
+            ) from None
 
 
 def uvicorn_command(
