@@ -27,7 +27,9 @@ from pydantic import BaseModel
 
 from hotconfig import Change, HotConfig
 
-__all__ = ["STATE_KEY", "AppLifespan", "Lifespan", "lifespan"]
+from .lag import LagProbe
+
+__all__ = ["LAG_KEY", "STATE_KEY", "AppLifespan", "Lifespan", "lifespan"]
 
 log = logging.getLogger("hotconfig.fastapi")
 
@@ -38,6 +40,7 @@ AppLifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | No
 STATE_KEY = "hotconfig"
 """The name of the client in the lifespan state (``request.state.hotconfig``) and on
 ``app.state``."""
+LAG_KEY = "hotconfig_lag"
 
 
 class Lifespan(Generic[ModelT]):
@@ -55,8 +58,10 @@ class Lifespan(Generic[ModelT]):
         owned: bool,
         start_timeout: float = 5.0,
         inner: AppLifespan | None = None,
+        lag: LagProbe | None = None,
     ) -> None:
         self.config = config
+        self._lag = lag
         self.start_timeout = start_timeout
         self._owned = owned
         self._inner = inner
@@ -95,8 +100,11 @@ class Lifespan(Generic[ModelT]):
                 self.start_timeout,
                 config.status,
             )
-        app.state.hotconfig = config
+        setattr(app.state, STATE_KEY, config)
         state: dict[str, Any] = {STATE_KEY: config}
+        if self._lag is not None:
+            setattr(app.state, LAG_KEY, self._lag)
+            state[LAG_KEY] = self._lag
         try:
             if self._inner is None:
                 yield state
@@ -106,6 +114,8 @@ class Lifespan(Generic[ModelT]):
         finally:
             if self._owned:
                 await asyncio.to_thread(config.close)
+            if self._lag is not None:
+                await asyncio.to_thread(self._lag.close)
 
     # -- typed dependencies -------------------------------------------------------------------
 
@@ -171,4 +181,5 @@ def lifespan(
             raise TypeError("pass either config= or the HotConfig options, not both")
         return Lifespan(config, owned=False, start_timeout=start_timeout, inner=lifespan)
     made: HotConfig[Any] = HotConfig(url, **options)
-    return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan)
+    lag = LagProbe(url, options.get("namespace"))
+    return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan, lag=lag)

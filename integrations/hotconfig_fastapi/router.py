@@ -14,32 +14,39 @@ default: then there is no ``/stream``); see :mod:`hotconfig_fastapi.changes` for
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig import HotConfig, Status
 
 from .changes import ChangeFeed
 from .dependencies import get_config
-from .lifespan import STATE_KEY
+from .lag import LagProbe
+from .lifespan import LAG_KEY, STATE_KEY
 from .sse import Ending, Outbox, serve
 
 __all__ = ["EventStreamResponse", "router"]
 
 log = logging.getLogger("hotconfig.fastapi")
 
-_LAG_TIMEOUT = 0.5
-_STATS_SHOWN = ("received", "applied", "skipped", "rejected", "resyncs", "reconnects")
+_STATS_SHOWN = (
+    "received",
+    "applied",
+    "skipped",
+    "rejected",
+    "resyncs",
+    "reconnects",
+    "receiver_errors",
+    "coalesced",
+)
 
 
 def router(
@@ -61,7 +68,6 @@ def router(
     """
     allow = tuple(stream_keys)
     feeds: weakref.WeakKeyDictionary[HotConfig[Any], ChangeFeed] = weakref.WeakKeyDictionary()
-    lag = _LagProbe()
 
     def feed_for(config: HotConfig[Any]) -> ChangeFeed:
         feed = feeds.get(config)
@@ -82,7 +88,6 @@ def router(
         finally:
             for feed in list(feeds.values()):
                 feed.stop()
-            lag.close()
 
     api = APIRouter(tags=list(tags), lifespan=feeds_lifespan)
 
@@ -93,7 +98,7 @@ def router(
         body: dict[str, Any] = {
             "status": str(config.status),
             "version": config.version,
-            "lag": await lag.measure(config),
+            "lag": await _lag(request, config),
             "counts": {name: getattr(stats, name) for name in _STATS_SHOWN},
         }
         feed = feeds.get(config)
@@ -134,39 +139,7 @@ class EventStreamResponse(Response):
             self._feed.close(self._outbox, ending)
 
 
-class _LagProbe:
-    """How many versions the store is ahead of a client; one read at a time, never blocking."""
-
-    def __init__(self) -> None:
-        self._stores: dict[int, ConfigStore] = {}
-        self._pending: asyncio.Future[int] | None = None
-
-    async def measure(self, config: HotConfig[Any]) -> int | None:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._read, config))
-            self._pending.add_done_callback(self._finished)
-        try:
-            store_version = await asyncio.wait_for(asyncio.shield(self._pending), _LAG_TIMEOUT)
-        except (TimeoutError, redis.RedisError, OSError, ValueError):
-            return None
-        return max(0, store_version - config.version)
-
-    def _finished(self, future: asyncio.Future[int]) -> None:
-        self._pending = None
-        if not future.cancelled() and future.exception() is not None:
-            log.debug("hotconfig: could not read the store version: %s", future.exception())
-
-    def _read(self, config: HotConfig[Any]) -> int:
-        store = self._stores.get(id(config))
-        if store is None:
-            client = redis.Redis.from_url(
-                config.url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-            store = ConfigStore(client=client, namespace=config.layout.namespace)
-            self._stores[id(config)] = store
-        return store.version
-
-    def close(self) -> None:
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
+async def _lag(request: Request, config: HotConfig[Any]) -> int | None:
+    state = request.scope.get("state") or {}
+    probe = state.get(LAG_KEY) or getattr(request.app.state, LAG_KEY, None)
+    return await probe.measure(config) if isinstance(probe, LagProbe) else None

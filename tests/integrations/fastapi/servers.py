@@ -15,20 +15,11 @@ from pathlib import Path
 
 import httpx
 
-from hotconfig.testing import EmbeddedServer
+from hotconfig.testing import EmbeddedServer, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVED_APP = "tests.integrations.fastapi.served_app:app"
 EXAMPLE_DIR = ROOT / "docs" / "examples" / "fastapi_app"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

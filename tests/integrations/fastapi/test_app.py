@@ -25,8 +25,8 @@ from pydantic import BaseModel
 import hotconfig
 import hotconfig_fastapi
 from hotconfig import ConfigStore, HotConfig, Status
-from hotconfig.testing import EmbeddedServer
-from tests.integrations.fastapi.servers import ROOT, free_port
+from hotconfig.testing import EmbeddedServer, free_port
+from tests.integrations.fastapi.servers import ROOT
 from tests.waiting import eventually
 
 

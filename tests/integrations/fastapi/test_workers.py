@@ -14,11 +14,10 @@ import httpx
 import pytest
 
 from hotconfig import ConfigStore
-from hotconfig.testing import EmbeddedServer
+from hotconfig.testing import EmbeddedServer, free_port
 from tests.integrations.fastapi.servers import (
     SERVED_APP,
     Served,
-    free_port,
     gunicorn_command,
     serving,
     uvicorn_app,
