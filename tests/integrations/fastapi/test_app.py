@@ -129,6 +129,28 @@ def test_an_async_receiver_runs_on_the_apps_event_loop(
         assert not thread.startswith("hotconfig-listener")
 
 
+def test_an_async_handler_awaits_its_own_write_to_be_live(
+    server: EmbeddedServer, store: ConfigStore
+) -> None:
+    hot = hotconfig_fastapi.lifespan(server.url, model=Settings)
+    app = FastAPI(lifespan=hot)
+
+    @app.post("/greeting/{value}")
+    async def set_greeting(value: str) -> dict[str, Any]:
+        version = await asyncio.to_thread(store.set, "greeting", value)
+        # Read-your-write on this instance, awaited: the loop serves other requests meanwhile.
+        live = await hot.config.wait_for_version_async(version, timeout=5)
+        never = await hot.config.wait_for_version_async(version + 1000, timeout=0.05)
+        return {"live": live, "never": never, "greeting": hot.config.settings.greeting}
+
+    with TestClient(app) as client:
+        assert client.post("/greeting/hey").json() == {
+            "live": True,
+            "never": False,
+            "greeting": "hey",
+        }
+
+
 def test_a_stuck_async_receiver_does_not_delay_the_others(
     server: EmbeddedServer, store: ConfigStore
 ) -> None:
