@@ -11,6 +11,9 @@ FastAPI resolves a dependency once per request, so every ``Depends(get_settings)
 request gets the same immutable settings object: one consistent view, even if a change lands
 while the request runs. ``Depends(hot.get_settings)`` on the :class:`Lifespan` itself is the
 same, typed by the lifespan's model without an annotation.
+
+They are ``async def`` although they never wait: FastAPI runs a plain ``def`` dependency in
+its thread pool, a hop that costs more than the read itself.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ class NoClientError(HotConfigError, RuntimeError):
     """A dependency ran in an app whose lifespan did not start a client."""
 
 
-def get_config(request: Request) -> HotConfig[Any]:
+async def get_config(request: Request) -> HotConfig[Any]:
     """The app's :class:`hotconfig.HotConfig` (from the lifespan state, else ``app.state``)."""
+    return _client(request)
+
+
+def _client(request: Request) -> HotConfig[Any]:
     state = request.scope.get("state") or {}
     config = state.get(STATE_KEY) or getattr(request.app.state, STATE_KEY, None)
     if not isinstance(config, HotConfig):
@@ -42,14 +49,14 @@ def get_config(request: Request) -> HotConfig[Any]:
     return config
 
 
-def get_settings(request: Request) -> Any:
+async def get_settings(request: Request) -> Any:
     """The typed settings as they are now; the same object for the whole request."""
-    settings = get_config(request).settings
+    settings = _client(request).settings
     if settings is None:
         raise TypeError("get_settings needs a model: hotconfig_fastapi.lifespan(model=...)")
     return settings
 
 
-def get_snapshot(request: Request) -> Snapshot:
+async def get_snapshot(request: Request) -> Snapshot:
     """The current immutable mapping of every effective value, for untyped reads."""
-    return get_config(request).snapshot()
+    return _client(request).snapshot()

@@ -119,11 +119,11 @@ class Lifespan(Generic[ModelT]):
 
     # -- typed dependencies -------------------------------------------------------------------
 
-    def get_config(self) -> HotConfig[ModelT]:
+    async def get_config(self) -> HotConfig[ModelT]:
         """A dependency: ``config: HotConfig[Settings] = Depends(hot.get_config)``."""
         return self.config
 
-    def get_settings(self) -> ModelT:
+    async def get_settings(self) -> ModelT:
         """A dependency: the typed settings, one immutable object for the whole request."""
         settings = self.config.settings
         if settings is None:

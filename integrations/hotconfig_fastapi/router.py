@@ -93,7 +93,7 @@ def router(
 
     @api.get(health_path, summary="hotconfig health: 200 while LIVE, else 503")
     async def health(request: Request) -> JSONResponse:
-        config = get_config(request)
+        config = await get_config(request)
         stats = config.stats
         body: dict[str, Any] = {
             "status": str(config.status),
@@ -111,7 +111,7 @@ def router(
 
         @api.get(stream_path, summary="hotconfig changes as Server-Sent Events")
         async def stream(request: Request) -> EventStreamResponse:
-            feed = feed_for(get_config(request))
+            feed = feed_for(await get_config(request))
             outbox = feed.open(request.headers.get("last-event-id"))
             return EventStreamResponse(feed, outbox, keepalive=keepalive)
 

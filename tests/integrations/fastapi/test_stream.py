@@ -38,6 +38,12 @@ def app(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
 _http = httpx.Client(timeout=5)  # one client: each new one loads a TLS context (~30 ms)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_http_client() -> Iterator[None]:
+    yield
+    _http.close()
+
+
 def health(app: Served) -> httpx.Response:
     return _http.get(app.url + "/health")
 
