@@ -26,6 +26,7 @@ from hotconfig.testing.server import EmbeddedServer, ServerKind
 from . import (
     alternatives,
     convergence,
+    fastapi_integration,
     latency,
     machine,
     memory,
@@ -64,6 +65,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "scopes": lambda server, store: scopes.measure(server.url),
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
+    "fastapi": fastapi_integration.measure,
 }
 
 
