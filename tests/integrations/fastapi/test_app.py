@@ -302,3 +302,11 @@ def test_importing_without_fastapi_fails_with_one_clear_message() -> None:
         "ImportError: hotconfig_fastapi needs FastAPI, which is not installed: "
         "pip install 'hotconfig[fastapi]'"
     )
+
+
+def test_without_an_allow_list_there_is_no_stream(server: EmbeddedServer) -> None:
+    app = FastAPI(lifespan=hotconfig_fastapi.lifespan(server.url))
+    app.include_router(hotconfig_fastapi.router())
+    with TestClient(app) as client:
+        assert client.get("/stream").status_code == 404
+        assert client.get("/health").status_code == 200

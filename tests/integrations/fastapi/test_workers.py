@@ -81,11 +81,13 @@ def test_uvicorn_workers_each_serve_a_change_within_a_second(
         assert_every_worker_serves_a_change_within_a_second(app, store)
 
 
+@pytest.mark.parametrize("preload", [False, True], ids=["imported-per-worker", "preload"])
 def test_gunicorn_uvicorn_workers_each_serve_a_change_within_a_second(
-    server: EmbeddedServer, store: ConfigStore, tmp_path: Path
+    server: EmbeddedServer, store: ConfigStore, tmp_path: Path, preload: bool
 ) -> None:
     port = free_port()
-    command = gunicorn_command(SERVED_APP, port, workers=WORKERS)
+    # With --preload the app (and its not yet started client) is imported once, in the master.
+    command = gunicorn_command(SERVED_APP, port, workers=WORKERS) + ["--preload"] * preload
     with serving(command, port, tmp_path / "gunicorn.log", redis=server) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
         assert app.stop() == 0
