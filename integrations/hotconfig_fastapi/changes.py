@@ -28,7 +28,7 @@ import asyncio
 import fnmatch
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import pydantic_core
@@ -87,7 +87,7 @@ class ChangeFeed:
         self._since = 0  # ids from here on are all known to this feed
         self._last_id = 0
         self._counts = dict.fromkeys(StreamCounts._fields, 0)
-        self._unwatch: Any = None
+        self._unwatch: Callable[[], None] | None = None
         self._started = False
 
     # -- lifecycle (on the loop) ----------------------------------------------------------------

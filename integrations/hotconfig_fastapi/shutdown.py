@@ -19,6 +19,7 @@ ASGI server reports ``http.disconnect``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import signal
 import threading
@@ -41,7 +42,7 @@ class _Watchers:
         self._lock = threading.Lock()
         self._callbacks: dict[int, tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = {}
         self._previous: dict[int, Handler] = {}
-        self._ids = iter(range(1, 1 << 62))
+        self._ids = itertools.count(1)
 
     def add(
         self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]

@@ -20,6 +20,9 @@ from hotconfig.testing import EmbeddedServer, free_port
 ROOT = Path(__file__).resolve().parents[3]
 SERVED_APP = "tests.integrations.fastapi.served_app:app"
 EXAMPLE_DIR = ROOT / "docs" / "examples" / "fastapi_app"
+# What the served app streams unless a test says otherwise; frequent keep-alives let the
+# tests' readers notice soon that they are asked to stop.
+STREAM_ENV = {"STREAM_KEYS": "ui.*,greeting", "STREAM_KEEPALIVE": "0.5"}
 
 
 @dataclass
@@ -82,7 +85,7 @@ def serving(
     cwd: Path = ROOT,
 ) -> Iterator[Served]:
     """Run ``command`` until the block ends; yields once ``ready_path`` answers at all."""
-    environment = {**os.environ, "HOTCONFIG_URL": redis.url, **(env or {})}
+    environment = {**os.environ, "HOTCONFIG_URL": redis.url, **STREAM_ENV, **(env or {})}
     with log.open("wb") as output:
         process = subprocess.Popen(
             list(command),
@@ -120,9 +123,6 @@ def wait_until_answering(served: Served, path: str = "/health", timeout: float =
     raise AssertionError(f"the server did not answer in {timeout}s:\n{served.output()}")
 
 
-STREAM_ENV = {"STREAM_KEYS": "ui.*,greeting", "STREAM_KEEPALIVE": "0.5"}
-
-
 @contextlib.contextmanager
 def uvicorn_app(
     redis: EmbeddedServer,
@@ -138,5 +138,5 @@ def uvicorn_app(
     port = free_port()
     command = uvicorn_command(app, port, workers=workers, extra=extra)
     log = log_dir / f"uvicorn-{port}.log"
-    with serving(command, port, log, redis=redis, env={**STREAM_ENV, **(env or {})}, cwd=cwd) as s:
+    with serving(command, port, log, redis=redis, env=env, cwd=cwd) as s:
         yield s

@@ -97,7 +97,8 @@ class EventReader:
             return self._events.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(
-                f"no event within {timeout}s (ended={self.ended.is_set()}, error={self.error!r})"
+                f"no event within {timeout}s (status={self.status}, ended={self.ended.is_set()}, "
+                f"error={self.error!r})"
             ) from None
 
     def until(self, predicate: Callable[[Event], bool], timeout: float = 5.0) -> list[Event]:

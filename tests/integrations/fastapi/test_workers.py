@@ -90,7 +90,14 @@ def test_gunicorn_uvicorn_workers_each_serve_a_change_within_a_second(
     command = gunicorn_command(SERVED_APP, port, workers=WORKERS) + ["--preload"] * preload
     with serving(command, port, tmp_path / "gunicorn.log", redis=server) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
-        assert app.stop() == 0
+        # A graceful stop with a browser attached: its stream ends, the workers exit in time.
+        with EventReader(app.url + "/stream") as reader:
+            assert reader.next().event == "reset"
+            stopping = time.monotonic()
+            app.process.terminate()
+            assert reader.until(lambda e: e.event == "end")[-1].json() == {"reason": "shutdown"}
+            assert app.stop() == 0
+            assert time.monotonic() - stopping < 3.0  # gunicorn's graceful timeout is 5 s
 
 
 def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
