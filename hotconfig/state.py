@@ -187,7 +187,8 @@ class ConfigState:
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
-        update = Update(rejected=[error])
+        # Kept until it is reported; its traceback would keep every frame of the batch alive.
+        update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
                 self._first_rejection(entry.scope, entry.key, entry.value)

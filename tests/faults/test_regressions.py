@@ -19,7 +19,7 @@ import redis
 from hotconfig import Status
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
-from tests.faults.conftest import NO_POLL, Fleet
+from tests.faults.harness import NO_POLL, Fleet
 from tests.faults.proxy import TcpProxy
 from tests.waiting import eventually
 
@@ -84,7 +84,8 @@ def test_a_store_reloaded_from_an_older_dump_is_detected_by_the_poll(
     write_values(fleet, 3)
     redis_client.save()
     all_at(fleet, write_values(fleet, 5, prefix="after.dump"))
-    redis_client.execute_command("DEBUG", "RELOAD", "NOSAVE")  # back to version 3, same epoch
+    # Back to version 3, under the same epoch.
+    redis_client.execute_command("DEBUG", "RELOAD", "NOSAVE")  # type: ignore[no-untyped-call]
     assert fleet.store.version == 3
 
     started = time.monotonic()
@@ -191,7 +192,7 @@ def test_a_forgery_that_copies_the_digest_is_undone_when_the_real_write_arrives(
     fleet.store.set("limit", 1)
     config = fleet.client(poll_interval=NO_POLL)
     seen: list[str] = []
-    with redis_client.pubsub() as watcher:
+    with redis_client.pubsub() as watcher:  # type: ignore[no-untyped-call]
         watcher.subscribe(CHANNEL)
         watcher.get_message(timeout=1)
         fleet.store.set("other", 1)
