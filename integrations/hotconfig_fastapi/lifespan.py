@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
-from hotconfig import Change, HotConfig
+from hotconfig import Change, ClientClosedError, HotConfig, Status
 
 from .lag import LagProbe
 
@@ -90,6 +90,11 @@ class Lifespan(Generic[ModelT]):
     @asynccontextmanager
     async def _run(self, app: Any) -> AsyncIterator[dict[str, Any]]:
         config = self.config
+        if config.status is Status.CLOSED:
+            raise ClientClosedError(
+                "this lifespan's client was closed when its app stopped; make a new lifespan "
+                "for a new run (build the app in a factory), or pass config= and close it yourself"
+            )
         loop = asyncio.get_running_loop()
         for pattern, receiver in self._async_receivers:
             config.on_change(pattern, loop=loop)(receiver)

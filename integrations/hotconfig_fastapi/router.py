@@ -88,6 +88,7 @@ def router(
         finally:
             for feed in list(feeds.values()):
                 feed.stop()
+            feeds.clear()  # an app started again follows its client on its new loop
 
     api = APIRouter(tags=list(tags), lifespan=feeds_lifespan)
 

@@ -70,6 +70,8 @@ def test_get_settings_serves_the_typed_model_and_each_change_from_the_next_reque
         assert hot.config.wait_for_version(version, timeout=5)
         assert client.get("/model").json() == "gpt-5"
     assert hot.config.status is Status.CLOSED  # the lifespan made it, the lifespan closed it
+    with pytest.raises(hotconfig.ClientClosedError, match="make a new lifespan"), TestClient(app):
+        pass
 
 
 def test_one_request_sees_one_settings_object_even_when_a_change_lands_during_it(
