@@ -3,16 +3,20 @@
 - ``Depends(hot.get_settings)`` against a dependency returning a constant: requests driven
   straight through the ASGI app (no sockets), so the difference is the dependency alone.
 - change → SSE client: a real uvicorn process serving ``/stream``; one ``ConfigStore.set``
-  about every 5 ms; the SSE client (httpx, a thread of this process) and a raw redis-py
-  subscriber thread note ``time.perf_counter_ns()`` when each value arrives. A value the
-  stream merged into a newer one counts as delivered when the newer one was.
+  about every 5 ms; the SSE client (httpx) and a raw redis-py subscriber, each in a process of
+  its own, note ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, one clock for every process) when
+  each value arrives. A value the stream merged into a newer one counts as delivered when the
+  newer one was.
+
+    python -m tests.benchmarks.fastapi_integration sse|raw URL   # one reader process
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -26,7 +30,7 @@ from pydantic import BaseModel
 import hotconfig_fastapi
 from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
-from tests.integrations.fastapi.servers import uvicorn_app
+from tests.integrations.fastapi.servers import ROOT, uvicorn_app
 
 from .report import Bar, Row
 from .timing import percentile
@@ -37,6 +41,7 @@ MESSAGES = 400
 WARMUP = 50
 SPACING = 0.005
 KEY = "ui.bench"
+STOP = -1_000_000  # below every warm-up index
 
 
 class Settings(BaseModel):
@@ -123,26 +128,21 @@ async def _time_requests(app: FastAPI, path: str) -> float:
 
 
 def stream_rows(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
-    sse: dict[int, int] = {}
-    raw: dict[int, int] = {}
     with TemporaryDirectory() as logs, uvicorn_app(server, Path(logs)) as app:
-        stop = threading.Event()
-        readers = [
-            threading.Thread(target=_read_stream, args=(app.url, sse, stop), daemon=True),
-            threading.Thread(target=_read_raw, args=(server.url, raw, stop), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        time.sleep(0.5)  # both subscribed
-        sent = _paced(store)
-        time.sleep(0.3)
-        stop.set()
-        store.set(KEY, {"i": -1})  # wake both readers up so they see the stop
-        for reader in readers:
-            reader.join(timeout=5)
-    sse_us = _latencies_us(sent, sse)
-    raw_us = _latencies_us(sent, raw)
-    details = {"sent": len(sent), "sse_received": len(sse), "raw_received": len(raw)}
+        readers = {"sse": _spawn("sse", app.url), "raw": _spawn("raw", server.url)}
+        try:
+            sent = _paced(store)
+            store.set(KEY, {"i": STOP})
+            received = {kind: _collect(process) for kind, process in readers.items()}
+        finally:
+            for process in readers.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    sse_us = _latencies_us(sent, received["sse"])
+    raw_us = _latencies_us(sent, received["raw"])
+    details = {"sent": len(sent), "sse_received": len(received["sse"]),
+               "raw_received": len(received["raw"])}  # fmt: skip
     return [
         Row(
             "fastapi_sse_p50",
@@ -164,6 +164,26 @@ def stream_rows(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
     ]
 
 
+def _spawn(kind: str, url: str) -> subprocess.Popen[str]:
+    """A reader process (its own GIL, like a browser): prints ``ready``, then its results."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.fastapi_integration", kind, url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    if (line := process.stdout.readline().strip()) != "ready":
+        process.kill()
+        raise RuntimeError(f"the {kind} reader did not start (it said {line!r})")
+    return process
+
+
+def _collect(process: subprocess.Popen[str]) -> dict[int, int]:
+    output, _ = process.communicate(timeout=30)
+    return {int(i): at for i, at in json.loads(output.strip().splitlines()[-1]).items()}
+
+
 def _paced(store: ConfigStore) -> list[int]:
     sent: list[int] = []
     next_at = time.perf_counter()
@@ -177,38 +197,49 @@ def _paced(store: ConfigStore) -> list[int]:
         pause = next_at - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
+    time.sleep(0.2)
     return sent
 
 
-def _read_stream(url: str, received: dict[int, int], stop: threading.Event) -> None:
+def _read_stream(url: str, received: dict[int, int]) -> None:
     with (
         httpx.Client(timeout=30, verify=False) as client,
         client.stream("GET", url + "/stream") as response,
     ):
+        print("ready", flush=True)
         for line in response.iter_lines():
-            if stop.is_set():
-                return
             if line.startswith("data: ") and KEY in line:
                 arrived = time.perf_counter_ns()
                 index = json.loads(line[6:]).get("value", {}).get("i", -1)
+                if index == STOP:
+                    return
                 if index >= 0:
                     received[index] = arrived
 
 
-def _read_raw(url: str, received: dict[int, int], stop: threading.Event) -> None:
+def _read_raw(url: str, received: dict[int, int]) -> None:
     with redis.Redis.from_url(url) as client:
         pubsub = client.pubsub()
         pubsub.subscribe("config:changes")
-        while not stop.is_set():
+        while (message := pubsub.get_message(timeout=1.0)) is None or message[
+            "type"
+        ] != "subscribe":
+            pass
+        print("ready", flush=True)
+        while True:
             message = pubsub.get_message(timeout=1.0)
             if message is None or message["type"] != "message":
                 continue
             arrived = time.perf_counter_ns()
             body = json.loads(message["data"])
             for entry in body.get("changes") or [body]:
-                if entry.get("key") == KEY and entry["value"]["i"] >= 0:
+                if entry.get("key") != KEY:
+                    continue
+                if entry["value"]["i"] == STOP:
+                    pubsub.close()
+                    return
+                if entry["value"]["i"] >= 0:
                     received[entry["value"]["i"]] = arrived
-        pubsub.close()
 
 
 def _latencies_us(sent: list[int], received: dict[int, int]) -> list[float]:
@@ -220,3 +251,13 @@ def _latencies_us(sent: list[int], received: dict[int, int]) -> list[float]:
             raise RuntimeError(f"message {index} and every later one never arrived")
         latencies.append((later - sent[index]) / 1000)
     return latencies
+
+
+def _main(kind: str, url: str) -> None:
+    received: dict[int, int] = {}
+    (_read_stream if kind == "sse" else _read_raw)(url, received)
+    print(json.dumps(received), flush=True)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1], sys.argv[2])
