@@ -312,3 +312,20 @@ def test_without_an_allow_list_there_is_no_stream(server: EmbeddedServer) -> Non
     with TestClient(app) as client:
         assert client.get("/stream").status_code == 404
         assert client.get("/health").status_code == 200
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert hotconfig_fastapi.__all__ == [
+        "ChangeFeed",
+        "EventStreamResponse",
+        "Lifespan",
+        "NoClientError",
+        "StreamCounts",
+        "get_config",
+        "get_settings",
+        "get_snapshot",
+        "lifespan",
+        "router",
+    ]
+    for name in hotconfig_fastapi.__all__:
+        assert getattr(hotconfig_fastapi, name).__module__.startswith("hotconfig_fastapi.")
