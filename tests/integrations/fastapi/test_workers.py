@@ -130,4 +130,3 @@ def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
             assert reader.next().event == "reset"
         restarted = time.monotonic() - edited
         assert restarted < 2.0, app.output()
-        assert "Waiting for connections to close" not in app.output()
