@@ -74,11 +74,26 @@ def assert_every_worker_serves_a_change_within_a_second(app: Served, store: Conf
         assert arrived["on_main_thread"], arrived  # uvicorn runs the loop on the main thread
 
 
+def assert_a_stop_ends_an_open_stream_promptly(app: Served, exit_code: int | None = None) -> None:
+    """SIGTERM to the supervisor with a browser attached: its stream ends, the workers exit."""
+    with EventReader(app.url + "/stream") as reader:
+        assert reader.next().event == "reset"
+        stopping = time.monotonic()
+        app.process.terminate()
+        assert reader.until(lambda e: e.event == "end")[-1].json() == {"reason": "shutdown"}
+        code = app.stop()
+        # Without the stream ending the workers would wait for it (gunicorn: 5 s, then kill).
+        assert time.monotonic() - stopping < 3.0, app.output()
+        if exit_code is not None:
+            assert code == exit_code, app.output()
+
+
 def test_uvicorn_workers_each_serve_a_change_within_a_second(
     server: EmbeddedServer, store: ConfigStore, tmp_path: Path
 ) -> None:
     with uvicorn_app(server, tmp_path, workers=WORKERS) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
+        assert_a_stop_ends_an_open_stream_promptly(app)
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["imported-per-worker", "preload"])
@@ -90,14 +105,7 @@ def test_gunicorn_uvicorn_workers_each_serve_a_change_within_a_second(
     command = gunicorn_command(SERVED_APP, port, workers=WORKERS) + ["--preload"] * preload
     with serving(command, port, tmp_path / "gunicorn.log", redis=server) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
-        # A graceful stop with a browser attached: its stream ends, the workers exit in time.
-        with EventReader(app.url + "/stream") as reader:
-            assert reader.next().event == "reset"
-            stopping = time.monotonic()
-            app.process.terminate()
-            assert reader.until(lambda e: e.event == "end")[-1].json() == {"reason": "shutdown"}
-            assert app.stop() == 0
-            assert time.monotonic() - stopping < 3.0  # gunicorn's graceful timeout is 5 s
+        assert_a_stop_ends_an_open_stream_promptly(app, exit_code=0)
 
 
 def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
