@@ -26,6 +26,7 @@ import hotconfig
 import hotconfig_fastapi
 from hotconfig import ConfigStore, HotConfig, Status
 from hotconfig.testing import EmbeddedServer, free_port
+from tests.conftest import ServerFactory
 from tests.integrations.fastapi.servers import ROOT
 from tests.waiting import eventually
 
@@ -329,3 +330,18 @@ def test_the_public_names_are_pinned() -> None:
     ]
     for name in hotconfig_fastapi.__all__:
         assert getattr(hotconfig_fastapi, name).__module__.startswith("hotconfig_fastapi.")
+
+
+def test_health_tells_a_wrong_password_apart_and_never_shows_it(
+    server_factory: ServerFactory,
+) -> None:
+    guarded = server_factory(password="right-password")
+    url = guarded.url.replace("right-password", "wrong-password")
+    hot = hotconfig_fastapi.lifespan(url, start_timeout=5.0)
+    app = FastAPI(lifespan=hot)
+    app.include_router(hotconfig_fastapi.router())
+    with TestClient(app) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "MISCONFIGURED"
+    assert "password" not in response.text
