@@ -79,7 +79,9 @@ class ChangeFeed:
             raise ValueError("a change feed needs an allow-list of keys, e.g. ['ui.*']")
         self.max_buffer_bytes = max_buffer_bytes
         self._config = config
-        self._retry = f"retry: {int(retry_ms)}\n\n".encode()
+        self._retry_ms = int(retry_ms)
+        self._retry = f"retry: {self._retry_ms}\n\n".encode()
+        self._reset: bytes | None = None  # the reset frame, until the next change
         self._outboxes: set[Outbox] = set()
         self._sent: dict[str, Any] = {}  # the value of each allowed key as last announced
         self._changed_at: dict[str, int] = {}  # the event id each key last changed at
@@ -119,13 +121,13 @@ class ChangeFeed:
     def open(self, last_event_id: str | None) -> Outbox:
         """A new connection's outbox, already holding what the browser must see first."""
         outbox = Outbox(self.max_buffer_bytes)
-        outbox.put(self._retry)
         resumed = self._resume_frames(last_event_id)
         if resumed is None:
             self._count("reset")
-            outbox.put(self._reset_frame())
+            outbox.put(self._reset_frame())  # carries the retry delay itself
         else:
             self._count("resumed")
+            outbox.put(self._retry)
             outbox.put_many(resumed)
         self._outboxes.add(outbox)
         self._count("opened")
@@ -178,6 +180,7 @@ class ChangeFeed:
         if data is None:
             return
         self._last_id = version
+        self._reset = None
         self._changed_at[key] = version
         if value is _ABSENT:
             self._sent.pop(key, None)
@@ -192,6 +195,7 @@ class ChangeFeed:
             outbox.put(data, key, supersede=supersede)
 
     def _restart(self, snapshot: Snapshot) -> None:
+        self._reset = None
         self._epoch = snapshot.epoch
         self._since = self._last_id = snapshot.version
         self._changed_at.clear()
@@ -213,13 +217,17 @@ class ChangeFeed:
         return frames
 
     def _reset_frame(self) -> bytes:
-        values = {}
-        for key, value in self._sent.items():
-            encoded = self._jsonable(key, value)
-            if encoded is not _ABSENT:
-                values[key] = encoded
-        body = json.dumps({"version": self._last_id, "values": values}, ensure_ascii=False)
-        return frame(body, event="reset", id=str(self._last_id))
+        # Built once per change, not once per connection: a thousand browsers reconnecting
+        # after a restart cost one encoding.
+        if self._reset is None:
+            values = {}
+            for key, value in self._sent.items():
+                encoded = self._jsonable(key, value)
+                if encoded is not _ABSENT:
+                    values[key] = encoded
+            body = json.dumps({"version": self._last_id, "values": values}, ensure_ascii=False)
+            self._reset = frame(body, event="reset", id=str(self._last_id), retry=self._retry_ms)
+        return self._reset
 
     def _change_frame(self, key: str, value: Any, version: int) -> bytes | None:
         body: Mapping[str, Any]

@@ -196,9 +196,10 @@ async def serve(
 ) -> Ending:
     """Answer one ASGI HTTP request with the frames of ``outbox`` until it ends; say why.
 
-    ``last(ending)`` gives the frame written when the stream ends for any reason but the
-    browser leaving (e.g. an ``end`` event). A browser that stops reading is not waited for:
-    its stream ends as soon as its outbox overflows, even while a write to it is pending.
+    ``last(ending)`` gives the frame written when the stream ends on purpose (e.g. an
+    ``end`` event at shutdown); a browser that left or overflowed gets none. A browser that
+    stops reading is not waited for: its stream ends as soon as its outbox overflows, even
+    while a write to it is pending.
     """
     await send(
         {
@@ -222,6 +223,11 @@ async def serve(
         for task in (writer, watcher):
             task.cancel()
         await asyncio.gather(writer, watcher, return_exceptions=True)
+    if ending is Ending.OVERFLOW:
+        # Writes to this browser are stuck: one more would wait as well. Returning with the
+        # response unfinished makes the server drop the connection (uvicorn logs that it
+        # "returned without completing response"); the browser reconnects and catches up.
+        return ending
     tail = last(ending) if ending is not Ending.CLIENT_GONE and last is not None else b""
     try:
         async with asyncio.timeout(_FINAL_SEND_TIMEOUT):
