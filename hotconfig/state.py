@@ -124,6 +124,8 @@ class ConfigState:
             return Staged.GAP
         if message.prev != self._staged_digest and not first_write:
             return Staged.CONFLICT  # the next number, but not the write that follows ours
+        if message.reload:
+            return Staged.GAP  # the change is in the store only: load it from there
         self._staged_version = version
         self._staged_epoch = message.epoch or self._staged_epoch
         self._staged_digest = message.digest or ""

@@ -10,23 +10,9 @@ import pytest
 
 from hotconfig import Change, ConfigStore, HotConfig, Status
 from hotconfig.testing import override
-from hotconfig.testing.server import EmbeddedServer
 from tests.recording import Recorder
 
 TIMEOUT = 5.0
-
-
-@pytest.fixture
-def store(server: EmbeddedServer) -> Iterator[ConfigStore]:
-    with ConfigStore(server.url) as store:
-        yield store
-
-
-@pytest.fixture
-def client(server: EmbeddedServer) -> Iterator[HotConfig[Any]]:
-    with HotConfig(server.url) as config:
-        assert config.status is Status.LIVE
-        yield config
 
 
 @pytest.fixture

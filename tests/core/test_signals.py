@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,19 +15,6 @@ from hotconfig.testing.server import EmbeddedServer
 from tests.recording import Recorder
 
 TIMEOUT = 5.0
-
-
-@pytest.fixture
-def store(server: EmbeddedServer) -> Iterator[ConfigStore]:
-    with ConfigStore(server.url) as store:
-        yield store
-
-
-@pytest.fixture
-def client(server: EmbeddedServer) -> Iterator[HotConfig[Any]]:
-    with HotConfig(server.url) as config:
-        assert config.status is Status.LIVE
-        yield config
 
 
 def offline_client() -> HotConfig[Any]:
