@@ -185,6 +185,7 @@ def lifespan(
         if url is not None or options:
             raise TypeError("pass either config= or the HotConfig options, not both")
         return Lifespan(config, owned=False, start_timeout=start_timeout, inner=lifespan)
+    options.setdefault("framework", "fastapi")  # how this instance shows in fleet health
     made: HotConfig[Any] = HotConfig(url, **options)
     lag = LagProbe(url, options.get("namespace"))
     return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan, lag=lag)
