@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import pydantic_core
 
 from hotconfig import Change, HotConfig, Snapshot
+from hotconfig.redaction import looks_secret
 
 from . import shutdown
 from .sse import Ending, Outbox, frame
@@ -42,8 +43,6 @@ __all__ = ["ChangeFeed", "StreamCounts"]
 
 log = logging.getLogger("hotconfig.fastapi")
 
-# The words of hotconfig's own redaction rule (DESIGN §7), for key names.
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
 _ABSENT: Any = object()
 
 
@@ -152,7 +151,7 @@ class ChangeFeed:
     def allowed(self, key: str) -> bool:
         if key in self.allow:
             return True
-        if any(word in key.lower() for word in _SECRET_WORDS):
+        if looks_secret(key):  # hotconfig's own rule: whole words, plus any added patterns
             return False
         return any(fnmatch.fnmatchcase(key, pattern) for pattern in self.allow)
 
