@@ -27,6 +27,7 @@ from . import (
     alternatives,
     barrier,
     convergence,
+    fastapi_integration,
     flask_reads,
     latency,
     machine,
@@ -68,6 +69,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
     "barrier": barrier.measure,
+    "fastapi": fastapi_integration.measure,
 }
 
 
