@@ -1,0 +1,112 @@
+"""Least privilege on real servers: users made from acl.rules() can do their job and no more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from hotconfig import ConfigStore, HotConfig, Status, StoreError, acl
+from hotconfig.testing.server import EmbeddedServer
+
+PASSWORD = "acl-test-pw"
+
+
+@pytest.fixture
+def admin(server: EmbeddedServer) -> Iterator[redis.Redis]:
+    client = server.client()
+    yield client
+    client.close()
+
+
+def user_url(server: EmbeddedServer, admin: redis.Redis, role: acl.Role) -> str:
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", role, "on", ">" + PASSWORD, *acl.rules(role)
+    )
+    return f"redis://{role}:{PASSWORD}@{server.host}:{server.port}/0"
+
+
+def test_a_subscriber_follows_the_store_but_cannot_publish_or_write(
+    server: EmbeddedServer, admin: redis.Redis
+) -> None:
+    url = user_url(server, admin, "subscriber")
+    with ConfigStore(server.url) as store, HotConfig(url, service="billing") as config:
+        assert config.status is Status.LIVE, config.stats
+        version = store.set("feature.on", True)
+        assert config.wait_for_version(version, timeout=5)
+        assert config.get("feature.on") is True
+        with redis.Redis.from_url(url) as sub:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                sub.publish("config:changes", '{"key": "feature.on", "value": false}')
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                sub.hset("{hotconfig}:scope:global", "feature.on", "false")
+            with ConfigStore(url) as forger, pytest.raises(StoreError, match="no permissions"):
+                forger.set("feature.on", False)
+            sub.publish("health:status:hotconfig", "{}")  # its own reports, in the selector
+        assert config.get("feature.on") is True
+        assert config.stats.rejected == 0
+
+
+def test_a_publisher_writes_the_store_but_reads_nothing_else(
+    server: EmbeddedServer, admin: redis.Redis
+) -> None:
+    admin.set("payments:api-key", "not for the config service")
+    url = user_url(server, admin, "publisher")
+    with ConfigStore(url) as store, HotConfig(server.url) as config:
+        version = store.set_many({"limit": 5, "name": "x"})
+        store.delete("name")
+        assert config.wait_for_version(version + 1, timeout=5)
+        assert (config.get("limit"), "name" in config) == (5, False)
+        assert store.get("limit") == 5
+        assert [entry.version for entry in store.history()] == [version + 1, version]
+        with redis.Redis.from_url(url) as pub:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                pub.get("payments:api-key")
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                pub.hgetall("{other}:scope:global")
+
+
+def test_doctor_tells_a_subscriber_it_cannot_publish(
+    server: EmbeddedServer, admin: redis.Redis
+) -> None:
+    report = acl.doctor(user_url(server, admin, "subscriber"))
+    assert report.user == "subscriber"
+    assert report.method == "transaction"  # ACL DRYRUN is not a subscriber's to run
+    assert report.can("PUBLISH to config:changes") is False
+    assert report.can("write stored values (HSET)") is False
+    assert report.can("SUBSCRIBE to config:changes") is True
+    assert report.can("read the store (EVAL)") is True
+    text = "\n".join(report.lines())
+    assert "this user cannot PUBLISH to config:changes" in text
+    assert PASSWORD not in repr(report) + text
+    assert report.eviction_policy is None  # CONFIG GET is not granted: told, not raised
+    assert not any("PUBLISH" in warning for warning in report.warnings)
+    assert admin.dbsize() == 0  # the probes were discarded, never run
+
+
+def test_doctor_warns_that_the_default_user_can_publish(server: EmbeddedServer) -> None:
+    report = acl.doctor(server.url)
+    assert (report.user, report.method) == ("default", "dryrun")
+    assert report.can("PUBLISH to config:changes") is True
+    assert report.can("read keys outside the store") is True
+    assert any("can PUBLISH to config:changes" in warning for warning in report.warnings)
+    assert report.eviction_policy == "noeviction"
+    assert report.pubsub_buffer_limit is not None
+    assert "this user can PUBLISH to config:changes" in report.lines()
+
+
+def test_every_role_is_accepted_by_the_server(server: EmbeddedServer, admin: redis.Redis) -> None:
+    for role in acl.ROLES:
+        user_url(server, admin, role)
+        user_url(server, admin, role)  # applied again, the rules replace rather than add
+    described: Any = admin.acl_getuser("subscriber")
+    assert "+publish" not in described["commands"]
+    assert len(described["selectors"]) == 1  # not one more per application
+    bridge = acl.doctor(user_url(server, admin, "bridge"))
+    assert bridge.can("SUBSCRIBE to config:changes") is True
+    assert bridge.can("PUBLISH to config:changes") is False
+    assert bridge.can("read stored values (HGETALL)") is False
+    with pytest.raises(ValueError, match="unknown role"):
+        acl.rules("admin")  # type: ignore[arg-type]
