@@ -110,3 +110,23 @@ def test_every_role_is_accepted_by_the_server(server: EmbeddedServer, admin: red
     assert bridge.can("read stored values (HGETALL)") is False
     with pytest.raises(ValueError, match="unknown role"):
         acl.rules("admin")  # type: ignore[arg-type]
+
+
+def test_rules_for_another_namespace_and_channel_keep_to_them(
+    server: EmbeddedServer, admin: redis.Redis
+) -> None:
+    tokens = acl.rules("subscriber", namespace="shop", channel="shop:changes")
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "shop", "on", ">" + PASSWORD, *tokens
+    )
+    url = f"redis://shop:{PASSWORD}@{server.host}:{server.port}/0"
+    with (
+        ConfigStore(server.url, namespace="shop", channel="shop:changes") as store,
+        HotConfig(url, namespace="shop", channel="shop:changes") as config,
+    ):
+        assert config.status is Status.LIVE, config.stats
+        assert config.wait_for_version(store.set("theme", "dark"), timeout=5)
+        assert config.get("theme") == "dark"
+    report = acl.doctor(url, namespace="hotconfig")
+    assert report.can("read the store (EVAL)") is False  # the default namespace is not its own
+    assert report.can("SUBSCRIBE to config:changes") is False
