@@ -21,7 +21,7 @@ server checks ACLs when it queues a command): nothing is written, nothing is pub
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, get_args
 
@@ -99,8 +99,8 @@ def rules(
         commands = _unique([*_WRITE_SCRIPT, *_STORE_READS])
         return [*base, *commands, keys, "&" + channel]
     if role == "operator":
-        commands = _unique([*_SUBSCRIBE, "+psubscribe", "+punsubscribe", *_WRITE_SCRIPT])
-        commands += _unique([*_STORE_READS, "+hlen", "+config|get"], after=commands)
+        pubsub = [*_SUBSCRIBE, "+psubscribe", "+punsubscribe"]
+        commands = _unique([*pubsub, *_WRITE_SCRIPT, *_STORE_READS, "+config|get"])
         return [*base, *commands, keys, "&" + channel, "&" + health]
     if role == "bridge":
         patterns = ["&" + pattern for pattern in bridge_channels]
@@ -108,8 +108,8 @@ def rules(
     raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
 
 
-def _unique(tokens: Sequence[str], after: Sequence[str] = ()) -> list[str]:
-    return [token for token in dict.fromkeys(tokens) if token not in after]
+def _unique(tokens: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(tokens))
 
 
 class Check(NamedTuple):
@@ -178,7 +178,7 @@ def doctor(
     *,
     namespace: str = DEFAULT_NAMESPACE,
     channel: str = DEFAULT_CHANNEL,
-    redis_kwargs: dict[str, Any] | None = None,
+    redis_kwargs: Mapping[str, Any] | None = None,
 ) -> Report:
     """Check what the user of ``url`` can and cannot do, and the server's risky settings.
 
@@ -189,7 +189,6 @@ def doctor(
     user = redis.connection.parse_url(url).get("username") or "default"  # type: ignore[no-untyped-call]
     client = target.command_client(single_connection_client=True, decode_responses=True)
     try:
-        client.ping()
         actions = _actions(Keyspace(namespace), channel)
         method, checks = _dryrun(client, user, actions)
         if method == "none":

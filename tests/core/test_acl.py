@@ -130,3 +130,12 @@ def test_rules_for_another_namespace_and_channel_keep_to_them(
     report = acl.doctor(url, namespace="hotconfig")
     assert report.can("read the store (EVAL)") is False  # the default namespace is not its own
     assert report.can("SUBSCRIBE to config:changes") is False
+
+
+def test_an_operator_can_write_and_follow(server: EmbeddedServer, admin: redis.Redis) -> None:
+    url = user_url(server, admin, "operator")
+    with ConfigStore(url) as store, HotConfig(url) as config:
+        assert config.status is Status.LIVE, config.stats
+        assert config.wait_for_version(store.set("limit", 3), timeout=5)
+        assert config.get("limit") == 3
+    assert acl.doctor(url).eviction_policy == "noeviction"  # CONFIG GET is an operator's
