@@ -46,10 +46,15 @@ HEALTH_CHANNEL_PREFIX: Final = "health:status:"
 _CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname")
 _PROBE: Final = ("+multi", "+discard")
 _SUBSCRIBE: Final = ("+subscribe", "+unsubscribe")
-# The listener's snapshot and position scripts: EVAL of GET, HGETALL and HLEN.
+# The listener's snapshot and position scripts (EVAL of GET, HGETALL and HLEN), and the health
+# report script (EVALSHA, SCRIPT LOAD the first time) with its reads: TIME, GET, XREVRANGE.
 _READ_SCRIPTS: Final = ("+eval", "+get", "+hgetall", "+hlen")
+_REPORT_READS: Final = ("+evalsha", "+script|load", "+time", "+xrevrange")
+# What a subscriber writes, only in its selector: its health registration under
+# {ns}:health:*, its report on the health channel, and the delivery probe on its own channel.
+_REPORT_WRITES: Final = ("+publish", "+set", "+del", "+zadd", "+zrem", "+zremrangebyscore")
 # ConfigStore: EVALSHA of the write script (SCRIPT LOAD the first time), whose commands are
-# GET, SET, INCR, HSET, HDEL, SADD, HLEN, XADD and PUBLISH; and its reads.
+# GET, SET, INCR, HSET, HDEL, SADD, HLEN, XADD and PUBLISH; MGET of the position it signs for.
 _WRITE_SCRIPT: Final = (
     "+evalsha",
     "+script|load",
@@ -62,8 +67,12 @@ _WRITE_SCRIPT: Final = (
     "+hlen",
     "+xadd",
     "+publish",
+    "+mget",
 )
 _STORE_READS: Final = ("+eval", "+hget", "+hgetall", "+smembers", "+xrevrange")
+# The hotconfig command's view of the fleet: the live-instances script (TIME, GET,
+# ZRANGEBYSCORE) and the server's settings.
+_FLEET_READS: Final = ("+time", "+zrangebyscore", "+config|get")
 
 
 def rules(
@@ -76,32 +85,36 @@ def rules(
 ) -> list[str]:
     """The ``ACL SETUSER`` rule tokens of ``role``, to follow the user name, ``on`` and password.
 
-    - ``subscriber``: a service's :class:`~hotconfig.HotConfig`: SUBSCRIBE to ``channel``, run the
-      read-only store scripts; PUBLISH only its health reports, in a selector. It cannot write
-      the store or publish a change.
+    - ``subscriber``: a service's :class:`~hotconfig.HotConfig` and its health
+      :class:`~hotconfig.health.Reporter`: SUBSCRIBE to ``channel``, run the read-only store
+      scripts; in a selector, write its health registration (``{namespace}:health:*``) and
+      PUBLISH its reports and delivery probes. It cannot write the store or publish a change.
     - ``publisher``: a :class:`~hotconfig.ConfigStore`: run the write script (which publishes on
       ``channel``) and read the store; no other key, no subscription.
-    - ``operator``: the ``hotconfig`` command: a publisher that also follows ``channel`` and the
-      health reports.
+    - ``operator``: the ``hotconfig`` command: a publisher that also follows ``channel``, the
+      health reports and the instance registry, and reads the server's settings.
     - ``bridge``: :mod:`hotconfig.bridge`: SUBSCRIBE and PSUBSCRIBE to ``bridge_channels``
       (glob patterns); no key, no PUBLISH.
 
     The tokens start from nothing (``resetkeys resetchannels clearselectors -@all``), so applying
     them again to an existing user replaces its permissions rather than adding to them.
     """
-    keys = "~" + Keyspace(namespace).tag + ":*"
+    tag = Keyspace(namespace).tag
+    keys = f"~{tag}:*"
     health = health_channel_prefix + namespace
+    probe = f"{channel}:probe:*"  # the listener's delivery probe (Sentinel, Cluster)
     base = ["resetkeys", "resetchannels", "clearselectors", "-@all", *_CONNECT, *_PROBE]
     if role == "subscriber":
-        commands = [*_SUBSCRIBE, *_READ_SCRIPTS]
-        return [*base, *commands, keys, "&" + channel, f"(+publish &{health})"]
+        commands = _unique([*_SUBSCRIBE, *_READ_SCRIPTS, *_REPORT_READS])
+        writes = " ".join([*_REPORT_WRITES, f"~{tag}:health:*", f"&{probe}", f"&{health}"])
+        return [*base, *commands, keys, "&" + channel, "&" + probe, f"({writes})"]
     if role == "publisher":
         commands = _unique([*_WRITE_SCRIPT, *_STORE_READS])
         return [*base, *commands, keys, "&" + channel]
     if role == "operator":
         pubsub = [*_SUBSCRIBE, "+psubscribe", "+punsubscribe"]
-        commands = _unique([*pubsub, *_WRITE_SCRIPT, *_STORE_READS, "+config|get"])
-        return [*base, *commands, keys, "&" + channel, "&" + health]
+        commands = _unique([*pubsub, *_WRITE_SCRIPT, *_STORE_READS, *_FLEET_READS])
+        return [*base, *commands, keys, "&" + channel, "&" + probe, "&" + health]
     if role == "bridge":
         patterns = ["&" + pattern for pattern in bridge_channels]
         return [*base, *_SUBSCRIBE, "+psubscribe", "+punsubscribe", *patterns]
@@ -158,7 +171,7 @@ def _detail(check: Check) -> str:
 
 
 def _actions(keyspace: Keyspace, channel: str) -> list[tuple[str, tuple[str, ...]]]:
-    scope = keyspace.scope("global")
+    scope, health = keyspace.scope("global"), HEALTH_CHANNEL_PREFIX + keyspace.namespace
     return [
         (f"SUBSCRIBE to {channel}", ("SUBSCRIBE", channel)),
         ("PING", ("PING",)),
@@ -169,6 +182,8 @@ def _actions(keyspace: Keyspace, channel: str) -> list[tuple[str, tuple[str, ...
         ("run the write script (EVALSHA)", ("EVALSHA", "0" * 40, "1", keyspace.version)),
         ("bump the version (INCR)", ("INCR", keyspace.version)),
         (f"PUBLISH to {channel}", ("PUBLISH", channel, "doctor.probe")),
+        (f"PUBLISH to {health}", ("PUBLISH", health, "doctor.probe")),
+        ("register its health (SET)", ("SET", f"{keyspace.tag}:health:instance:doctor", "1")),
         ("read keys outside the store", ("GET", "doctor:not-hotconfig")),
     ]
 
