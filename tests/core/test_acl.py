@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +174,16 @@ def test_a_subscriber_reports_its_health_and_an_operator_sees_it(
     assert report.can("PUBLISH to health:status:hotconfig") is True
     assert report.can("register its health (SET)") is True
     assert report.can("PUBLISH to config:changes") is False
+
+
+def test_the_recipes_in_the_docs_are_the_rules() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    block = doc[doc.index("```text\n# subscriber:") :]
+    block = block[: block.index("```", 8)]
+    users: dict[str, acl.Role] = {"billing": "subscriber", "config-service": "publisher"}
+    users |= {"ops": "operator", "bridge": "bridge"}
+    recipes = re.findall(r"ACL SETUSER (\S+) on >\.\.\. (.*?)(?=\n\n|\n#|$)", block, re.DOTALL)
+    assert sorted(user for user, _ in recipes) == sorted(users)
+    for user, body in recipes:
+        tokens = [" ".join(token.split()) for token in shlex.split(body)]
+        assert tokens == acl.rules(users[user]), user
