@@ -38,12 +38,14 @@ Method = Literal["dryrun", "transaction", "none"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 HEALTH_CHANNEL_PREFIX: Final = "health:status:"
 
+# redis-py's cluster client maps the slots and reads the command table when it starts.
+_CLUSTER: Final = ("+cluster|slots", "+command")
 # What every connection may send: redis-py's handshake (CLIENT SETNAME with a service name,
 # SELECT for a database other than 0) and PING. CLIENT SETINFO is left out: Redis 7.0 does not
 # know it (an unknown command fails ACL SETUSER), and redis-py ignores its refusal. MULTI and
 # DISCARD without EXEC run nothing; they let doctor() find out what the user can do without
 # doing it.
-_CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname")
+_CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname", *_CLUSTER)
 _PROBE: Final = ("+multi", "+discard")
 _SUBSCRIBE: Final = ("+subscribe", "+unsubscribe")
 # The listener's snapshot and position scripts (EVAL of GET, HGETALL and HLEN), and the health
