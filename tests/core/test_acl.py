@@ -153,7 +153,8 @@ def test_a_subscriber_reports_its_health_and_an_operator_sees_it(
     url = user_url(server, admin, "subscriber")
     admin.acl_log_reset()
     # The delivery probe is on by default only on Sentinel and Cluster; it is forced on here.
-    with HotConfig(url, service="billing", probe_interval=0.1) as config:
+    # Its own reporter, reporting often, instead of the built-in one.
+    with HotConfig(url, service="billing", probe_interval=0.1, health=False) as config:
         reporter = Reporter(config, url=url, interval=0.1)
         reporter.start()
         try:
