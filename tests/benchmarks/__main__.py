@@ -27,6 +27,7 @@ from . import (
     alternatives,
     barrier,
     convergence,
+    fastapi_integration,
     latency,
     machine,
     memory,
@@ -66,6 +67,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
     "barrier": barrier.measure,
+    "fastapi": fastapi_integration.measure,
 }
 
 
