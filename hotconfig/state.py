@@ -312,7 +312,10 @@ class ConfigState:
         self._digests = {version: store.digest}
         self.store_sizes = {scope: store.sizes.get(scope, 0) for scope in self.store_scopes}
         old_layers = self.layers
-        layers = {scope: dict(stored.get(scope, {})) for scope in self.scopes}
+        # Only the store's scopes come from the store: pins (testing.override) stay, and a
+        # snapshot (or a cache file) naming the pinned layer cannot put values there.
+        layers = {scope: dict(stored.get(scope, {})) for scope in self.store_scopes}
+        layers[PINNED] = dict(old_layers[PINNED])
         for slot, value in list(self.overlay.items()):
             scope, key = slot
             if key in layers[scope]:
