@@ -1,0 +1,85 @@
+"""System checks (tag ``hotconfig``).
+
+Plain ``manage.py check`` stays offline: it checks ``settings.HOTCONFIG`` (URL, MODEL and its
+defaults, SCOPES, the other entries). ``check --deploy`` also asks the server whether it
+answers, and warns when neither TLS nor message signing protects the channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from django.apps import AppConfig
+from django.core import checks
+
+from . import conf, lifecycle
+from .errors import HotConfigSettingsError
+
+__all__ = ["check_reachable", "check_secure", "check_settings", "register"]
+
+_PING_TIMEOUT = 1.0
+
+
+def register() -> None:
+    checks.register(check_settings, "hotconfig")
+    checks.register(check_reachable, "hotconfig", deploy=True)
+    checks.register(check_secure, "hotconfig", deploy=True)
+
+
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in conf.problems()]
+
+
+def check_reachable(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    try:
+        loaded = conf.load()
+    except HotConfigSettingsError:
+        return []  # check_settings reports it
+    url = conf.redacted_url(loaded.effective_url)
+    try:
+        store = lifecycle.open_store(timeout=_PING_TIMEOUT)
+    except ValueError as exc:
+        return [checks.Error(f"cannot connect to {url}: {exc}", id="hotconfig.E003")]
+    try:
+        store.version  # noqa: B018 - one round trip: the server answers and knows our keys
+    except redis.RedisError as exc:
+        return [
+            checks.Warning(
+                f"the hotconfig server {url} does not answer: {type(exc).__name__}: {exc}",
+                hint="start Redis/Valkey or fix HOTCONFIG['URL']; until it answers, processes "
+                "serve model defaults or the last-known-good file (CACHE_PATH)",
+                id="hotconfig.W001",
+            )
+        ]
+    finally:
+        store.close()
+    return []
+
+
+def check_secure(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    try:
+        loaded = conf.load()
+    except HotConfigSettingsError:
+        return []
+    tls = urlsplit(loaded.effective_url).scheme in ("rediss", "rediss+sentinel", "unix")
+    tls = tls or bool(dict(loaded.options.get("redis_kwargs") or {}).get("ssl"))
+    signed = any("sign" in name for name in loaded.options)
+    if tls or signed:
+        return []
+    return [
+        checks.Warning(
+            "hotconfig follows the store over plain TCP without message signing: anyone who "
+            "can reach the server can publish a config change",
+            hint="use a rediss:// URL (TLS) or configure message signing; see docs/django.md",
+            id="hotconfig.W002",
+        )
+    ]

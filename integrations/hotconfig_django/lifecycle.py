@@ -1,0 +1,115 @@
+"""Build, start and close the app's client; the integration's only owner of connections."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+import redis
+
+from hotconfig import ConfigStore
+
+from . import conf, process
+from .errors import ConfigNotReadyError, HotConfigSettingsError
+from .lazy import config
+
+__all__ = ["current_decision", "open_store", "setup", "start", "store", "teardown"]
+
+log = logging.getLogger("hotconfig_django")
+
+_lock = threading.Lock()
+_conf: conf.DjangoConf | None = None
+_decision: process.Decision | None = None
+_store: ConfigStore | None = None
+
+
+def setup() -> None:
+    """Build the client from ``settings.HOTCONFIG`` and start it if this process serves.
+
+    Called by ``HotConfigDjangoConfig.ready()``; calling it again (tests that change
+    settings) closes the previous client first. A bad setting is not raised here: reads
+    raise it, and the system checks report it with a hint.
+    """
+    global _conf, _decision
+    teardown()
+    from .signals import send_config_updated
+
+    try:
+        loaded = conf.load()
+        client = conf.build_client(loaded)
+    except HotConfigSettingsError as exc:
+        log.error("hotconfig: %s", exc)
+        config._fail(exc)
+        return
+    client.on_change("*")(send_config_updated)
+    decision = process.decide(loaded.start, sys.argv)
+    with _lock:
+        _conf, _decision = loaded, decision
+    config._bind(client)
+    if decision.listen:
+        if not client.start(timeout=loaded.start_timeout):
+            log.warning(
+                "hotconfig: %s did not answer within %ss; serving defaults or the last-known-good"
+                " file while the listener keeps trying",
+                conf.redacted_url(loaded.effective_url),
+                loaded.start_timeout,
+            )
+    else:
+        log.info("hotconfig: no listener in %s", decision.role.value)
+
+
+def start(timeout: float | None = None) -> bool:
+    """Follow the store in this process too (e.g. in a management command); True once LIVE.
+
+    Waits at most ``timeout`` seconds (default ``HOTCONFIG["START_TIMEOUT"]``) for the first
+    snapshot; after that the listener keeps trying in the background.
+    """
+    client = config.client
+    bound = _conf.start_timeout if _conf is not None else 5.0
+    return client.start(timeout=bound if timeout is None else timeout)
+
+
+def current_decision() -> process.Decision:
+    """Why this process does or does not run a listener."""
+    if _decision is None:
+        raise ConfigNotReadyError("hotconfig_django has not been set up yet")
+    return _decision
+
+
+def store() -> ConfigStore:
+    """The process's :class:`ConfigStore` for the configured URL, namespace and channel."""
+    global _store
+    with _lock:
+        if _store is None:
+            _store = open_store(timeout=None)
+        return _store
+
+
+def open_store(timeout: float | None) -> ConfigStore:
+    """A new :class:`ConfigStore`; ``timeout`` bounds each connect and command, in seconds."""
+    loaded = _conf if _conf is not None else conf.load()
+    options: dict[str, Any] = {
+        name: loaded.options[name]
+        for name in ("channel", "namespace", "max_message_bytes")
+        if name in loaded.options
+    }
+    client = redis.Redis.from_url(
+        loaded.effective_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    return ConfigStore(client=client, **options)
+
+
+def teardown() -> None:
+    """Close the client and the store (tests, shutdown); ``config`` is unbound until setup."""
+    global _conf, _decision, _store
+    with _lock:
+        previous, _store = _store, None
+        _conf = _decision = None
+    client = config._client
+    config._unbind()
+    if client is not None:
+        client.close()
+    if previous is not None:
+        previous.close()
