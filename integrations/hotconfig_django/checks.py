@@ -44,7 +44,7 @@ def check_reachable(
         return []  # check_settings reports it
     url = conf.redacted_url(loaded.effective_url)
     try:
-        store = lifecycle.open_store(timeout=_PING_TIMEOUT)
+        store = lifecycle.open_store(loaded, timeout=_PING_TIMEOUT)
     except ValueError as exc:
         return [checks.Error(f"cannot connect to {url}: {exc}", id="hotconfig.E003")]
     try:

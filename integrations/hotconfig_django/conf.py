@@ -41,6 +41,7 @@ __all__ = [
     "load",
     "problems",
     "redacted_url",
+    "uses_constance_backend",
 ]
 
 StartMode = Literal["auto", "always", "never"]
@@ -128,6 +129,11 @@ def build_client(conf: DjangoConf) -> HotConfig[Any]:
     except ValueError as exc:
         problem = Problem("hotconfig.E008", f"HOTCONFIG cannot build a client: {exc}", _DOCS)
     raise HotConfigSettingsError.of(problem)
+
+
+def uses_constance_backend() -> bool:
+    """Whether ``CONSTANCE_BACKEND`` is hotconfig's (then constance's signal is sent too)."""
+    return getattr(settings, "CONSTANCE_BACKEND", None) == "hotconfig_django.constance.Backend"
 
 
 def redacted_url(url: str) -> str:

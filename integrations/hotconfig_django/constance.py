@@ -31,7 +31,7 @@ from . import lifecycle, process
 from .lazy import config
 from .signals import config_updated
 
-__all__ = ["Backend", "decode", "encode"]
+__all__ = ["Backend", "decode", "encode", "forward_constance_signal"]
 
 _MISSING: Any = object()
 _WRITE_VISIBLE_TIMEOUT = 1.0  # how long set() waits for this process to apply its own write
@@ -65,7 +65,7 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
         decision = lifecycle.current_decision()
         if decision.role is process.Role.COMMAND:
             lifecycle.start()
-        config_updated.connect(_forward, dispatch_uid="hotconfig_django.constance")
+        forward_constance_signal()
 
     def get(self, key: str) -> Any:
         value = config.get(key, _MISSING)
@@ -100,6 +100,11 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
 def _default(key: str) -> Any:
     options = constance_settings.CONFIG.get(key)
     return options[0] if options else None
+
+
+def forward_constance_signal() -> None:
+    """Send constance's ``config_updated`` in every process; idempotent (called at setup)."""
+    config_updated.connect(_forward, dispatch_uid="hotconfig_django.constance")
 
 
 def _forward(sender: object, key: str, change: Change, **kwargs: Any) -> None:

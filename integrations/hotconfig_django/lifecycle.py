@@ -44,6 +44,10 @@ def setup() -> None:
         config._fail(exc)
         return
     client.on_change("*")(send_config_updated)
+    if conf.uses_constance_backend():
+        from .constance import forward_constance_signal
+
+        forward_constance_signal()
     decision = process.decide(loaded.start, sys.argv)
     with _lock:
         _conf, _decision = loaded, decision
@@ -83,13 +87,15 @@ def store() -> ConfigStore:
     global _store
     with _lock:
         if _store is None:
-            _store = open_store(timeout=None)
+            _store = open_store(_conf if _conf is not None else conf.load(), timeout=None)
         return _store
 
 
-def open_store(timeout: float | None) -> ConfigStore:
-    """A new :class:`ConfigStore`; ``timeout`` bounds each connect and command, in seconds."""
-    loaded = _conf if _conf is not None else conf.load()
+def open_store(loaded: conf.DjangoConf, timeout: float | None) -> ConfigStore:
+    """A new :class:`ConfigStore` for ``loaded``'s server, namespace and channel.
+
+    ``timeout`` bounds each connect and command, in seconds.
+    """
     options: dict[str, Any] = {
         name: loaded.options[name]
         for name in ("channel", "namespace", "max_message_bytes")

@@ -47,7 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, timeout: float, **options: Any) -> None:
         try:
-            store = lifecycle.open_store(timeout=timeout)
+            store = lifecycle.open_store(conf.load(), timeout=timeout)
         except (HotConfigError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         try:
