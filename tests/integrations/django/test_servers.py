@@ -1,0 +1,140 @@
+"""Real server processes: runserver's autoreloader, gunicorn workers, manage.py with Redis down.
+
+These run the example project (docs/examples/django_app) as a user would, and count what the
+server sees: one subscribed connection per process that serves, none for anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from hotconfig import ConfigStore
+from hotconfig.testing import EmbeddedServer
+from tests.integrations.django.processes import environment, free_port, manage, serving, state
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+CLIENT_NAME = "hotconfig:shop"  # HOTCONFIG["SERVICE"] = "shop" names the listener's connections
+FRESHNESS = 1.0  # seconds from ConfigStore.set until every worker serves the value
+
+
+def listeners(client: redis.Redis) -> list[int]:
+    """Ids of the server's subscribed connections that carry the example's client name."""
+    return [int(c["id"]) for c in client.client_list(_type="pubsub") if c["name"] == CLIENT_NAME]
+
+
+def shop_env(url: str, tmp_path: Path) -> dict[str, str]:
+    return environment(url, SHOP_DB=str(tmp_path / "db.sqlite3"), SHOP_DEBUG="0")
+
+
+def test_runserver_runs_one_listener_in_the_child_and_none_in_the_autoreloader(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
+    with (
+        ConfigStore(server.url) as store,
+        serving(command, shop_env(server.url, tmp_path), port, tmp_path / "runserver.log") as rs,
+    ):
+        served = state(port)
+        assert served["pid"] != rs.pid  # the autoreloader's child answers, not the parent
+        assert served["status"] == "LIVE"
+        # The parent ran ready() before it spawned the child: a listener of its own would be
+        # subscribed already, as the child's is by the time it answers.
+        assert len(listeners(redis_client)) == 1
+
+        store.set("greeting", "Bonjour")
+        assert eventually(lambda: state(port)["greeting"] == "Bonjour", timeout=FRESHNESS)
+    assert eventually(lambda: listeners(redis_client) == [])
+
+
+@pytest.mark.parametrize("command", ["migrate", "check"])
+def test_manage_py_with_redis_down_finishes_fast_without_a_listener(
+    command: str, tmp_path: Path
+) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    done, elapsed, report = manage([command], shop_env(down, tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert report == {"listeners": [], "status": "STARTING", "exit": 0}
+    assert elapsed < 2.0, f"manage.py {command} took {elapsed:.2f}s with Redis down"
+    if command == "migrate":
+        assert "Applying auth.0001_initial... OK" in done.stdout
+        assert (tmp_path / "db.sqlite3").exists()
+
+
+def _worker_answers(port: int, count: int) -> list[dict[str, Any]]:
+    """One request on each of ``count`` connections opened together (sync workers spread)."""
+    import http.client
+    import json
+
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(count)]
+    try:
+        for connection in connections:
+            connection.connect()
+        answers = []
+        for connection in connections:
+            sent = time.monotonic()
+            connection.request("GET", "/state")
+            response = connection.getresponse()
+            assert response.status == 200
+            answers.append({**json.loads(response.read()), "sent": sent})
+        return answers
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+@pytest.mark.parametrize(("workers", "preload"), [(3, True), (2, False)])
+def test_every_gunicorn_worker_serves_a_change_within_a_second(
+    server: EmbeddedServer,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    workers: int,
+    preload: bool,
+) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn",
+        *(["--preload"] if preload else []),
+        "--workers", str(workers),
+        "--bind", f"127.0.0.1:{port}",
+        "--graceful-timeout", "5",
+        "shop.wsgi",
+    ]  # fmt: skip
+    env = shop_env(server.url, tmp_path)
+    with ConfigStore(server.url) as store, serving(command, env, port, tmp_path / "gunicorn.log"):
+        seen: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + 20
+        while len(seen) < workers or any(s["status"] != "LIVE" for s in seen.values()):
+            assert time.monotonic() < deadline, f"workers seen: {seen}"
+            seen.update((a["pid"], a) for a in _worker_answers(port, workers))
+        assert len(seen) == workers
+        # Each worker follows on a connection of its own; with --preload the master keeps one.
+        expected = workers + (1 if preload else 0)
+        assert eventually(lambda: len(listeners(redis_client)) == expected), listeners(redis_client)
+
+        written = time.monotonic()
+        store.set("banner.text", "Sale")
+        fresh: dict[int, dict[str, Any]] = {}
+        stale: list[dict[str, Any]] = []
+        # Keep asking past the bound, so a worker that lags or reverts is caught too.
+        while set(fresh) != set(seen) or time.monotonic() < written + FRESHNESS + 0.2:
+            assert time.monotonic() < written + 20, f"the change reached {sorted(fresh)} only"
+            for answer in _worker_answers(port, workers):
+                assert answer["pid"] in seen, f"an unknown worker answered: {answer}"
+                if answer["banner"] == "Sale":
+                    fresh.setdefault(answer["pid"], answer)
+                elif answer["sent"] >= written + FRESHNESS or answer["pid"] in fresh:
+                    stale.append(answer)
+        assert not stale, f"stale answers {FRESHNESS}s after the change: {stale}"
+        # When each worker rebuilt its banner (config_updated, on its listener thread).
+        lags = {pid: a["banner_built_at"] - written for pid, a in fresh.items()}
+        assert all(0 <= lag < FRESHNESS for lag in lags.values()), lags
+    assert eventually(lambda: listeners(redis_client) == [])
