@@ -7,13 +7,17 @@ built later, in ``HotConfigDjangoConfig.ready()``. Reads before then raise
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from hotconfig import HotConfig, Snapshot, Status
+from hotconfig import Change, HotConfig, Snapshot, Stats, Status
 
 from .errors import ConfigNotReadyError
 
-__all__ = ["LazyConfig", "config"]
+__all__ = ["LazyConfig", "Receiver", "config"]
+
+Receiver = Callable[[Change], Any]
 
 _NOT_READY = (
     "hotconfig_django.config was read before the app registry was ready: read it inside "
@@ -71,11 +75,20 @@ class LazyConfig:
     def status(self) -> Status:
         return self.client.status
 
-    def __getattr__(self, name: str) -> Any:
-        # The rest of HotConfig's API: on_change, stats, wait_for_version, scopes, ...
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.client, name)
+    @property
+    def stats(self) -> Stats:
+        return self.client.stats
+
+    def wait_for_version(self, version: int, timeout: float | None = None) -> bool:
+        return self.client.wait_for_version(version, timeout)
+
+    def on_change(
+        self, pattern: str = "*", *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Callable[[Receiver], Receiver]:
+        """Register a receiver with the client (see :meth:`hotconfig.HotConfig.on_change`)."""
+        return self.client.on_change(pattern, loop=loop)
+
+    # No __getattr__: a class with one loses CPython's fast attribute paths, and `get` with it.
 
     def __repr__(self) -> str:
         client = self._client

@@ -26,6 +26,7 @@ from hotconfig._embedded import EmbeddedServer, ServerKind
 from . import (
     alternatives,
     convergence,
+    django_reads,
     latency,
     machine,
     memory,
@@ -51,6 +52,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
             *reads.measure(config),
             alternatives.dynaconf_row(config),
             alternatives.constance_row(config, server.url),
+            *django_reads.measure(config, server.url),
         ]
     finally:
         config.close()
