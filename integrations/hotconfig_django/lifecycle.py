@@ -19,6 +19,8 @@ __all__ = ["current_decision", "open_store", "setup", "start", "store", "teardow
 
 log = logging.getLogger("hotconfig_django")
 
+_STORE_TIMEOUT = 2.0
+
 _lock = threading.Lock()
 _conf: conf.DjangoConf | None = None
 _decision: process.Decision | None = None
@@ -87,7 +89,10 @@ def store() -> ConfigStore:
     global _store
     with _lock:
         if _store is None:
-            _store = open_store(_conf if _conf is not None else conf.load(), timeout=None)
+            loaded = _conf if _conf is not None else conf.load()
+            # Bounded like the listener's own requests: a write must not hang a request.
+            timeout = float(loaded.options.get("socket_timeout", _STORE_TIMEOUT))
+            _store = open_store(loaded, timeout=timeout)
         return _store
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,6 +87,20 @@ def test_start_on_demand_follows_the_store_in_a_process_that_did_not_start(
         assert hotconfig_django.config.get("greeting") == "hello"
         assert hotconfig_django.start(timeout=5) is True
         assert hotconfig_django.config.get("greeting") == "from the store"
+
+
+def test_a_process_without_a_listener_serves_the_last_known_good_file(
+    server: EmbeddedServer, hotconfig_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    cache = {**hotconfig_settings, "URL": server.url, "CACHE_PATH": str(tmp_path / "lkg.json")}
+    with ConfigStore(server.url) as store, override_settings(HOTCONFIG={**cache, "START": True}):
+        lifecycle.setup()  # a server process: follows the store and keeps the file
+        assert hotconfig_django.config.wait_for_version(store.set("greeting", "cached"), 5)
+    server.kill()
+    with override_settings(HOTCONFIG=cache):
+        lifecycle.setup()  # e.g. `manage.py shell` later, with the server gone
+        assert lifecycle.current_decision().listen is False
+        assert hotconfig_django.config.get("greeting") == "cached"
 
 
 @pytest.mark.parametrize(

@@ -138,3 +138,30 @@ def test_every_gunicorn_worker_serves_a_change_within_a_second(
         lags = {pid: a["banner_built_at"] - written for pid, a in fresh.items()}
         assert all(0 <= lag < FRESHNESS for lag in lags.values()), lags
     assert eventually(lambda: listeners(redis_client) == [])
+
+
+def test_uvicorn_workers_each_follow_the_store_under_asgi(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "shop.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+    ]  # fmt: skip
+    env = shop_env(server.url, tmp_path)
+    with ConfigStore(server.url) as store, serving(command, env, port, tmp_path / "uvicorn.log"):
+        # The supervisor never loads the app; each worker runs a listener of its own.
+        assert eventually(lambda: len(listeners(redis_client)) == 2), listeners(redis_client)
+        store.set("greeting", "Bonjour")
+        pids: set[int] = set()
+
+        def both_workers_serve_it() -> bool:
+            answer = state(port)
+            if answer["greeting"] != "Bonjour":
+                pids.clear()  # every answer after the first fresh one must be fresh
+                return False
+            pids.add(answer["pid"])
+            return len(pids) == 2
+
+        assert eventually(both_workers_serve_it, timeout=10), pids
+    assert eventually(lambda: listeners(redis_client) == [])
