@@ -28,6 +28,7 @@ from constance.codecs import dumps, loads  # type: ignore[import-untyped]
 from hotconfig import Change
 
 from . import lifecycle, process
+from .errors import ConfigNotReadyError
 from .lazy import config
 from .signals import config_updated
 
@@ -62,8 +63,11 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        decision = lifecycle.current_decision()
-        if decision.role is process.Role.COMMAND:
+        try:
+            role = lifecycle.current_decision().role
+        except ConfigNotReadyError:
+            role = None  # reads will raise why (a bad HOTCONFIG, the app not installed)
+        if role is process.Role.COMMAND:
             lifecycle.start()
         forward_constance_signal()
 

@@ -6,11 +6,12 @@ import io
 import time
 from datetime import date
 from decimal import Decimal
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
@@ -136,3 +137,65 @@ def test_import_refuses_to_copy_from_itself(
         pytest.raises(CommandError, match="--from-backend"),
     ):
         call_command("hotconfig", "import-constance")
+
+
+class _Inputs(HTMLParser):
+    """The named <input> fields of a page and their values, as a browser would post them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        name = named.get("name")
+        if tag == "input" and name and named.get("type") != "submit":
+            self.fields[name] = named.get("value") or ""
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields[name] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self.fields[self._textarea] += data.strip("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+
+
+@pytest.fixture
+def admin_client(django_project: None) -> Client:
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth.models import User
+
+    client = Client()
+    admin, _ = User.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client.force_login(admin)
+    return client
+
+
+def test_the_constance_admin_writes_through_to_every_process(
+    live: LazyConfig, server: EmbeddedServer, constance_config: Any, admin_client: Client
+) -> None:
+    page = admin_client.get("/admin/constance/config/")
+    assert page.status_code == 200
+    form = _Inputs()
+    form.feed(page.content.decode())
+    assert form.fields["SITE_NAME"] == "Shop"
+    with follower(server.url) as other:
+        assert other.read()["ready"] is True
+        saved = admin_client.post("/admin/constance/config/", {**form.fields, "SITE_NAME": "Admin"})
+        assert saved.status_code == 302, saved.content.decode()[:2000]
+        # The redirected page already shows the new value (the writer reads its own write).
+        again = _Inputs()
+        again.feed(admin_client.get("/admin/constance/config/").content.decode())
+        assert again.fields["SITE_NAME"] == "Admin"
+        signals = {m["signal"]: m for m in (other.read(timeout=5), other.read(timeout=5))}
+        assert signals["constance"]["new"] == "Admin"
+        assert other.ask("SITE_NAME")["constance"] == "Admin"
+    with ConfigStore(server.url) as store:
+        assert store.get_all() == {"SITE_NAME": "Admin"}  # only the changed field was written
