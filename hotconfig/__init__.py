@@ -1,22 +1,33 @@
-"""hotconfig: hot-reloaded configuration over Redis Pub/Sub, read at memory speed."""
+"""hotconfig: hot-reloaded configuration over Redis Pub/Sub, read at memory speed.
 
-from . import signals
-from .client import HotConfig
-from .default import config, configure
-from .errors import (
-    ClientClosedError,
-    ConfigKeyError,
-    HotConfigError,
-    InvalidMessageError,
-    InvalidValueError,
-    NotConfiguredError,
-    StoreError,
-)
-from .signals import Change, Status
-from .snapshot import Snapshot
-from .stats import Stats
-from .store import ConfigStore, HistoryEntry
-from .wire import Entry
+The names below are imported on first use (PEP 562), so that ``import hotconfig.testing.plugin``
+(which pytest loads in every session of every project that installs hotconfig) does not pay
+for importing redis-py and pydantic until a fixture asks for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import signals
+    from .client import HotConfig
+    from .default import config, configure
+    from .errors import (
+        ClientClosedError,
+        ConfigKeyError,
+        HotConfigError,
+        InvalidMessageError,
+        InvalidValueError,
+        NotConfiguredError,
+        StoreError,
+    )
+    from .signals import Change, Status
+    from .snapshot import Snapshot
+    from .stats import Stats
+    from .store import ConfigStore, HistoryEntry
+    from .wire import Entry
 
 __all__ = [
     "Change",
@@ -40,3 +51,41 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Where each public name lives; "" marks a submodule exported as itself.
+_HOME = {
+    "Change": "signals",
+    "ClientClosedError": "errors",
+    "ConfigKeyError": "errors",
+    "ConfigStore": "store",
+    "Entry": "wire",
+    "HistoryEntry": "store",
+    "HotConfig": "client",
+    "HotConfigError": "errors",
+    "InvalidMessageError": "errors",
+    "InvalidValueError": "errors",
+    "NotConfiguredError": "errors",
+    "Snapshot": "snapshot",
+    "Stats": "stats",
+    "Status": "signals",
+    "StoreError": "errors",
+    "config": "default",
+    "configure": "default",
+    "signals": "",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hotconfig' has no attribute {name!r}")
+    if home == "":
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups are plain module attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

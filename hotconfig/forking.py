@@ -16,7 +16,7 @@ from typing import Protocol
 
 __all__ = ["ForkAware", "track", "untrack"]
 
-log = logging.getLogger("hotconfig")
+log = logging.getLogger(__name__)
 
 _LOCK_TIMEOUT = 1.0
 
@@ -54,12 +54,15 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    _held.clear()  # the child makes fresh locks; these copies stay held, unused
+    # The forking thread is the one thread the child has, and it holds these: release them, so
+    # that a lock the child goes on using (a fork from inside a receiver) is not left held.
+    while _held:
+        _held.pop().release()
     for client in list(_clients):
         try:
             client._after_fork_in_child()
         except Exception:
-            log.exception("hotconfig: could not restart the listener after fork")
+            log.exception("could not restart the listener after fork")
 
 
 os.register_at_fork(

@@ -5,8 +5,9 @@ channel alone (DESIGN §4):
 
 1. SUBSCRIBE and wait for the acknowledgement, *then* load the store's snapshot atomically.
    Anything published in between is buffered on the socket and dropped by version afterwards.
-2. Apply versioned messages only in sequence; a gap, a new epoch, a second subscribe
-   acknowledgement (redis-py re-subscribed silently after a drop) or any error → resync.
+2. Apply versioned messages only in sequence; a gap, a new epoch or any error → resync. redis-py
+   could reconnect and re-subscribe silently; the listener's connections never retry, so every
+   drop surfaces as an error and the next connection resyncs.
 3. PING with a token; no matching PONG within the deadline → the connection is dead even if the
    socket says nothing (a frozen server, a black-holed route) → reconnect.
 4. Poll the store's version now and then; behind → resync (a lost message with nothing after it).
@@ -19,27 +20,26 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from .connection import Target
 from .errors import InvalidMessageError
-from .layout import Layout, as_text, read_snapshot
+from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
-from .state import ConfigState, Update
-from .stats import Counters
-from .wire import parse
+from .sink import Sink
+from .state import Staged
+from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
 
-__all__ = ["Listener", "ListenerOptions"]
+__all__ = ["Heartbeat", "Listener", "ListenerOptions"]
 
-log = logging.getLogger("hotconfig")
+log = logging.getLogger(__name__)
 
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
+_MAX_WAIT = 0.25  # the longest a read blocks, so that close() and the timers are never late
 
 
 class LivenessError(ConnectionError):
@@ -48,8 +48,9 @@ class LivenessError(ConnectionError):
 
 @dataclass(frozen=True, slots=True)
 class ListenerOptions:
-    """Timing of the listener; the defaults detect a dead connection within about 3 s."""
+    """What to follow and how; the timing defaults detect a dead connection within about 3 s."""
 
+    channel: str = DEFAULT_CHANNEL
     ping_interval: float = 1.0
     liveness_timeout: float = 2.0
     poll_interval: float = 5.0
@@ -57,51 +58,144 @@ class ListenerOptions:
     backoff_base: float = 0.05
     backoff_max: float = 0.5
     backoff_reset_after: float = 10.0
-    max_message_bytes: int = 1024 * 1024
+    # A server that refuses us (a wrong password, a missing ACL permission) is asked again this
+    # often: slow enough not to flood its log, fast enough that a fix takes effect by itself.
+    misconfigured_retry: float = 3.0
+    limits: Limits = field(default=DEFAULT_LIMITS)
+
+
+def misconfiguration(exc: BaseException) -> str | None:
+    """What to fix, if ``exc`` says the server refused this client rather than being down."""
+    if isinstance(exc, redis.AuthenticationError):
+        return "authentication failed: check the user name and password in the URL"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return (
+            "permission denied (NOPERM): the ACL user lacks a command, key or channel that "
+            "hotconfig needs (SUBSCRIBE, PING, EVAL on the store's keys)"
+        )
+    if isinstance(exc, redis.exceptions.InvalidResponse):
+        return "the server at this address does not speak the Redis protocol: check host and port"
+    if isinstance(exc, redis.ResponseError):
+        return f"the server refused a command hotconfig needs: {exc}"
+    return None
+
+
+class Outage:
+    """How a run of failed connections is told: once loudly, then quietly, then its end.
+
+    The first failure is a WARNING (an ERROR with what to fix for a misconfiguration), repeats
+    are DEBUG with a WARNING every ``remind`` seconds, and the recovery is INFO with how long
+    it lasted: a server down for a minute writes three lines, not three hundred.
+    """
+
+    __slots__ = ("_attempts", "_remind", "_reminded", "_since", "_target")
+
+    def __init__(self, target: Target, remind: float = 30.0) -> None:
+        self._target, self._remind = target, remind
+        self._since: float | None = None
+        self._attempts = 0
+        self._reminded = 0.0
+
+    def failed(self, error: str, hint: str | None) -> None:
+        now = time.monotonic()
+        self._attempts += 1
+        if self._since is None:
+            self._since = self._reminded = now
+            if hint is not None:
+                log.error(
+                    "Redis at %s refused this client: %s (%s)", self._target.redacted, hint, error
+                )
+            else:
+                log.warning("connection to Redis at %s failed: %s", self._target.redacted, error)
+        elif now - self._reminded >= self._remind:
+            self._reminded = now
+            log.warning(
+                "still failing to reach Redis at %s after %d attempts over %.0fs: %s",
+                self._target.redacted,
+                self._attempts,
+                now - self._since,
+                error,
+            )
+        else:
+            log.debug("connection attempt %d failed: %s", self._attempts, error)
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            log.info(
+                "connected to Redis at %s again after %.1fs (%d failed attempts)",
+                self._target.redacted,
+                time.monotonic() - self._since,
+                self._attempts,
+            )
+        self._since, self._attempts = None, 0
+
+
+class Heartbeat:
+    """The token PING of one connection: when to send the next, and when its PONG is overdue.
+
+    A PONG proves the whole path (socket, server, our reader) is alive, which a quiet socket
+    does not: a frozen server or a black-holed route looks exactly like "no messages".
+    """
+
+    __slots__ = ("_due", "_interval", "_next", "_seq", "_timeout", "token")
+
+    def __init__(self, interval: float, timeout: float, now: float) -> None:
+        self._interval, self._timeout = interval, timeout
+        self._next = now + interval
+        self._due: float | None = None
+        self._seq = 0
+        self.token = b""
+
+    def send_due(self, now: float) -> bytes | None:
+        """A new token to PING with, if one is due and none is outstanding."""
+        if self._due is not None or now < self._next:
+            return None
+        self._seq += 1
+        self.token = b"hotconfig:%d" % self._seq
+        self._due, self._next = now + self._timeout, now + self._interval
+        return self.token
+
+    def answered(self, token: bytes) -> None:
+        if token == self.token:
+            self._due = None
+
+    def overdue(self, now: float) -> bool:
+        return self._due is not None and now > self._due
+
+    def deadline(self) -> float:
+        """The next moment the heartbeat needs attention."""
+        return self._next if self._due is None else min(self._next, self._due)
 
 
 class Listener:
-    """Owns one connection to Redis and one thread; feeds :class:`ConfigState` and the sink.
-
-    ``publish``, ``reject`` and ``set_status`` are called on the listener thread.
-    """
+    """Owns one connection to Redis and one thread; feeds the :class:`~hotconfig.sink.Sink`."""
 
     def __init__(
-        self,
-        *,
-        url: str,
-        redis_kwargs: dict[str, Any],
-        channel: str,
-        layout: Layout,
-        state: ConfigState,
-        counters: Counters,
-        options: ListenerOptions,
-        publish: Callable[[Update], None],
-        reject: Callable[[str, Exception], None],
-        set_status: Callable[[Status], None],
-        write_lock: threading.RLock,
-        name: str,
+        self, sink: Sink, target: Target, keyspace: Keyspace, options: ListenerOptions, name: str
     ) -> None:
-        self._url, self._redis_kwargs, self._channel, self._layout = (
-            url,
-            redis_kwargs,
-            channel,
-            layout,
-        )
-        self._state, self._counters, self._options = state, counters, options
-        self._publish, self._reject, self._set_status = publish, reject, set_status
-        self._write_lock = write_lock  # shared with override(): one writer of the state at a time
+        self._sink, self._target, self._keyspace, self._options = sink, target, keyspace, options
+        self._counters = sink.counters
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the first snapshot from the store is live
+        self.settled = threading.Event()  # set once LIVE, or once the server refused us
+        self._outage = Outage(target)
+        self._checked_server = False
         self._client: redis.Redis | None = None
         self._pubsub: Any = None
         self._lock = threading.Lock()  # guards _client/_pubsub against close() from another thread
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._ping_seq = 0
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def start(self) -> None:
         self._thread.start()
+
+    def abandon(self) -> None:
+        """Stop without touching the sockets: in a forked child they belong to the parent."""
+        self._stop.set()
 
     def stop(self, timeout: float) -> bool:
         """Stop the thread and close its sockets; True if it ended within ``timeout``."""
@@ -120,28 +214,45 @@ class Listener:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._retry_forever()
+        finally:
+            if not self._stop.is_set():  # cannot happen by design; never let it pass unseen
+                self._counters.last_error = "the listener thread ended unexpectedly"
+                log.critical("the listener thread ended unexpectedly; the client is frozen")
+                self._sink.set_status(Status.INTERRUPTED)
+
+    def _retry_forever(self) -> None:
         attempt = 0
         while not self._stop.is_set():
             started = time.monotonic()
+            hint: str | None = None
+            # BaseException: on this thread a KeyboardInterrupt or SystemExit can only come from
+            # code it calls; letting one end the thread would freeze the client unseen.
             try:
                 self._session()
-            except Exception as exc:
+            except BaseException as exc:
                 if self._stop.is_set():
                     break
+                hint = misconfiguration(exc)
                 self._counters.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "hotconfig: connection to Redis lost or failed: %s", self._counters.last_error
-                )
+                self._outage.failed(self._counters.last_error, hint)
             finally:
                 self._teardown()
             if self._stop.is_set():
                 break
-            if self.ready.is_set():
-                self._set_status(Status.INTERRUPTED)
-            if time.monotonic() - started > self._options.backoff_reset_after:
-                attempt = 0
-            self._stop.wait(self._backoff(attempt))
-            attempt += 1
+            if hint is not None:
+                self._sink.set_status(Status.MISCONFIGURED)
+                self.settled.set()
+                delay = self._options.misconfigured_retry
+            else:
+                if self.ready.is_set():
+                    self._sink.set_status(Status.INTERRUPTED)
+                if time.monotonic() - started > self._options.backoff_reset_after:
+                    attempt = 0
+                delay = self._backoff(attempt)
+                attempt += 1
+            self._stop.wait(delay)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self._options.backoff_max, self._options.backoff_base * 2.0**attempt)
@@ -149,34 +260,44 @@ class Listener:
         return delay * random.uniform(0.5, 1.0)
 
     def _session(self) -> None:
-        options = self._options
-        kwargs = {
-            # RESP2 unless asked otherwise: under RESP3 redis-py routes every Pub/Sub message
-            # through its push-notification hooks, which cost more than applying the message.
-            "protocol": 2,
-            **self._redis_kwargs,
-            "socket_timeout": options.socket_timeout,
-            "socket_connect_timeout": options.socket_timeout,
-            "health_check_interval": 0,  # our own token PING does this, and checks the PONG
-            "retry": Retry(NoBackoff(), 0, supported_errors=()),  # we reconnect, and resync
-            "decode_responses": False,  # replies are matched as bytes below
-        }
-        client = redis.Redis.from_url(self._url, **kwargs)
+        client = self._target.subscriber_client(self._options.socket_timeout)
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         with self._lock:
             self._client, self._pubsub = client, pubsub
         if self._stop.is_set():
             return
-        pubsub.subscribe(self._channel)
+        pubsub.subscribe(self._options.channel)
         self._await_subscribe(pubsub)
         if self._stop.is_set():
             return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
             self._counters.reconnects += 1
         self._resync(client)
-        self._set_status(Status.LIVE)
+        self._check_server(client)
+        self._outage.recovered()
+        self._sink.set_status(Status.LIVE)
         self.ready.set()
+        self.settled.set()
         self._follow(client, pubsub)
+
+    def _check_server(self, client: redis.Redis) -> None:
+        """Warn once if the server may evict the store's keys: that loses data silently."""
+        if self._checked_server:
+            return
+        self._checked_server = True
+        try:
+            reply: dict[Any, Any] = client.config_get("maxmemory-policy")
+        except redis.RedisError as exc:  # CONFIG is often disabled (managed Redis, ACLs)
+            log.debug("could not read the server's maxmemory-policy: %s", exc)
+            return
+        policy = as_text(next(iter(reply.values()), b""))
+        if policy.startswith("allkeys"):
+            warning = (
+                f"the server's maxmemory-policy is {policy}: under memory pressure it may "
+                "evict the store's keys; use noeviction or a volatile-* policy"
+            )
+            self._counters.server_warning = warning
+            log.warning("%s", warning)
 
     def _await_subscribe(self, pubsub: Any) -> None:
         deadline = time.monotonic() + self._options.socket_timeout
@@ -189,101 +310,107 @@ class Listener:
                 return
 
     def _follow(self, client: redis.Redis, pubsub: Any) -> None:
-        options = self._options
         # Replies are read straight off the subscription's connection (public Connection API):
         # PubSub.get_message() wraps every read in retry and bookkeeping layers that cost more
         # than parsing and applying the message, and its silent reconnect is what we avoid.
+        # With retries off (connection.Target), redis-py never re-subscribes under us: a dropped
+        # connection raises here, and the next session resyncs.
         connection = pubsub.connection
-        now = time.monotonic()
-        next_ping, next_poll = now + options.ping_interval, now + options.poll_interval
-        pong_due: float | None = None
-        token = b""
+        heartbeat = Heartbeat(
+            self._options.ping_interval, self._options.liveness_timeout, time.monotonic()
+        )
+        next_poll = time.monotonic() + self._options.poll_interval
         while not self._stop.is_set():
             now = time.monotonic()
             # A PONG may be waiting unread behind a burst: only silence past the deadline counts.
-            if pong_due is not None and now > pong_due and not connection.can_read(timeout=0):
-                raise LivenessError(f"no PONG within {options.liveness_timeout}s")
-            if now >= next_ping and pong_due is None:
-                self._ping_seq += 1
-                token = b"hotconfig:%d" % self._ping_seq
+            if heartbeat.overdue(now) and not connection.can_read(timeout=0):
+                raise LivenessError(f"no PONG within {self._options.liveness_timeout}s")
+            token = heartbeat.send_due(now)
+            if token is not None:
                 pubsub.ping(token.decode())
-                pong_due, next_ping = now + options.liveness_timeout, now + options.ping_interval
             if now >= next_poll:
                 next_poll = now + self._poll(client)
-            wait = min(next_ping, next_poll, pong_due or next_ping) - now
-            if not connection.can_read(timeout=max(0.0, min(wait, 0.25))):
-                continue
-            # Drain everything already waiting, then apply it in one swap.
-            for _ in range(_DRAIN_LIMIT):
-                reply = connection.read_response(push_request=True)
-                if isinstance(reply, bytes):  # RESP3 answers PING with the bare token
-                    reply = [b"pong", reply]
-                kind = reply[0]
-                if kind == b"message":
-                    self._on_message(client, reply[2])
-                elif kind == b"pong":
-                    if reply[1] == token:
-                        pong_due = None
-                elif kind == b"subscribe":
-                    self._on_resubscribe(client)
-                if not connection.can_read(timeout=0):
-                    break
-            self._flush()
+            wait = min(heartbeat.deadline(), next_poll) - now
+            if connection.can_read(timeout=max(0.0, min(wait, _MAX_WAIT))):
+                self._drain(client, connection, heartbeat)
 
-    def _on_resubscribe(self, client: redis.Redis) -> None:
-        # A second acknowledgement means the subscription was re-established under us (redis-py
-        # re-subscribes when it reconnects): whatever was published in between is gone.
-        self._counters.reconnects += 1
-        self._flush()
-        self._resync(client)
+    def _drain(self, client: redis.Redis, connection: Any, heartbeat: Heartbeat) -> None:
+        """Read everything already waiting, then apply it in one swap."""
+        for _ in range(_DRAIN_LIMIT):
+            if self._stop.is_set():
+                break  # in a child forked by a receiver, this socket is the parent's
+            reply = connection.read_response(push_request=True)
+            kind = reply[0]
+            if kind == b"message":
+                self._on_message(client, reply[2])
+            elif kind == b"pong":
+                heartbeat.answered(reply[1])
+            if not connection.can_read(timeout=0):
+                break
+        self._sink.flush()
 
     def _on_message(self, client: redis.Redis, data: bytes) -> None:
         self._counters.received += 1
         try:
-            parsed = parse(data, self._options.max_message_bytes)
+            parsed = parse(data, self._options.limits)
         except InvalidMessageError as exc:
-            self._reject(exc.reason, exc)
+            self._sink.reject(exc.reason, exc)
             return
-        staged = self._state.staged_count
-        if not self._state.stage(parsed):
-            self._flush()
-            self._resync(client)
-        elif self._state.staged_count == staged:
-            self._counters.skipped += 1  # a duplicate, or a version already applied
+        staged = self._sink.stage(parsed)
+        if staged is Staged.GAP or staged is Staged.CONFLICT:
+            self._sink.flush()
+            self._verify(client, parsed, staged)
 
-    def _flush(self) -> None:
-        with self._write_lock:
-            staged = self._state.staged_count
-            update = self._state.commit()
-            self._counters.applied += staged - len(update.rejected)
-            if update.snapshot is not None or update.rejected:
-                self._publish(update)
+    def _verify(self, client: redis.Redis, message: Message, staged: Staged) -> None:
+        """A message that does not follow what was applied: did the store move, or is it foreign?
+
+        One cheap read decides. If the store is where this client thinks it is, the message is
+        not the store's (a forgery, a stray publisher) and is rejected; otherwise messages were
+        lost or the store changed under us (restored, promoted, evicted), and we resync.
+        """
+        store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        if store == self._sink.state.position:
+            self._sink.reject(
+                staged.value,
+                InvalidMessageError(
+                    staged.value,
+                    f"version {message.version} does not follow the store, which is at version "
+                    f"{store.version}: not the store's message, ignored",
+                ),
+            )
+        else:
+            self._resync(client)
 
     def _resync(self, client: redis.Redis) -> None:
-        epoch, version, stored = read_snapshot(client, self._layout, self._state.store_scopes)
-        with self._write_lock:
-            update = self._state.resync(epoch, version, stored)
-            self._counters.resyncs += 1
-            self._poll_seen = 0
-            self._publish(update)
+        self._sink.resync(read_snapshot(client, self._keyspace, self._sink.state.store_scopes))
+        self._poll_seen = 0
 
     def _poll(self, client: redis.Redis) -> float:
-        """Compare with the store's version; return the seconds until the next poll."""
-        version, epoch = client.mget(self._layout.version, self._layout.epoch)
-        epoch_text = as_text(epoch) if epoch else None
-        stored = int(version or 0)
-        behind = self._poll_seen and self._state.version < self._poll_seen
-        if behind or epoch_text != self._state.epoch:
-            log.info("hotconfig: behind the store (anti-entropy poll); resyncing")
-            self._flush()
-            self._resync(client)
-        elif stored > self._state.version:
+        """Compare what identifies the store's state with ours; return seconds to the next poll."""
+        store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        mine = self._sink.state.position
+        if store == mine:
+            self._poll_seen = 0
+            return self._options.poll_interval
+        behind = self._poll_seen and mine.version < self._poll_seen
+        if store.epoch == mine.epoch and store.version > mine.version and not behind:
             # Under steady writes the store is often a version or two ahead while those
             # messages are still on their way: look again shortly, and resync only if the
             # client is still short of what this poll saw.
-            self._poll_seen = stored
+            self._poll_seen = store.version
             return min(_POLL_GRACE, self._options.poll_interval)
-        self._poll_seen = 0
+        log.info(
+            "the store (version %d, digest %s, sizes %s) differs from this client "
+            "(version %d, digest %s, sizes %s); resyncing",
+            store.version,
+            store.digest,
+            store.sizes,
+            mine.version,
+            mine.digest,
+            mine.sizes,
+        )
+        self._sink.flush()
+        self._resync(client)
         return self._options.poll_interval
 
     # -- teardown -----------------------------------------------------------------------------
@@ -300,7 +427,7 @@ class Listener:
             if client is not None:
                 client.connection_pool.disconnect()
         except Exception:
-            log.debug("hotconfig: error while closing the listener's sockets", exc_info=True)
+            log.debug("error while closing the listener's sockets", exc_info=True)
 
     def _teardown(self) -> None:
         with self._lock:
@@ -311,4 +438,4 @@ class Listener:
                 try:
                     closer.close()
                 except Exception:  # the socket is already gone; nothing left to release
-                    log.debug("hotconfig: error while closing a connection", exc_info=True)
+                    log.debug("error while closing a connection", exc_info=True)

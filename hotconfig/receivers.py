@@ -1,4 +1,11 @@
-"""The change receivers of one client: who is called for which key, and how safely."""
+"""Who is told about a change, and how safely: the on_change registry and the one async adapter.
+
+Sync receivers run on the listener thread (or on the thread calling ``testing.override``), one
+at a time, each isolated. An ``async def`` receiver — registered with ``on_change`` or connected
+to a module-level signal — runs on its event loop instead, through :class:`LoopRunner`: the
+listener never waits for it, and while it is busy its pending changes coalesce by key (the
+latest wins), so a slow or stuck receiver neither delays the others nor grows memory.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +14,141 @@ import fnmatch
 import inspect
 import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import signals
-from .signals import Change
+if TYPE_CHECKING:
+    from blinker import NamedSignal
 
-__all__ = ["Receiver", "Receivers"]
+    from .signals import Change
 
-log = logging.getLogger("hotconfig")
+__all__ = ["LoopRunner", "Receiver", "Receivers", "Tally", "send_isolated", "watch_async"]
 
-Receiver = Callable[[Change], Any]
+log = logging.getLogger(__name__)
+
+Receiver = Callable[["Change"], Any]
+
+
+class Tally(Protocol):
+    """Where receiver failures and coalesced changes are counted (a client's counters)."""
+
+    def receiver_failed(self) -> None: ...
+
+    def change_coalesced(self) -> None: ...
+
+
+class LoopRunner:
+    """Runs calls of ``async def`` receivers on one event loop, latest call per key first-come.
+
+    :meth:`submit` is called on the listener thread and never blocks: it records the call and,
+    if no drain is running, schedules one on the loop. The drain (on the loop) awaits the
+    pending calls one at a time, in the order their keys first arrived.
+    """
+
+    __slots__ = ("_draining", "_lock", "_pending", "_tasks", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, tuple[Callable[..., Any], tuple[Any, ...], Tally]] = {}
+        self._draining = False
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    def submit(
+        self, key: Hashable, receiver: Callable[..., Any], args: tuple[Any, ...], tally: Tally
+    ) -> None:
+        with self._lock:
+            if self._pending.pop(key, None) is not None:
+                tally.change_coalesced()
+            self._pending[key] = (receiver, args, tally)
+            if self._draining:
+                return
+            self._draining = True
+        try:
+            self.loop.call_soon_threadsafe(self._start)
+        except RuntimeError:  # the loop is closed: nobody will ever run these
+            with self._lock:
+                dropped, self._pending = self._pending, {}
+                self._draining = False
+            for _, _, owner in dropped.values():
+                owner.receiver_failed()
+            log.error("async receiver %r not called: its event loop is closed", receiver)
+
+    def _start(self) -> None:
+        task = self.loop.create_task(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                key = next(iter(self._pending))
+                receiver, args, tally = self._pending.pop(key)
+            try:
+                await receiver(*args)
+            except asyncio.CancelledError:
+                raise  # the loop is shutting down: let it
+            except BaseException as exc:
+                _contain(exc)
+                tally.receiver_failed()
+                log.exception("async receiver %r raised", receiver)
+
+
+def _contain(exc: BaseException) -> None:
+    """Re-raise what a receiver must not swallow; anything else is logged and counted.
+
+    A receiver's SystemExit or KeyboardInterrupt on the listener thread would end that thread
+    and freeze the client unseen, so those are contained too. Only a Ctrl-C on the main
+    thread (override() runs receivers there) goes on up: that is the user stopping the program.
+    """
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        raise exc
+    if isinstance(exc, GeneratorExit):
+        raise exc
+
+
+def _running_loop(receiver: Callable[..., Any], how: str) -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise TypeError(
+            f"{getattr(receiver, '__qualname__', receiver)!r} is async, and an async receiver "
+            f"runs on the event loop it was registered from: {how}"
+        ) from None
 
 
 class Receivers:
     """Receivers by fnmatch pattern, with the receivers of each key cached after its first change.
 
-    ``dispatch`` runs on the listener thread: every receiver in turn, each isolated, then the
-    module-level ``config_changed`` signal. fnmatch runs once per key, not once per change.
+    ``dispatch`` runs on the listener thread: every receiver in turn, each isolated. fnmatch
+    runs once per key, not once per change.
     """
 
-    __slots__ = ("_cache", "_entries", "_lock", "_on_error")
+    __slots__ = ("_cache", "_entries", "_lock", "_tally")
 
-    def __init__(self, on_error: Callable[[], None]) -> None:
+    def __init__(self, tally: Tally) -> None:
         self._entries: list[tuple[str, Receiver]] = []
         self._cache: dict[str, tuple[Receiver, ...]] = {}
         self._lock = threading.Lock()
-        self._on_error = on_error
+        self._tally = tally
 
     def add(self, pattern: str, receiver: Receiver, loop: asyncio.AbstractEventLoop | None) -> None:
         target = receiver
         if inspect.iscoroutinefunction(receiver):
-            target = _on_loop(receiver, loop, self._on_error)
+            runner = LoopRunner(
+                loop
+                or _running_loop(
+                    receiver, "call on_change() inside the running loop or pass loop=..."
+                )
+            )
+            tally = self._tally
+
+            def target(change: Change) -> None:
+                runner.submit(change.key, receiver, (change,), tally)
+
         with self._lock:
             self._entries.append((pattern, target))
             self._cache = {}  # a new dict, so a dispatch in progress keeps a consistent one
@@ -58,34 +167,76 @@ class Receivers:
         for receiver in self.matching(change.key):
             try:
                 receiver(change)
-            except Exception:
-                self._on_error()
-                log.exception("hotconfig: change receiver %r raised for %r", receiver, change.key)
-        signals.send_isolated(signals.config_changed, change.key, self._on_error, change=change)
+            except BaseException as exc:
+                _contain(exc)
+                self._tally.receiver_failed()
+                log.exception("change receiver %r raised for %r", receiver, change.key)
 
 
-def _on_loop(
-    receiver: Callable[[Change], Any],
-    loop: asyncio.AbstractEventLoop | None,
-    on_error: Callable[[], None],
-) -> Receiver:
-    """Wrap an ``async def`` receiver so the listener thread schedules it on ``loop``."""
-    if loop is None:
+# -- the module-level signals -----------------------------------------------------------------
+
+# Async receivers connected to a watched signal, by receiver identity. The runner holds the loop
+# only, never the receiver, so blinker's weak references keep working.
+_runners: dict[tuple[int, ...], LoopRunner] = {}
+
+
+def _identity(receiver: Any) -> tuple[int, ...]:
+    # Bound methods are new objects at every attribute access; their parts are not.
+    owner = getattr(receiver, "__self__", None)
+    func = getattr(receiver, "__func__", None)
+    return (id(owner), id(func)) if owner is not None and func is not None else (id(receiver),)
+
+
+def _on_connect(signal: Any, *, receiver: Any, sender: Any, weak: bool) -> None:
+    if inspect.iscoroutinefunction(receiver):
+        how = "connect it from inside the running loop (in a startup or lifespan hook)"
+        _runners[_identity(receiver)] = LoopRunner(_running_loop(receiver, how))
+
+
+def _on_disconnect(signal: Any, *, receiver: Any, sender: Any) -> None:
+    _runners.pop(_identity(receiver), None)
+
+
+def watch_async(signal: NamedSignal) -> None:
+    """Make ``signal`` run ``async def`` receivers on the loop they were connected from.
+
+    Connecting one outside a running loop raises :class:`TypeError` (blinker then disconnects
+    it), so it can never be silently skipped.
+    """
+    signal.receiver_connected.connect(_on_connect, weak=False)
+    signal.receiver_disconnected.connect(_on_disconnect, weak=False)
+
+
+def send_isolated(signal: NamedSignal, sender: Any, tally: Tally, **kwargs: Any) -> None:
+    """Send ``signal`` calling every receiver in turn; one that raises does not stop the others.
+
+    blinker's own ``send`` stops at the first exception, which would let one broken receiver
+    silence all the rest; here each failure is logged and counted in ``tally``. Async receivers
+    are handed to their loop, coalescing by sender and key.
+    """
+    if not signal.receivers:
+        return
+    for receiver in signal.receivers_for(sender):
+        runner = _runners.get(_identity(receiver)) if _runners else None
+        if runner is not None:
+            key = (
+                signal.name,
+                sender if isinstance(sender, str) else id(sender),
+                kwargs.get("key"),
+            )
+            runner.submit(key, _with_kwargs(receiver, kwargs), (sender,), tally)
+            continue
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise TypeError(
-                f"{receiver.__qualname__} is async: register it from a running event loop or "
-                "pass on_change(pattern, loop=...)"
-            ) from None
-    target_loop = loop
+            receiver(sender, **kwargs)
+        except BaseException as exc:
+            _contain(exc)
+            tally.receiver_failed()
+            log.exception("receiver %r of %s raised", receiver, signal.name)
 
-    def done(future: Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            on_error()
-            log.error("hotconfig: async change receiver raised", exc_info=future.exception())
 
-    def schedule(change: Change) -> None:
-        asyncio.run_coroutine_threadsafe(receiver(change), target_loop).add_done_callback(done)
+def _with_kwargs(receiver: Callable[..., Any], kwargs: dict[str, Any]) -> Callable[..., Any]:
+    async def call(sender: Any) -> None:
+        await receiver(sender, **kwargs)
 
-    return schedule
+    call.__qualname__ = getattr(receiver, "__qualname__", "receiver")
+    return call

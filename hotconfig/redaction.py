@@ -1,18 +1,50 @@
-"""Which values must never be shown: in reprs, logs, errors, stats or signals (DESIGN §7)."""
+"""Which values must never be shown: in reprs, logs, errors, stats or signals (DESIGN §7).
+
+A key is secret when one of the *words* of its name is a secret word: ``db.password``,
+``api_token``, ``stripeApiKey`` and ``auth.client-secret`` are; ``max_tokens`` and
+``tokenizer.name`` are not (a substring match would hide half of an AI service's settings).
+Fields typed ``SecretStr``/``SecretBytes`` are secret whatever their name (see schema), and
+:func:`add_secret_patterns` adds names of your own.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import fnmatch
+import itertools
+import re
+from functools import lru_cache
+from typing import Any, Final
 
-__all__ = ["looks_secret", "shown"]
+__all__ = ["add_secret_patterns", "looks_secret", "shown"]
 
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+_SECRET_WORDS: Final = frozenset(
+    {"password", "passwords", "passwd", "passphrase", "secret", "secrets", "token", "credential"}
+    | {"credentials"}
+)
+# Two-word names, matched as adjacent words ("api_key", "apiKey", "private.key").
+_SECRET_PAIRS: Final = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
+_JOINED: Final = frozenset({"apikey", "privatekey", "accesskey"})
+# Words are runs of letters or digits; a capital after a lower-case letter starts a new one.
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_extra: list[str] = []
 
 
+def add_secret_patterns(*patterns: str) -> None:
+    """Treat keys matching any of these fnmatch patterns (case-insensitive) as secret too."""
+    _extra.extend(pattern.lower() for pattern in patterns)
+    looks_secret.cache_clear()
+
+
+@lru_cache(maxsize=4096)
 def looks_secret(key: str) -> bool:
     """Whether a key's name says its value is a secret (``db.password``, ``api_token``, ...)."""
+    words = [word.lower() for word in _WORD.findall(key)]
+    if any(word in _SECRET_WORDS or word in _JOINED for word in words):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words)):
+        return True
     lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in _extra)
 
 
 def shown(value: Any, secret: bool, limit: int = 80) -> str:

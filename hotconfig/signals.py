@@ -8,20 +8,23 @@ Listen without holding a client::
     @signals.config_changed.connect_via("ai.model.default")
     def on_model(key: str, change: hotconfig.Change) -> None: ...
 
-Receivers of every signal here run on the listener thread of the client that sent it,
-one at a time; a receiver that raises is logged and counted, and the others still run.
+Sync receivers of every signal here run on the thread that applied the change or the status
+move: the listener thread of the client that sent it (or the thread calling
+``hotconfig.testing.override``, or ``close()``'s caller for the move to CLOSED), one at a time;
+a receiver that raises is logged and counted, and the others still run. An ``async def``
+receiver runs on the event loop it was connected from; connecting one outside a running loop
+raises :class:`TypeError`.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from blinker import NamedSignal, Namespace
 
+from .receivers import send_isolated, watch_async
 from .redaction import looks_secret, shown
 
 __all__ = [
@@ -32,8 +35,6 @@ __all__ = [
     "send_isolated",
     "status_changed",
 ]
-
-log = logging.getLogger("hotconfig")
 
 _signals = Namespace()
 
@@ -51,13 +52,24 @@ status_changed: NamedSignal = _signals.signal(
     doc="Sent with the client as sender and ``old``, ``new`` (Status) on every status move.",
 )
 
+for _signal in (config_changed, config_rejected, status_changed):
+    watch_async(_signal)
+
 
 class Status(enum.StrEnum):
-    """Where a client is: STARTING → LIVE ⇄ INTERRUPTED → CLOSED."""
+    """Where a client is: STARTING → LIVE ⇄ INTERRUPTED → CLOSED, or MISCONFIGURED.
+
+    MISCONFIGURED means the server answered but refused this client — a wrong password, an ACL
+    without the needed permissions, not a Redis server at that address — as opposed to an
+    outage (INTERRUPTED, or STARTING before the first success): retrying faster will not help,
+    and ``stats.last_error`` says what to fix. The client still retries slowly and goes LIVE
+    by itself once the fix is in.
+    """
 
     STARTING = "STARTING"
     LIVE = "LIVE"
     INTERRUPTED = "INTERRUPTED"
+    MISCONFIGURED = "MISCONFIGURED"
     CLOSED = "CLOSED"
 
     def __str__(self) -> str:
@@ -88,21 +100,3 @@ class Change:
             f"Change(key={self.key!r}, old={old}, new={new}, scope={self.scope!r}, "
             f"version={self.version}, op={self.op!r})"
         )
-
-
-def send_isolated(
-    signal: NamedSignal, sender: Any, on_error: Callable[[], None], **kwargs: Any
-) -> None:
-    """Send ``signal`` calling every receiver in turn; one that raises does not stop the others.
-
-    blinker's own ``send`` stops at the first exception, which would let one broken receiver
-    silence all the rest; here each failure is logged and reported through ``on_error``.
-    """
-    if not signal.receivers:
-        return
-    for receiver in signal.receivers_for(sender):
-        try:
-            receiver(sender, **kwargs)
-        except Exception:
-            on_error()
-            log.exception("hotconfig: receiver %r of %s raised", receiver, signal.name)

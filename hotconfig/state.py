@@ -6,31 +6,52 @@ here, and the only thing published to readers is the merged :class:`Snapshot`.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import InvalidValueError
+from .keyspace import Position, StoreSnapshot
 from .schema import Schema
 from .signals import Change
 from .snapshot import Snapshot
 from .wire import Entry, Message
 
-__all__ = ["ConfigState", "Update"]
+__all__ = ["ConfigState", "Staged", "Update"]
 
 _ABSENT: Final[Any] = object()
 # Values pinned by testing.override() sit above every real scope. The name cannot come off
 # the wire: "<" is not a valid scope character.
 PINNED: Final = "<pinned>"
+# Digests of the most recent versions applied, to tell a duplicate from a different write that
+# reuses its number (a store gone back in time, a forged message).
+_RING: Final = 256
+# Stored values the model refused, remembered so each is reported once; bounded, so that a
+# stream of rejected values cannot grow memory (the oldest is forgotten first).
+_REJECTED_MAX: Final = 10_000
+
+
+class Staged(enum.Enum):
+    """What :meth:`ConfigState.stage` did with a message."""
+
+    QUEUED = "queued"  # it applies at the next commit
+    DUPLICATE = "duplicate"  # a version already applied (or staged): dropped
+    GAP = "gap"  # a version or epoch this client cannot follow from where it is
+    CONFLICT = "conflict"  # a version it has, or follows, with another digest: a different write
 
 
 @dataclass(slots=True)
 class Update:
-    """What one apply produced: the new snapshot (None if nothing changed) and what to tell."""
+    """What one apply produced: the new snapshot (None if nothing changed) and what to tell.
+
+    ``applied`` counts the messages that took effect (a message the model refused does not).
+    """
 
     snapshot: Snapshot | None = None
     changes: list[Change] = field(default_factory=list)
     rejected: list[InvalidValueError] = field(default_factory=list)
+    applied: int = 0
 
 
 class ConfigState:
@@ -44,21 +65,21 @@ class ConfigState:
         # holds that key in that scope, because the store is the source of truth.
         self.overlay: dict[tuple[str, str], Any] = {}
         self._typed_raw: dict[str, Any] = {}
-        self._rejected: set[tuple[str, str, str]] = set()  # stored values already reported
+        self._rejected: dict[tuple[str, str], str] = {}  # (scope, key) -> value reported
         self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
         self._staged: list[Message] = []
         # Where the snapshot will be once the staged messages are committed.
         self._staged_version = 0
         self._staged_epoch: str | None = None
+        self._staged_digest = ""
+        self._digests: dict[int, str] = {}
+        # Stored keys per followed scope, as the store last told (the poll compares them).
+        self.store_sizes: dict[str, int] = dict.fromkeys(self.store_scopes, 0)
 
     @property
     def store_scopes(self) -> tuple[str, ...]:
         """The scopes read from the store (every followed scope, not the pinned layer)."""
         return self.scopes[:-1]
-
-    @property
-    def staged_count(self) -> int:
-        return len(self._staged)
 
     @property
     def version(self) -> int:
@@ -68,10 +89,17 @@ class ConfigState:
     def epoch(self) -> str | None:
         return self.snapshot.epoch
 
+    @property
+    def position(self) -> Position:
+        """Where the store is, as far as this client knows: its staged (or applied) position."""
+        return Position(
+            self._staged_epoch, self._staged_version, self._staged_digest, self.store_sizes
+        )
+
     # -- steady state -------------------------------------------------------------------------
 
-    def stage(self, message: Message) -> bool:
-        """Queue ``message`` for the next :meth:`commit`; False means a resync is needed first.
+    def stage(self, message: Message) -> Staged:
+        """Queue ``message`` for the next :meth:`commit`, or say why not.
 
         Versioned messages must follow the last one exactly: older or equal versions are
         duplicates and dropped, a jump means messages were lost, a new epoch a wiped store.
@@ -79,20 +107,40 @@ class ConfigState:
         version = message.version
         if version is None:
             self._staged.append(message)
-            return True
+            return Staged.QUEUED
         # Version 1 of a new epoch on a client that has only seen an empty store is the
         # store's very first write: adopt its epoch instead of paying for a resync.
         first_write = self._staged_epoch is None and self._staged_version == 0 and version == 1
         if message.epoch is not None and message.epoch != self._staged_epoch and not first_write:
-            return False
+            return Staged.GAP
         if version <= self._staged_version:
-            return True
+            # A version this client has: the same write again, unless the digests differ. One
+            # older than anything it has seen predates its snapshot and cannot be checked here
+            # (the anti-entropy poll compares the store's position instead).
+            known = self._digests.get(version)
+            same = known is None or message.digest is None or known == message.digest
+            return Staged.DUPLICATE if same else Staged.CONFLICT
         if version != self._staged_version + 1:
-            return False
+            return Staged.GAP
+        if message.prev != self._staged_digest and not first_write:
+            return Staged.CONFLICT  # the next number, but not the write that follows ours
         self._staged_version = version
         self._staged_epoch = message.epoch or self._staged_epoch
+        self._staged_digest = message.digest or ""
+        self._remember(version, self._staged_digest)
+        if message.sizes:
+            sizes = self.store_sizes
+            for scope, size in message.sizes.items():
+                if scope in sizes:
+                    sizes[scope] = size
         self._staged.append(message)
-        return True
+        return Staged.QUEUED
+
+    def _remember(self, version: int, digest: str) -> None:
+        digests = self._digests
+        digests[version] = digest
+        if len(digests) > _RING:
+            del digests[next(iter(digests))]
 
     def commit(self) -> Update:
         """Apply the staged messages in one swap; a message the model rejects is left out whole."""
@@ -100,15 +148,19 @@ class ConfigState:
         if not messages:
             return Update()
         try:
-            return self._apply(messages)
+            update = self._apply(messages)
         except InvalidValueError as error:
             if len(messages) == 1:
                 return self._reject(messages[0], error)
+        else:
+            update.applied = len(messages)
+            return update
         # Find the culprits one message at a time; the rest still apply, in order.
         total = Update()
         for message in messages:
             try:
                 update = self._apply([message])
+                total.applied += 1
             except InvalidValueError as error:
                 update = self._reject(message, error)
             total.snapshot = update.snapshot or total.snapshot
@@ -122,10 +174,14 @@ class ConfigState:
         The store keeps a value the model refused, so every resync meets it again: it is
         counted and signalled once, not at every reconnect.
         """
-        mark = (scope, key, repr(value)[:200])
-        if mark in self._rejected:
+        slot, shown = (scope, key), repr(value)[:200]
+        rejected = self._rejected
+        if rejected.get(slot) == shown:
             return False
-        self._rejected.add(mark)
+        rejected.pop(slot, None)
+        if len(rejected) >= _REJECTED_MAX:
+            del rejected[next(iter(rejected))]
+        rejected[slot] = shown
         return True
 
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
@@ -239,12 +295,19 @@ class ConfigState:
 
     # -- resync -------------------------------------------------------------------------------
 
-    def resync(
-        self, epoch: str | None, version: int, stored: Mapping[str, Mapping[str, Any]]
-    ) -> Update:
-        """Replace the layers with the store's, diff against the current snapshot, and swap."""
-        self._staged = []
+    def resync(self, store: StoreSnapshot) -> Update:
+        """Replace the layers with the store's, diff against the current snapshot, and swap.
+
+        The store is the truth, even where that moves the version back within an epoch (a
+        store restored from an older dump). Raw (unversioned) messages staged but not applied
+        yet stay staged: they apply at the next commit, over the store's state.
+        """
+        epoch, version, stored = store.epoch, store.version, store.layers
+        self._staged = [message for message in self._staged if message.version is None]
         self._staged_version, self._staged_epoch = version, epoch
+        self._staged_digest = store.digest
+        self._digests = {version: store.digest}
+        self.store_sizes = {scope: store.sizes.get(scope, 0) for scope in self.store_scopes}
         old_layers = self.layers
         layers = {scope: dict(stored.get(scope, {})) for scope in self.scopes}
         for slot, value in list(self.overlay.items()):
@@ -254,6 +317,11 @@ class ConfigState:
             else:
                 layers[scope][key] = value
         update = Update()
+        for scope, skipped in store.skipped:
+            if self._first_rejection(scope, skipped.key, skipped.error.reason):
+                update.rejected.append(
+                    InvalidValueError(skipped.key, f"stored in scope {scope!r}: {skipped.error}")
+                )
         merged: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for scope in self.scopes:
@@ -342,6 +410,11 @@ class ConfigState:
         entries = [Entry(key, value, PINNED) for key, value in values.items()]
         entries += [Entry(key, None, PINNED, "delete") for key in unset]
         return self._apply([Message(tuple(entries))]) if entries else Update()
+
+    def stored(self) -> StoreSnapshot:
+        """The store's layers as this client holds them, at its version (for last-known-good)."""
+        layers = {scope: self.layers[scope] for scope in self.store_scopes}
+        return StoreSnapshot(self.epoch, self.version, layers, self._staged_digest)
 
     def pinned(self) -> dict[str, Any]:
         return dict(self.layers[PINNED])

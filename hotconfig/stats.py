@@ -16,7 +16,10 @@ class Stats:
     ``skipped``: duplicates and versions already applied; ``rejected``: messages or values
     refused, ``last_rejection`` the reason of the latest; ``resyncs``: snapshots loaded from the
     store; ``reconnects``: new connections after the first; ``receiver_errors``: change
-    receivers that raised; ``last_error``: the latest connection or listener error, if any.
+    receivers that raised; ``coalesced``: changes an async receiver skipped because a newer
+    change of the same key arrived while it was busy; ``last_error``: the latest connection or
+    listener error, if any; ``server_warning``: something about the server that can break the
+    delivery guarantee (an eviction policy that may evict the store's keys).
     """
 
     received: int = 0
@@ -27,11 +30,14 @@ class Stats:
     resyncs: int = 0
     reconnects: int = 0
     receiver_errors: int = 0
+    coalesced: int = 0
     last_error: str | None = None
+    server_warning: str | None = None
 
 
 class Counters:
-    """The mutable side of :class:`Stats`, written by the listener thread only."""
+    """The mutable side of :class:`Stats`, written by the listener thread (receiver counts also
+    by the loops of async receivers)."""
 
     __slots__ = tuple(field.name for field in dataclasses.fields(Stats))
 
@@ -43,7 +49,9 @@ class Counters:
     resyncs: int
     reconnects: int
     receiver_errors: int
+    coalesced: int
     last_error: str | None
+    server_warning: str | None
 
     def __init__(self) -> None:
         for field in dataclasses.fields(Stats):
@@ -51,3 +59,9 @@ class Counters:
 
     def view(self) -> Stats:
         return Stats(**{name: getattr(self, name) for name in self.__slots__})
+
+    def receiver_failed(self) -> None:
+        self.receiver_errors += 1
+
+    def change_coalesced(self) -> None:
+        self.coalesced += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,19 +11,25 @@ from typing import Any
 
 import redis
 
-from .errors import StoreError
-from .layout import (
-    DEFAULT_CHANNEL,
+from .connection import Target, resolve
+from .errors import InvalidMessageError, StoreError
+from .keyspace import (
     DEFAULT_NAMESPACE,
     WRITE_SCRIPT,
-    Layout,
+    Keyspace,
+    StoreSnapshot,
     as_text,
     read_snapshot,
 )
 from .wire import (
+    DEFAULT_CHANNEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_SCOPE,
+    HEADER_BYTES,
+    SIZE_BYTES,
     Entry,
+    Limits,
+    decode_value,
     encode_body,
     parse,
     validate_key,
@@ -32,8 +37,6 @@ from .wire import (
 )
 
 __all__ = ["ConfigStore", "HistoryEntry"]
-
-_HEADER_BYTES = 80  # '{"version":N,"epoch":"<32 hex>",' that the write script prepends
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +74,15 @@ class ConfigStore:
                 "ConfigStore needs a client with decode_responses=False (values are JSON bytes); "
                 "pass a URL, or a client made without decode_responses"
             )
+        self.url: str | None = None
+        """The URL the store connects to, its password hidden; None for a client given."""
         if client is None:
-            client = redis.Redis.from_url(
-                url or os.environ.get("HOTCONFIG_URL", "redis://localhost:6379/0")
-            )
+            target = Target(resolve(url))
+            self.url = target.redacted
+            client = target.command_client()
         self._redis = client
         self.channel = channel
-        self.layout = Layout(namespace)
+        self.keyspace = Keyspace(namespace)
         self.history_size = history_size
         self.max_message_bytes = max_message_bytes
         self._write = client.register_script(WRITE_SCRIPT)
@@ -86,36 +91,46 @@ class ConfigStore:
 
     def set(self, key: str, value: Any, *, scope: str = DEFAULT_SCOPE) -> int:
         """Set ``key`` to ``value`` (any JSON value) in ``scope``; return the new version."""
-        return self._commit([Entry(validate_key(key), value, validate_scope(scope))])
+        return self._commit([Entry(_key(key), value, _scope(scope))])
 
     def set_many(self, values: Mapping[str, Any], *, scope: str = DEFAULT_SCOPE) -> int:
         """Set several keys under one version; subscribers apply them all or none."""
-        scope = validate_scope(scope)
-        return self._commit([Entry(validate_key(k), v, scope) for k, v in values.items()])
+        scope = _scope(scope)
+        return self._commit([Entry(_key(k), v, scope) for k, v in values.items()])
 
     def delete(self, key: str, *, scope: str = DEFAULT_SCOPE) -> int:
         """Delete ``key`` from ``scope`` (a lower scope's value, if any, shows through)."""
-        return self._commit([Entry(validate_key(key), None, validate_scope(scope), "delete")])
+        return self._commit([Entry(_key(key), None, _scope(scope), "delete")])
 
     def apply(self, entries: Iterable[Entry]) -> int:
         """Write a batch of sets and deletes across scopes under one version."""
-        return self._commit(
-            [Entry(validate_key(e.key), e.value, validate_scope(e.scope), e.op) for e in entries]
-        )
+        checked = []
+        for e in entries:
+            if e.op not in ("set", "delete"):
+                raise ValueError(f"op must be 'set' or 'delete', got {e.op!r}")
+            checked.append(Entry(_key(e.key), e.value, _scope(e.scope), e.op))
+        return self._commit(checked)
 
     def _commit(self, entries: list[Entry]) -> int:
         if not entries:
             raise ValueError("nothing to write: give at least one key")
-        layout = self.layout
-        keys = [layout.version, layout.epoch, layout.history, layout.scopes]
+        keyspace = self.keyspace
+        keys = [
+            keyspace.version,
+            keyspace.epoch,
+            keyspace.history,
+            keyspace.scopes,
+            keyspace.digest,
+        ]
         values: list[Any] = []
         for entry in entries:
-            keys.append(layout.scope(entry.scope))
+            keys.append(keyspace.scope(entry.scope))
             value = "" if entry.op == "delete" else _dumps(entry.value)
             values += [entry.op, entry.scope, entry.key, value]
         body = encode_body(entries)
         # Clients count UTF-8 bytes of the whole message, header included.
-        size = len(body.encode()) + _HEADER_BYTES
+        scopes = {entry.scope for entry in entries}
+        size = len(body.encode()) + HEADER_BYTES + sum(len(s) + SIZE_BYTES for s in scopes)
         if size > self.max_message_bytes:
             raise ValueError(
                 f"the change is {size} bytes, over the {self.max_message_bytes} byte message "
@@ -132,39 +147,49 @@ class ConfigStore:
 
     def get(self, key: str, *, scope: str = DEFAULT_SCOPE, default: Any = None) -> Any:
         """The stored value of ``key`` in ``scope``, or ``default``."""
-        raw = self._redis.hget(self.layout.scope(validate_scope(scope)), validate_key(key))
-        return default if raw is None else json.loads(raw)
+        raw = self._redis.hget(self.keyspace.scope(_scope(scope)), _key(key))
+        if raw is None:
+            return default
+        try:
+            return decode_value(raw)
+        except InvalidMessageError as exc:
+            raise StoreError(
+                f"the stored value of {key!r} in scope {scope!r} is not one JSON document "
+                f"({exc}); write it again with ConfigStore.set()"
+            ) from None
 
     def get_all(self, scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
         """Every stored key and value of ``scope``."""
-        return self.snapshot([scope])[2][scope]
+        return self.snapshot([scope]).layers[scope]
 
-    def snapshot(self, scopes: Iterable[str]) -> tuple[str | None, int, dict[str, dict[str, Any]]]:
-        """``(epoch, version, {scope: values})`` read atomically: what a subscriber loads."""
-        return read_snapshot(self._redis, self.layout, [validate_scope(s) for s in scopes])
+    def snapshot(self, scopes: Iterable[str]) -> StoreSnapshot:
+        """The epoch, version and values of ``scopes``, read atomically: what a subscriber loads."""
+        return read_snapshot(self._redis, self.keyspace, [_scope(s) for s in scopes])
 
     @property
     def version(self) -> int:
         """The last version written (0 for an empty store)."""
-        return int(self._redis.get(self.layout.version) or 0)
+        return int(self._redis.get(self.keyspace.version) or 0)
 
     @property
     def epoch(self) -> str | None:
         """The id of this store's lifetime; None until the first write."""
-        raw = self._redis.get(self.layout.epoch)
+        raw = self._redis.get(self.keyspace.epoch)
         return as_text(raw) if raw else None
 
     def scopes(self) -> list[str]:
         """Every scope ever written, sorted."""
-        return sorted(as_text(s) for s in self._redis.smembers(self.layout.scopes))
+        return sorted(as_text(s) for s in self._redis.smembers(self.keyspace.scopes))
 
     def history(self, count: int = 100, *, key: str | None = None) -> list[HistoryEntry]:
         """The latest writes, newest first (the stream is capped at ``history_size``)."""
         out: list[HistoryEntry] = []
-        rows: Any = self._redis.xrevrange(self.layout.history, count=count if key is None else None)
+        rows: Any = self._redis.xrevrange(
+            self.keyspace.history, count=count if key is None else None
+        )
         for stream_id, fields in rows:
             version, epoch = int(fields[b"version"]), as_text(fields[b"epoch"])
-            message = parse(b'{"version":0,' + fields[b"body"], max_bytes=1 << 62)
+            message = parse(b'{"version":0,' + fields[b"body"], Limits(max_bytes=1 << 62))
             if key is None or any(e.key == key for e in message.entries):
                 out.append(HistoryEntry(version, epoch, message.entries, as_text(stream_id)))
                 if len(out) >= count:
@@ -189,7 +214,10 @@ class ConfigStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<ConfigStore namespace={self.layout.namespace!r} channel={self.channel!r}>"
+        return (
+            f"<ConfigStore {self.url or 'client'} namespace={self.keyspace.namespace!r} "
+            f"channel={self.channel!r}>"
+        )
 
 
 def _dumps(value: Any) -> str:
@@ -197,3 +225,17 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"values must be JSON-serialisable: {exc}") from None
+
+
+def _key(key: str) -> str:
+    try:
+        return validate_key(key)
+    except InvalidMessageError as exc:
+        raise ValueError(f"key: {exc.detail}") from None
+
+
+def _scope(scope: str) -> str:
+    try:
+        return validate_scope(scope)
+    except InvalidMessageError as exc:
+        raise ValueError(f"scope: {exc.detail}") from None

@@ -6,7 +6,13 @@ A message is a UTF-8 JSON object. The minimal form is what any client can publis
 
 Optional fields: ``op`` (``"set"`` or ``"delete"``), ``version`` (int, assigned by the store),
 ``epoch`` (str, the store's lifetime id) and ``changes`` (a batch of entries applied atomically
-under one version). Unknown fields are ignored so that newer publishers can add some.
+under one version). The store also sends ``prev`` and ``digest`` (the write this one follows,
+and this one: see keyspace) and ``sizes`` (keys per touched scope). Unknown fields are ignored
+so that newer publishers can add some.
+
+Hostile input is a counted rejection, never a crash: the size, the nesting depth and the number
+of entries are limited (:class:`Limits`), NaN and Infinity are refused (the store refuses to
+write them too), and a document too deep for the JSON decoder is reported as ``too_deep``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,16 @@ from .errors import InvalidMessageError
 from .redaction import shown
 
 __all__ = [
+    "DEFAULT_CHANNEL",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SCOPE",
+    "HEADER_BYTES",
+    "SIZE_BYTES",
     "Entry",
+    "Limits",
     "Message",
+    "decode_value",
     "encode_body",
     "encode_message",
     "parse",
@@ -32,11 +44,36 @@ __all__ = [
 
 Op = Literal["set", "delete"]
 
+DEFAULT_CHANNEL: Final = "config:changes"
 DEFAULT_SCOPE: Final = "global"
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
+# The store's write script makes each message from a header it writes itself,
+# '{"version":N,"epoch":"<32 hex>","prev":"<16 hex>","digest":"<16 hex>","sizes":{...},', and
+# the body tail from encode_body(): at most this many bytes, plus SIZE_BYTES and the scope's
+# name for each scope the write touches, counted against a client's limit before it is sent.
+HEADER_BYTES: Final = 160
+SIZE_BYTES: Final = 16
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _MISSING: Final[Any] = object()
-_DECODER: Final = json.JSONDecoder()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# json's decoder accepts NaN and Infinity by default; nothing else in the system can hold them.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+class Limits(NamedTuple):
+    """What a message may hold at most; anything beyond is rejected with a reason code."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES  # oversize
+    max_depth: int = 64  # too_deep: nesting of arrays and objects, in a value or a message
+    max_entries: int = 10_000  # too_many_entries: changes in one batch
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 
 # NamedTuples rather than frozen dataclasses: they are built once per message on the listener's
@@ -56,6 +93,9 @@ class Message(NamedTuple):
     entries: tuple[Entry, ...]
     version: int | None = None
     epoch: str | None = None
+    prev: str | None = None  # the digest of the write this one follows (store messages only)
+    digest: str | None = None  # this write's digest
+    sizes: dict[str, int] | None = None  # stored keys per scope it touched, after the write
 
 
 def _valid_name(name: object) -> TypeGuard[str]:
@@ -80,53 +120,103 @@ def validate_scope(scope: object) -> str:
     )
 
 
-def parse(data: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message; raise :class:`InvalidMessageError` with a reason code if it is invalid."""
-    if len(data) > max_bytes:
-        raise InvalidMessageError("oversize", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+    if len(data) > limits.max_bytes:
+        raise InvalidMessageError(
+            "oversize", f"{len(data)} bytes exceeds the limit of {limits.max_bytes}"
+        )
+    obj = _decode(data)
+    if type(obj) is not dict:
+        raise InvalidMessageError("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("version")
+    if version is not None and (type(version) is not int or version < 0):
+        raise InvalidMessageError(
+            "bad_field", f"version must be a non-negative int, got {_short(version)}"
+        )
+    epoch, prev, digest = _text(obj, "epoch"), _text(obj, "prev"), _text(obj, "digest")
+    sizes = obj.get("sizes")
+    if sizes is not None and not (
+        type(sizes) is dict and all(type(n) is int for n in sizes.values())
+    ):
+        raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
+    default_scope = obj.get("scope", DEFAULT_SCOPE)
+    batch = obj.get("changes", _MISSING)
+    if batch is _MISSING:
+        entries: tuple[Entry, ...] = (_entry(obj, DEFAULT_SCOPE, limits),)
+    elif type(batch) is list and batch:
+        if len(batch) > limits.max_entries:
+            raise InvalidMessageError(
+                "too_many_entries", f"{len(batch)} changes exceed the limit of {limits.max_entries}"
+            )
+        entries = tuple(_entry(item, default_scope, limits) for item in batch)
+    else:
+        raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
+    return Message(entries, version, epoch, prev, digest, sizes)
+
+
+def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
+    """Decode one stored value: exactly one JSON document, within ``max_depth``."""
+    value = _decode(data)
+    _check_depth(value, max_depth)
+    return value
+
+
+def _decode(data: bytes | str) -> Any:
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidMessageError("not_utf8", str(exc)) from None
     try:
-        obj = _loads(data)
+        return _loads(data)
+    except RecursionError:
+        raise InvalidMessageError(
+            "too_deep", "nested deeper than the JSON decoder allows"
+        ) from None
+    except MemoryError:
+        raise InvalidMessageError("oversize", "too large to decode in memory") from None
     except ValueError as exc:
         raise InvalidMessageError("invalid_json", str(exc)) from None
-    if type(obj) is not dict:
-        raise InvalidMessageError("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("version")
-    if version is not None and (type(version) is not int or version < 0):
-        raise InvalidMessageError(
-            "bad_field", f"version must be a non-negative int, got {version!r}"
-        )
-    epoch = obj.get("epoch")
-    if epoch is not None and type(epoch) is not str:
-        raise InvalidMessageError("bad_field", f"epoch must be a string, got {_short(epoch)}")
-    default_scope = obj.get("scope", DEFAULT_SCOPE)
-    batch = obj.get("changes", _MISSING)
-    if batch is _MISSING:
-        entries: tuple[Entry, ...] = (_entry(obj, DEFAULT_SCOPE),)
-    elif type(batch) is list and batch:
-        entries = tuple(_entry(item, default_scope) for item in batch)
-    else:
-        raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
-    return Message(entries, version, epoch)
 
 
 def _loads(text: str) -> Any:
     # json.loads() is this decoder's raw_decode() behind two wrappers and two whitespace
     # scans: half the cost of decoding a small message. A document that does not fill the
-    # text exactly (whitespace around it, trailing data, an error) takes json.loads(), so
-    # that results and error messages stay exactly json.loads()'s.
+    # text exactly (whitespace around it, trailing data, an error) takes the full decode(),
+    # so that results and error messages stay exactly json.loads()'s.
     try:
         obj, end = _DECODER.raw_decode(text)
     except ValueError:
-        return json.loads(text)
-    return obj if end == len(text) else json.loads(text)
+        return _DECODER.decode(text)
+    return obj if end == len(text) else _DECODER.decode(text)
 
 
-def _entry(obj: Any, default_scope: Any) -> Entry:
+def _text(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and type(value) is not str:
+        raise InvalidMessageError("bad_field", f"{name} must be a string, got {_short(value)}")
+    return value
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    # Iterative, so that checking a deep value cannot itself overflow the stack. Scalars, the
+    # common case, cost one type check.
+    if type(value) is not dict and type(value) is not list:
+        return
+    level = [value]
+    for _ in range(max_depth):
+        nested = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            nested += [c for c in children if type(c) is dict or type(c) is list]
+        if not nested:
+            return
+        level = nested
+    raise InvalidMessageError("too_deep", f"a value is nested deeper than {max_depth} levels")
+
+
+def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
     if type(obj) is not dict:
         raise InvalidMessageError(
             "not_object", f"a change must be a JSON object, got {type(obj).__name__}"
@@ -138,6 +228,7 @@ def _entry(obj: Any, default_scope: Any) -> Entry:
         value = obj.get("value", _MISSING)
         if value is _MISSING:
             raise InvalidMessageError("bad_field", f"set of {key!r} has no value")
+        _check_depth(value, limits.max_depth)
         return Entry(key, value, scope, "set")
     if op == "delete":
         return Entry(key, None, scope, "delete")

@@ -14,7 +14,7 @@ from typing import Any, Protocol, get_args
 import pytest
 import redis
 
-from hotconfig._embedded import (
+from hotconfig.testing.server import (
     EmbeddedServer,
     EmbeddedServerError,
     ServerKind,

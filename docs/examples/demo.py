@@ -16,7 +16,7 @@ import time
 from pydantic import BaseModel
 
 import hotconfig
-from hotconfig._embedded import EmbeddedServer, available_kinds
+from hotconfig.testing import EmbeddedServer, available_kinds
 
 
 class Model(BaseModel):

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hotconfig import ConfigStore
-from hotconfig._embedded import EmbeddedServer, ServerKind
+from hotconfig.testing.server import EmbeddedServer, ServerKind
 
 from . import (
     alternatives,

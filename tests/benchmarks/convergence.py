@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 
 from .report import Bar, Row
 

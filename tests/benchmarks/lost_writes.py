@@ -16,50 +16,50 @@ from typing import Any
 import redis
 
 from hotconfig import Entry, HotConfig
-from hotconfig.layout import Layout, as_text
+from hotconfig.keyspace import Keyspace, as_text
 from hotconfig.wire import encode_message
 
 _CHUNK = 20_000  # fields per HSET, so that no single command blocks the server for long
 
 
 def write_silently(
-    client: redis.Redis, layout: Layout, values: Mapping[str, Any], scope: str = "global"
+    client: redis.Redis, keyspace: Keyspace, values: Mapping[str, Any], scope: str = "global"
 ) -> None:
     """Put ``values`` into the store's hash of ``scope`` without bumping the version or
     publishing anything (JSON-encoded, as ConfigStore stores them)."""
     items = [(key, json.dumps(value, separators=(",", ":"))) for key, value in values.items()]
     pipe = client.pipeline(transaction=False)
     for start in range(0, len(items), _CHUNK):
-        pipe.hset(layout.scope(scope), mapping=dict(items[start : start + _CHUNK]))
+        pipe.hset(keyspace.scope(scope), mapping=dict(items[start : start + _CHUNK]))
     pipe.execute()
 
 
 def remove_silently(
-    client: redis.Redis, layout: Layout, keys: Iterable[str], scope: str = "global"
+    client: redis.Redis, keyspace: Keyspace, keys: Iterable[str], scope: str = "global"
 ) -> None:
     keys = list(keys)
     for start in range(0, len(keys), _CHUNK):
-        client.hdel(layout.scope(scope), *keys[start : start + _CHUNK])
+        client.hdel(keyspace.scope(scope), *keys[start : start + _CHUNK])
 
 
-def announce_gap(client: redis.Redis, layout: Layout, channel: str) -> tuple[int, Any]:
+def announce_gap(client: redis.Redis, keyspace: Keyspace, channel: str) -> tuple[int, Any]:
     """Prepare a transaction that moves the store's version two ahead and publishes only the
     second: a gap for every client. Returns ``(version, pipeline)``; ``pipeline.execute()``
     sends it, and ``config.wait_for_version(version)`` returns once the resync is live."""
-    version = int(client.get(layout.version) or 0) + 2
-    epoch = client.get(layout.epoch)
+    version = int(client.get(keyspace.version) or 0) + 2
+    epoch = client.get(keyspace.epoch)
     message = encode_message(
         [Entry("bench.gap", version)], version, as_text(epoch) if epoch else None
     )
     pipe = client.pipeline(transaction=True)
-    pipe.set(layout.version, version)
+    pipe.set(keyspace.version, version)
     pipe.publish(channel, message)
     return version, pipe
 
 
 def timed_resync(client: redis.Redis, config: HotConfig[Any], timeout: float = 30.0) -> float:
     """Seconds from sending the gap until ``config`` has resynced (its receivers included)."""
-    version, pipe = announce_gap(client, config.layout, config.channel)
+    version, pipe = announce_gap(client, config.keyspace, config.channel)
     started = time.perf_counter()
     pipe.execute()
     if not config.wait_for_version(version, timeout):

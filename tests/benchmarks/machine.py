@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 
 _PACKAGES = (
     *("hotconfig", "redis", "hiredis", "pydantic", "pydantic-core"),

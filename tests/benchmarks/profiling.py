@@ -22,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.keyspace import StoreSnapshot
 from hotconfig.schema import Schema
 from hotconfig.state import ConfigState
+from hotconfig.testing.server import EmbeddedServer
 from hotconfig.wire import parse
 
 from . import burst
@@ -58,7 +59,9 @@ def _costs(server: EmbeddedServer) -> dict[str, float]:
         for i in range(COUNT)
     ]
     state = ConfigState(Schema(None), ("global",))
-    state.resync("bench", 1, {"global": {f"bench.k{i:04d}": "value" for i in range(KEYS)}})
+    state.resync(
+        StoreSnapshot("bench", 1, {"global": {f"bench.k{i:04d}": "value" for i in range(KEYS)}})
+    )
 
     def apply() -> None:
         for start in range(0, COUNT, DRAIN):

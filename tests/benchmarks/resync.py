@@ -54,7 +54,7 @@ def measure(url: str, namespace: str = "bench-resync") -> list[Row]:
 
 def _resync(client: redis.Redis, config: HotConfig[Any], size: int, rep: int) -> float:
     values = {f"bench.k{i:06d}": f"value-{rep}-{i}" for i in range(size)}
-    write_silently(client, config.layout, values)
+    write_silently(client, config.keyspace, values)
     return timed_resync(client, config) * 1000
 
 

@@ -70,7 +70,7 @@ def _measure_scopes(client: redis.Redis, url: str, count: int) -> tuple[float, f
         for rep in range(REPEATS + 1):
             for scope in scopes:
                 values = {f"bench.k{i:04d}": f"{scope}-{rep}-{i}" for i in range(KEYS)}
-                write_silently(client, config.layout, values, scope)
+                write_silently(client, config.keyspace, values, scope)
             times.append(timed_resync(client, config) * 1000)
         names = {"c": config, "k": "bench.k0500"}
         get = per_call({"config.get": "c.get(k)"}, names)["config.get"] * 1e9

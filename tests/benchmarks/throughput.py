@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 
 from . import burst
 from .report import Bar, Row

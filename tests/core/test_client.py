@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 import hotconfig
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 from tests.waiting import eventually, open_sockets
 
 CHANNEL = "config:changes"
@@ -297,7 +297,7 @@ def test_close_with_the_server_killed_is_prompt_and_leaks_nothing(server: Embedd
 
 
 def test_start_without_a_server_returns_on_time_serving_defaults() -> None:
-    from hotconfig._embedded import free_port
+    from hotconfig.testing.server import free_port
 
     config = HotConfig(f"redis://127.0.0.1:{free_port()}/0", model=Settings)
     try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from hotconfig.keyspace import StoreSnapshot
 from hotconfig.schema import Schema
-from hotconfig.state import ConfigState
+from hotconfig.state import ConfigState, Staged
 from hotconfig.wire import Entry, Message
 
 
@@ -19,17 +20,19 @@ def state() -> ConfigState:
 
 
 def versioned(version: int, key: str, value: object, epoch: str = "e1") -> Message:
-    return Message((Entry(key, value),), version, epoch)
+    # Digests as the store chains them: each message names the one before it.
+    return Message((Entry(key, value),), version, epoch, f"d{version - 1}", f"d{version}")
 
 
 def test_versions_apply_in_order_and_duplicates_are_dropped() -> None:
     s = state()
-    s.resync("e1", 3, {"global": {"limit": 1}})
-    assert s.stage(versioned(3, "limit", 99))  # already applied: dropped
-    assert s.stage(versioned(4, "limit", 4))
-    assert s.stage(versioned(4, "limit", 44))  # duplicate of a staged one: dropped
-    assert s.stage(versioned(5, "name", "b"))
+    s.resync(StoreSnapshot("e1", 3, digest="d3", layers={"global": {"limit": 1}}))
+    assert s.stage(versioned(3, "limit", 99)) is Staged.DUPLICATE  # already applied
+    assert s.stage(versioned(4, "limit", 4)) is Staged.QUEUED
+    assert s.stage(versioned(4, "limit", 44)) is Staged.DUPLICATE  # of a staged one
+    assert s.stage(versioned(5, "name", "b")) is Staged.QUEUED
     update = s.commit()
+    assert update.applied == 2
     assert s.version == 5
     assert s.snapshot["limit"] == 4
     assert [(c.key, c.new, c.version) for c in update.changes] == [
@@ -40,25 +43,32 @@ def test_versions_apply_in_order_and_duplicates_are_dropped() -> None:
 
 def test_a_gap_or_a_new_epoch_asks_for_a_resync() -> None:
     s = state()
-    s.resync("e1", 3, {})
-    assert not s.stage(versioned(5, "limit", 5))
-    assert not s.stage(versioned(4, "limit", 5, epoch="e2"))
+    s.resync(StoreSnapshot("e1", 3, digest="d3", layers={}))
+    assert s.stage(versioned(5, "limit", 5)) is Staged.GAP
+    assert s.stage(versioned(4, "limit", 5, epoch="e2")) is Staged.GAP
     assert s.commit().snapshot is None
     assert s.version == 3
 
 
 def test_the_first_write_of_a_new_store_is_adopted_without_resync() -> None:
     s = state()
-    s.resync(None, 0, {})
-    assert s.stage(versioned(1, "limit", 2, epoch="fresh"))
+    s.resync(StoreSnapshot(None, 0, digest="d0", layers={}))
+    assert s.stage(versioned(1, "limit", 2, epoch="fresh")) is Staged.QUEUED
     s.commit()
     assert (s.epoch, s.version, s.snapshot["limit"]) == ("fresh", 1, 2)
 
 
 def test_resync_signals_only_what_really_changed() -> None:
     s = state()
-    s.resync("e1", 1, {"global": {"limit": 1, "a": 1, "b": 2}})
-    update = s.resync("e1", 5, {"global": {"limit": 1, "a": 1, "c": 3}, "service:x": {"a": 9}})
+    s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"limit": 1, "a": 1, "b": 2}}))
+    update = s.resync(
+        StoreSnapshot(
+            "e1",
+            5,
+            digest="d5",
+            layers={"global": {"limit": 1, "a": 1, "c": 3}, "service:x": {"a": 9}},
+        )
+    )
     assert sorted((c.key, c.old, c.new, c.op) for c in update.changes) == [
         ("a", 1, 9, "set"),
         ("b", 2, None, "delete"),
@@ -68,23 +78,23 @@ def test_resync_signals_only_what_really_changed() -> None:
 
 def test_raw_values_survive_a_resync_unless_the_store_holds_the_key() -> None:
     s = state()
-    s.resync("e1", 1, {"global": {"kept": 1}})
+    s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"kept": 1}}))
     s.stage(Message((Entry("raw.only", "x"), Entry("kept", "raw"))))
     s.commit()
-    s.resync("e1", 2, {"global": {"kept": 2}})
+    s.resync(StoreSnapshot("e1", 2, digest="d2", layers={"global": {"kept": 2}}))
     assert s.snapshot["raw.only"] == "x"
     assert s.snapshot["kept"] == 2
 
 
 def test_a_resync_keeps_the_value_a_rejection_kept() -> None:
     s = state()
-    s.resync("e1", 1, {"global": {"limit": 5}})
+    s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"limit": 5}}))
     s.stage(versioned(2, "limit", "bad"))
     update = s.commit()
     assert update.rejected
     assert s.version == 2
     assert s.snapshot["limit"] == 5
-    update = s.resync("e1", 2, {"global": {"limit": "bad"}})
+    update = s.resync(StoreSnapshot("e1", 2, digest="d2", layers={"global": {"limit": "bad"}}))
     assert s.snapshot["limit"] == 5
     assert update.changes == []
     assert update.rejected == []  # reported when it arrived; not again at every resync
@@ -92,21 +102,29 @@ def test_a_resync_keeps_the_value_a_rejection_kept() -> None:
 
 def test_a_rejected_higher_scope_value_at_resync_reveals_the_lower_scope() -> None:
     s = state()
-    s.resync("e1", 1, {"global": {"limit": 5}})
-    update = s.resync("e1", 2, {"global": {"limit": 5}, "service:x": {"limit": "abc"}})
+    s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"limit": 5}}))
+    update = s.resync(
+        StoreSnapshot(
+            "e1", 2, digest="d2", layers={"global": {"limit": 5}, "service:x": {"limit": "abc"}}
+        )
+    )
     assert s.snapshot["limit"] == 5
     assert update.changes == []
     assert [e.key for e in update.rejected] == ["limit"]
-    update = s.resync("e1", 3, {"global": {"limit": 6}, "service:x": {"limit": "abc"}})
+    update = s.resync(
+        StoreSnapshot(
+            "e1", 3, digest="d3", layers={"global": {"limit": 6}, "service:x": {"limit": "abc"}}
+        )
+    )
     assert s.snapshot["limit"] == 6
     assert update.rejected == []
 
 
 def test_one_bad_message_in_a_drained_group_leaves_the_others_applied() -> None:
     s = state()
-    s.resync("e1", 0, {})
+    s.resync(StoreSnapshot("e1", 0, digest="d0", layers={}))
     for version, value in [(1, 1), (2, "bad"), (3, 3)]:
-        assert s.stage(versioned(version, "limit", value))
+        assert s.stage(versioned(version, "limit", value)) is Staged.QUEUED
     update = s.commit()
     assert s.version == 3
     assert s.snapshot["limit"] == 3
@@ -128,8 +146,8 @@ def test_a_validator_raising_a_non_validation_error_is_a_rejection() -> None:
             return value
 
     s = ConfigState(Schema(Picky), ["global"])
-    s.resync("e1", 0, {})
-    assert s.stage(versioned(1, "n", 13))
+    s.resync(StoreSnapshot("e1", 0, digest="d0", layers={}))
+    assert s.stage(versioned(1, "n", 13)) is Staged.QUEUED
     update = s.commit()
     assert len(update.rejected) == 1
     assert "TypeError: unlucky" in str(update.rejected[0])

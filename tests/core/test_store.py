@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, Entry
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 
 
 def test_writes_bump_one_version_each_and_read_back(server: EmbeddedServer) -> None:

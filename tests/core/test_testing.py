@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 import hotconfig
 from hotconfig import HotConfig
-from hotconfig._embedded import EmbeddedServer
 from hotconfig.testing import override
+from hotconfig.testing.server import EmbeddedServer
 from tests.waiting import eventually
 
 

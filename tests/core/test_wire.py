@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hotconfig import InvalidMessageError
-from hotconfig.wire import Entry, encode_body, encode_message, parse
+from hotconfig.wire import Entry, Limits, decode_value, encode_body, encode_message, parse
 
 
 def test_seed_format_parses_exactly_as_published() -> None:
@@ -71,6 +71,14 @@ def test_encode_round_trips_through_parse() -> None:
         (b'{"changes": []}', "bad_field"),
         (b'{"changes": [1]}', "not_object"),
         (b'{"key": "a", "value": "\xff\xfe"}', "not_utf8"),
+        (b"[" * 100_000, "too_deep"),
+        (b'{"key": "a", "value": ' + b"[" * 1500 + b"]" * 1500 + b"}", "too_deep"),
+        (b'{"key": "a", "value": ' + b"[" * 65 + b"]" * 65 + b"}", "too_deep"),
+        (b'{"key": "a", "value": ' + b'{"a":' * 65 + b"1" + b"}" * 65 + b"}", "too_deep"),
+        (b'{"key": "a", "value": NaN}', "invalid_json"),
+        (b'{"key": "a", "value": [1, -Infinity]}', "invalid_json"),
+        (b'{"key": "a", "value": 1, "prev": 5}', "bad_field"),
+        (b'{"key": "a", "value": 1, "sizes": {"global": "1"}}', "bad_field"),
     ],
 )
 def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
@@ -83,6 +91,48 @@ def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
 def test_oversize_is_rejected_before_decoding() -> None:
     data = json.dumps({"key": "a", "value": "x" * 2000}).encode()
     with pytest.raises(InvalidMessageError) as info:
-        parse(data, max_bytes=1000)
+        parse(data, Limits(max_bytes=1000))
     assert info.value.reason == "oversize"
-    assert parse(data, max_bytes=4000).entries[0].value == "x" * 2000
+    assert parse(data, Limits(max_bytes=4000)).entries[0].value == "x" * 2000
+
+
+def test_nesting_within_the_limit_is_kept_whole() -> None:
+    value: object = "leaf"
+    for _ in range(64):
+        value = [value]
+    assert parse(json.dumps({"key": "a", "value": value})).entries[0].value == value
+    with pytest.raises(InvalidMessageError) as info:
+        parse(json.dumps({"key": "a", "value": value}), Limits(max_depth=10))
+    assert info.value.reason == "too_deep"
+
+
+def test_a_batch_over_the_entry_limit_is_rejected_whole() -> None:
+    batch = {"changes": [{"key": f"k{i}", "value": i} for i in range(11)]}
+    assert len(parse(json.dumps(batch)).entries) == 11
+    with pytest.raises(InvalidMessageError) as info:
+        parse(json.dumps(batch), Limits(max_entries=10))
+    assert info.value.reason == "too_many_entries"
+
+
+def test_the_store_header_fields_are_read() -> None:
+    message = parse(
+        '{"version":3,"epoch":"e","prev":"p2","digest":"d3","sizes":{"global":2},'
+        '"key":"a","value":1}'
+    )
+    assert (message.version, message.prev, message.digest, message.sizes) == (
+        3,
+        "p2",
+        "d3",
+        {"global": 2},
+    )
+
+
+@pytest.mark.parametrize("raw", [b"1,2", b"[3", b"4]", b"", b"NaN", b" ", b"\xff", b"[" * 5000])
+def test_a_stored_value_must_be_exactly_one_json_document(raw: bytes) -> None:
+    with pytest.raises(InvalidMessageError):
+        decode_value(raw)
+
+
+def test_stored_values_decode_like_json() -> None:
+    assert decode_value(b'{"a": [1, 2.5, null, true]}') == {"a": [1, 2.5, None, True]}
+    assert decode_value(b' "padded" ') == "padded"

@@ -25,7 +25,7 @@ import redis
 from pydantic import BaseModel
 
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 from tests.faults.proxy import TcpProxy
 from tests.waiting import eventually
 
@@ -145,7 +145,8 @@ class Gate:
 
 def effective(store: ConfigStore, scopes: Sequence[str]) -> tuple[str | None, int, dict[str, Any]]:
     """The store's ``(epoch, version, effective values)`` for ``scopes`` (low → high)."""
-    epoch, version, layers = store.snapshot(scopes)
+    stored = store.snapshot(scopes)
+    epoch, version, layers = stored.epoch, stored.version, stored.layers
     merged: dict[str, Any] = {}
     for scope in scopes:
         merged.update(layers[scope])

@@ -34,7 +34,7 @@ import redis
 
 import hotconfig
 from hotconfig import ConfigStore, HotConfig, Status
-from hotconfig._embedded import EmbeddedServer, free_port
+from hotconfig.testing.server import EmbeddedServer, free_port
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from hotconfig import Change, ConfigStore, Status
-from hotconfig._embedded import EmbeddedServer
+from hotconfig.testing.server import EmbeddedServer
 from tests.faults.conftest import Fleet, pubsub_clients
 from tests.faults.proxy import TcpProxy
 from tests.waiting import eventually

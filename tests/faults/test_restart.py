@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from hotconfig import Status
-from hotconfig._embedded import EmbeddedServer, free_port
+from hotconfig.testing.server import EmbeddedServer, free_port
 from tests.conftest import ServerFactory
 from tests.faults.conftest import Fleet
 from tests.waiting import eventually

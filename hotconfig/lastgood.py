@@ -7,16 +7,14 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .state import ConfigState
+from .keyspace import StoreSnapshot
 
 __all__ = ["LastKnownGood"]
 
-log = logging.getLogger("hotconfig")
+log = logging.getLogger(__name__)
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the digest of the version saved
 
 
 class LastKnownGood:
@@ -29,26 +27,29 @@ class LastKnownGood:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def load(self) -> tuple[str | None, int, dict[str, dict[str, Any]]] | None:
-        """``(epoch, version, layers)`` from the file, or None if it is missing or unreadable."""
+    def load(self) -> StoreSnapshot | None:
+        """The store's state as last saved, or None if the file is missing or unreadable."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data.get("format") != _FORMAT:
                 return None
-            return data["epoch"], int(data["version"]), dict(data["layers"])
+            return StoreSnapshot(
+                data["epoch"], int(data["version"]), dict(data["layers"]), str(data["digest"])
+            )
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("hotconfig: ignoring unreadable cache file %s: %s", self.path, exc)
+            log.warning("ignoring unreadable cache file %s: %s", self.path, exc)
             return None
 
-    def save(self, state: ConfigState) -> None:
-        """Write the state's store layers; a failure is logged, never raised into the listener."""
+    def save(self, stored: StoreSnapshot) -> None:
+        """Write ``stored``; a failure is logged, never raised into the listener."""
         data = {
             "format": _FORMAT,
-            "epoch": state.epoch,
-            "version": state.version,
-            "layers": {scope: state.layers[scope] for scope in state.store_scopes},
+            "epoch": stored.epoch,
+            "version": stored.version,
+            "digest": stored.digest,
+            "layers": stored.layers,
         }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,4 +62,4 @@ class LastKnownGood:
                 os.unlink(tmp)
                 raise
         except (OSError, TypeError, ValueError) as exc:
-            log.warning("hotconfig: could not write the cache file %s: %s", self.path, exc)
+            log.warning("could not write the cache file %s: %s", self.path, exc)

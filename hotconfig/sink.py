@@ -1,0 +1,182 @@
+"""The apply step's owner: everything that happens under a client's writer lock.
+
+The listener (and ``testing.override``) hand the sink parsed messages and store snapshots; the
+sink applies them to the :class:`~hotconfig.state.ConfigState`, publishes the new snapshot into
+the client's read slots through the one callable it was given, and then tells: rejections,
+change receivers, the module-level signals, ``wait_for_version`` waiters, the last-known-good
+file. Data flows one way — the sink never reads the network and never imports the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from . import signals
+from .errors import InvalidValueError
+from .keyspace import StoreSnapshot
+from .lastgood import LastKnownGood
+from .receivers import Receivers, send_isolated
+from .signals import Status
+from .snapshot import Snapshot
+from .state import ConfigState, Staged, Update
+from .stats import Counters
+from .wire import Message
+
+__all__ = ["Sink"]
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    """Applies changes to one client's state and tells everyone who listens, in that order.
+
+    Every method that applies (:meth:`flush`, :meth:`resync`, :meth:`pin`) takes the writer lock
+    and runs receivers on the calling thread: the listener thread, or the thread calling
+    ``testing.override``. ``sender`` is the object the module-level signals name as sender.
+    """
+
+    def __init__(
+        self,
+        state: ConfigState,
+        swap: Callable[[Snapshot], None],
+        sender: object,
+        lastgood: LastKnownGood | None = None,
+    ) -> None:
+        self.state = state
+        self.counters = Counters()
+        self.receivers = Receivers(self.counters)
+        self.status = Status.STARTING
+        self._swap = swap
+        self._sender = sender
+        self._lastgood = lastgood
+        self._in_flight: tuple[Update, int] | None = None  # what a fork mid-dispatch interrupted
+        self._replay: Update | None = None
+        self._init_locks()
+        if lastgood is not None and (cached := lastgood.load()) is not None:
+            try:
+                state.resync(cached)
+            except (TypeError, ValueError, AttributeError) as exc:
+                log.warning("ignoring the cache file %s: %s", lastgood.path, exc)
+        swap(state.snapshot)
+        self._handled = state.version
+
+    def _init_locks(self) -> None:
+        self.lock = threading.RLock()  # the writer lock: one apply at a time
+        self._version_cond = threading.Condition(threading.Lock())
+
+    # -- what the listener calls (on its thread) ------------------------------------------------
+
+    def stage(self, message: Message) -> Staged:
+        """Queue a parsed message for the next :meth:`flush`; a duplicate is counted here."""
+        staged = self.state.stage(message)
+        if staged is Staged.DUPLICATE:
+            self.counters.skipped += 1
+        return staged
+
+    def flush(self) -> None:
+        """Apply everything staged in one swap, then tell."""
+        with self.lock:
+            update = self.state.commit()
+            self.counters.applied += update.applied
+            if update.snapshot is not None or update.rejected:
+                self._publish(update, save=True)
+
+    def resync(self, stored: StoreSnapshot) -> None:
+        """Adopt the store's state (dropping anything staged), signalling only real changes."""
+        with self.lock:
+            update = self.state.resync(stored)
+            self.counters.resyncs += 1
+            self._publish(update, save=True)
+            self.flush()  # raw messages read before the resync apply over the store's state
+
+    def reject(self, reason: str, error: Exception, key: str | None = None) -> None:
+        """Count, log and signal a message or value that was refused."""
+        self.counters.rejected += 1
+        self.counters.last_rejection = f"{reason}: {error}"
+        log.warning("rejected a change (%s): %s", reason, error)
+        send_isolated(
+            signals.config_rejected,
+            self._sender,
+            self.counters,
+            reason=reason,
+            error=error,
+            key=key,
+        )
+
+    def set_status(self, status: Status) -> None:
+        """Move to ``status`` and signal it; CLOSED is final."""
+        old = self.status
+        if old is status or old is Status.CLOSED:
+            return
+        self.status = status
+        log.info("status %s -> %s", old, status)
+        send_isolated(signals.status_changed, self._sender, self.counters, old=old, new=status)
+
+    # -- what the client calls -----------------------------------------------------------------
+
+    def pin(self, values: Mapping[str, Any], unset: Iterable[str] = ()) -> None:
+        """Pin values above every scope (testing.override); raises if the model rejects one."""
+        with self.lock:
+            self._publish(self.state.pin(values, unset), save=False)
+
+    def pinned(self) -> dict[str, Any]:
+        return self.state.pinned()
+
+    def wait_for_version(self, version: int, timeout: float | None) -> bool:
+        with self._version_cond:
+            return self._version_cond.wait_for(lambda: self._handled >= version, timeout)
+
+    def handled(self) -> int:
+        """The last version whose receivers have all run."""
+        return self._handled
+
+    # -- the one path out ----------------------------------------------------------------------
+
+    def _publish(self, update: Update, *, save: bool) -> None:
+        if self._replay is not None:
+            replay, self._replay = self._replay, None
+            self._publish(replay, save=False)
+        if update.snapshot is not None:
+            self._swap(update.snapshot)
+        for error in update.rejected:
+            self._reject_value(error)
+        try:
+            for index, change in enumerate(update.changes):
+                self._in_flight = (update, index)  # what a child forked mid-dispatch must finish
+                self.receivers.dispatch(change)
+                send_isolated(signals.config_changed, change.key, self.counters, change=change)
+        finally:
+            self._in_flight = None
+        if update.snapshot is not None:
+            # After the receivers: wait_for_version(v) returning means v is fully handled.
+            with self._version_cond:
+                self._handled = update.snapshot.version
+                self._version_cond.notify_all()
+        if save and self._lastgood is not None and update.changes:
+            self._lastgood.save(self.state.stored())
+
+    def _reject_value(self, error: InvalidValueError) -> None:
+        self.reject("invalid_value", error, key=error.key)
+
+    # -- fork safety ---------------------------------------------------------------------------
+
+    def after_fork_in_child(self, inside_receiver: bool) -> None:
+        """Make the child's sink usable; finish what a fork interrupted.
+
+        ``inside_receiver``: a receiver of this client forked, so the thread that runs it is
+        the child's own thread and goes on running it, holding the writer lock until it
+        returns: keep that lock (the next apply waits for it) and replay nothing. Otherwise
+        the thread that held the lock is gone: fresh locks, and the receivers it had not run
+        yet run at the next apply, before anything else.
+        """
+        self._version_cond = threading.Condition(threading.Lock())
+        if inside_receiver:
+            return
+        self._init_locks()
+        if self._in_flight is not None:
+            update, index = self._in_flight
+            self._in_flight = None
+            self._replay = Update(update.snapshot, update.changes[index:])
