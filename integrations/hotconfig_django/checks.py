@@ -42,7 +42,7 @@ def check_reachable(
         loaded = conf.load()
     except HotConfigSettingsError:
         return []  # check_settings reports it
-    url = conf.redacted_url(loaded.effective_url)
+    url = loaded.shown_url
     try:
         store = lifecycle.open_store(loaded, timeout=_PING_TIMEOUT)
     except ValueError as exc:

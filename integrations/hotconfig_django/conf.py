@@ -23,13 +23,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 from pydantic import BaseModel
 
-from hotconfig import HotConfig, InvalidMessageError
+from hotconfig import HotConfig, InvalidMessageError, connection
 
 from .errors import HotConfigSettingsError
 
@@ -40,7 +39,6 @@ __all__ = [
     "build_client",
     "load",
     "problems",
-    "redacted_url",
     "uses_constance_backend",
 ]
 
@@ -49,7 +47,7 @@ StartMode = Literal["auto", "always", "never"]
 _NAMED = {"URL", "MODEL", "SCOPES", "SERVICE", "START", "START_TIMEOUT", "CACHE_PATH"}
 # HotConfig arguments that the named entries above already set.
 _NOT_PASSED = {"self", "url", "model", "scopes", "service", "cache_path"}
-_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster")
+_SCHEMES = ("redis://", "rediss://", "unix://")
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _DOCS = "see docs/django.md, 'Settings'"
 
@@ -88,7 +86,13 @@ class DjangoConf:
 
     @property
     def effective_url(self) -> str:
-        return self.url or os.environ.get("HOTCONFIG_URL") or "redis://localhost:6379/0"
+        """``URL``, else ``$HOTCONFIG_URL``, else localhost: what the client connects to."""
+        return connection.resolve(self.url)
+
+    @property
+    def shown_url(self) -> str:
+        """:attr:`effective_url` with its password hidden, for messages and logs."""
+        return connection.redacted(self.effective_url)
 
 
 def load() -> DjangoConf:
@@ -136,16 +140,6 @@ def uses_constance_backend() -> bool:
     return getattr(settings, "CONSTANCE_BACKEND", None) == "hotconfig_django.constance.Backend"
 
 
-def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
-
-
 def _parse(raw: object) -> tuple[DjangoConf | None, list[Problem]]:
     if not isinstance(raw, Mapping):
         return None, [
@@ -182,17 +176,22 @@ def _parse(raw: object) -> tuple[DjangoConf | None, list[Problem]]:
 def _url(url: object, found: list[Problem]) -> str | None:
     if url is None:
         return None
-    if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
-        shown = redacted_url(url) if isinstance(url, str) else type(url).__name__
-        found.append(
-            Problem(
-                "hotconfig.E003",
-                f"HOTCONFIG['URL'] is not a Redis URL: {shown!r}",
-                f"use one of the schemes {', '.join(_SCHEMES)}, e.g. redis://127.0.0.1:6379/0",
-            )
+    if not isinstance(url, str):
+        message = f"HOTCONFIG['URL'] must be a string, not {type(url).__name__}"
+    else:
+        try:
+            connection.Target(url)  # the core's own validation; its message hides the password
+            return url
+        except ValueError as exc:
+            message = f"HOTCONFIG['URL']: {exc}"
+    found.append(
+        Problem(
+            "hotconfig.E003",
+            message,
+            f"use one of the schemes {', '.join(_SCHEMES)}, e.g. redis://127.0.0.1:6379/0",
         )
-        return None
-    return url
+    )
+    return None
 
 
 def _model(path: object, found: list[Problem]) -> type[BaseModel] | None:

@@ -7,9 +7,7 @@ import sys
 import threading
 from typing import Any
 
-import redis
-
-from hotconfig import ConfigStore
+from hotconfig import ConfigStore, connection
 
 from . import conf, process
 from .errors import ConfigNotReadyError, HotConfigSettingsError
@@ -59,7 +57,7 @@ def setup() -> None:
             log.warning(
                 "hotconfig: %s did not answer within %ss; serving defaults or the last-known-good"
                 " file while the listener keeps trying",
-                conf.redacted_url(loaded.effective_url),
+                loaded.shown_url,
                 loaded.start_timeout,
             )
     else:
@@ -106,9 +104,9 @@ def open_store(loaded: conf.DjangoConf, timeout: float | None) -> ConfigStore:
         for name in ("channel", "namespace", "max_message_bytes")
         if name in loaded.options
     }
-    client = redis.Redis.from_url(
-        loaded.effective_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    # The client's own connection options (TLS files, client name) apply to writes too.
+    target = connection.Target(loaded.effective_url, loaded.options.get("redis_kwargs"))
+    client = target.command_client(socket_timeout=timeout, socket_connect_timeout=timeout)
     return ConfigStore(client=client, **options)
 
 

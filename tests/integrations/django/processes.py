@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,18 +20,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from hotconfig.testing import free_port
 from tests.waiting import eventually
+
+__all__ = [
+    "EXAMPLE",
+    "ROOT",
+    "Follower",
+    "environment",
+    "follower",
+    "free_port",
+    "manage",
+    "serving",
+    "state",
+    "stop",
+]
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "docs" / "examples" / "django_app"
 LISTENER_NAME_PREFIX = "hotconfig-listener-"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def environment(url: str, **extra: str) -> dict[str, str]:

@@ -53,7 +53,7 @@ class Command(BaseCommand):
         try:
             getattr(self, "_" + action.replace("-", "_"))(store, **options)
         except redis.RedisError as exc:
-            url = conf.redacted_url(conf.load().effective_url)
+            url = conf.load().shown_url
             raise CommandError(
                 f"{url} did not answer: {type(exc).__name__}: {exc}; check HOTCONFIG['URL']"
             ) from None
@@ -64,7 +64,7 @@ class Command(BaseCommand):
 
     def _status(self, store: ConfigStore, **options: Any) -> None:
         decision = lifecycle.current_decision()
-        self.stdout.write(f"server: {conf.redacted_url(conf.load().effective_url)}")
+        self.stdout.write(f"server: {conf.load().shown_url}")
         self.stdout.write(f"store version: {store.version}")
         self.stdout.write(f"scopes in the store: {', '.join(store.scopes()) or '(none)'}")
         self.stdout.write(f"this process: {decision.role.value}, listener: {decision.listen}")
