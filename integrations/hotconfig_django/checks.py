@@ -49,6 +49,15 @@ def check_reachable(
         return [checks.Error(f"cannot connect to {url}: {exc}", id="hotconfig.E003")]
     try:
         store.version  # noqa: B018 - one round trip: the server answers and knows our keys
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        return [
+            checks.Error(
+                f"the hotconfig server {url} refuses this client: {type(exc).__name__}: {exc}",
+                hint="fix the user name or password in HOTCONFIG['URL'], or the server's ACL "
+                "rules for this user; retrying will not help",
+                id="hotconfig.E009",
+            )
+        ]
     except redis.RedisError as exc:
         return [
             checks.Warning(

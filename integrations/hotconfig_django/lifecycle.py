@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Any
 
-from hotconfig import ConfigStore, connection
+from hotconfig import ConfigStore, Status, connection
 
 from . import conf, process
 from .errors import ConfigNotReadyError, HotConfigSettingsError
@@ -53,7 +53,16 @@ def setup() -> None:
         _conf, _decision = loaded, decision
     config._bind(client)
     if decision.listen:
-        if not client.start(timeout=loaded.start_timeout):
+        if client.start(timeout=loaded.start_timeout):
+            return
+        if client.status is Status.MISCONFIGURED:
+            log.error(
+                "hotconfig: %s refuses this client (%s); fix HOTCONFIG['URL'] or the server's "
+                "ACL, meanwhile serving defaults or the last-known-good file",
+                loaded.shown_url,
+                client.stats.last_error,
+            )
+        else:
             log.warning(
                 "hotconfig: %s did not answer within %ss; serving defaults or the last-known-good"
                 " file while the listener keeps trying",

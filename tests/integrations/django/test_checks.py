@@ -9,6 +9,7 @@ from django.core import checks
 from django.test import override_settings
 
 from hotconfig.testing import EmbeddedServer
+from tests.conftest import ServerFactory
 from tests.integrations.django.processes import free_port
 
 MODELS = "tests.integrations.django.live_settings"
@@ -86,6 +87,21 @@ def test_deploy_with_a_reachable_server_only_asks_for_tls_or_signing(
     assert ids(deploy) == ["hotconfig.W002"]
     assert deploy[0].hint is not None
     assert "rediss://" in deploy[0].hint
+
+
+def test_deploy_says_a_wrong_password_is_an_error_not_an_outage(
+    hotconfig_settings: dict[str, Any], server_factory: ServerFactory
+) -> None:
+    guarded = server_factory(password="right-password")
+    wrong = guarded.url.replace("right-password", "wrong-password")
+    with override_settings(HOTCONFIG={**hotconfig_settings, "URL": wrong}):
+        deploy = hotconfig_messages(deploy=True)
+    assert ids(deploy) == ["hotconfig.E009", "hotconfig.W002"]
+    refused = deploy[0]
+    assert "refuses this client" in refused.msg
+    assert "wrong-password" not in refused.msg
+    assert refused.hint is not None
+    assert "password" in refused.hint
 
 
 def test_a_tls_url_satisfies_the_deploy_check(hotconfig_settings: dict[str, Any]) -> None:
