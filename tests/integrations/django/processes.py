@@ -136,13 +136,19 @@ def state(port: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def serving(
-    command: Sequence[str], env: Mapping[str, str], port: int, log: Path, timeout: float = 30.0
+    command: Sequence[str],
+    env: Mapping[str, str],
+    port: int,
+    log: Path,
+    timeout: float = 30.0,
+    cwd: Path = EXAMPLE,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` in the example project until it answers on ``port``; stop it after."""
+    """Run ``command`` in ``cwd`` (the example project) until it answers ``GET /state`` on
+    ``port``; stop it after."""
     with log.open("wb") as output:
         process = subprocess.Popen(
             list(command),
-            cwd=EXAMPLE,
+            cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=output,

@@ -6,6 +6,7 @@ server sees: one subscribed connection per process that serves, none for anythin
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,9 @@ def _worker_answers(port: int, count: int) -> list[dict[str, Any]]:
             sent = time.monotonic()
             connection.request("GET", "/state")
             response = connection.getresponse()
-            assert response.status == 200
-            answers.append({**json.loads(response.read()), "sent": sent})
+            body = response.read()
+            assert response.status == 200, body[:2000]
+            answers.append({**json.loads(body), "sent": sent})
         return answers
     finally:
         for connection in connections:
@@ -165,3 +167,93 @@ def test_uvicorn_workers_each_follow_the_store_under_asgi(
 
         assert eventually(both_workers_serve_it, timeout=10), pids
     assert eventually(lambda: listeners(redis_client) == [])
+
+
+_NEW_USERS_LINES = """
+INSTALLED_APPS += ["hotconfig_django"]
+HOTCONFIG = {"URL": os.environ["HOTCONFIG_URL"], "SERVICE": "mysite"}
+"""
+
+_NEW_USERS_VIEW = """
+import os
+from django.http import JsonResponse
+from hotconfig_django import config
+
+def state(request):
+    return JsonResponse({"pid": os.getpid(), "greeting": config.get("greeting")})
+
+urlpatterns += [path("state", state)]
+"""
+
+
+def new_project(directory: Path, with_hotconfig: bool = True) -> Path:
+    """``django-admin startproject mysite`` in ``directory``, plus what a new user adds."""
+    django_admin = Path(sys.executable).with_name("django-admin")
+    directory.mkdir(exist_ok=True)
+    subprocess.run([str(django_admin), "startproject", "mysite", str(directory)], check=True)
+    if with_hotconfig:
+        settings = directory / "mysite" / "settings.py"
+        settings.write_text("import os\n" + settings.read_text() + _NEW_USERS_LINES)
+        urls = directory / "mysite" / "urls.py"
+        urls.write_text(urls.read_text() + _NEW_USERS_VIEW)
+    return directory
+
+
+def project_env(project: Path, url: str) -> dict[str, str]:
+    env = environment(url, DJANGO_SETTINGS_MODULE="mysite.settings")
+    env["PYTHONPATH"] = str(project)  # only the new project, not the repository's examples
+    return env
+
+
+def timed_manage(project: Path, env: dict[str, str], *args: str) -> float:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=project, env=env,
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - started
+
+
+def test_a_fresh_startproject_migrates_and_checks_with_redis_down_as_fast_as_without(
+    tmp_path: Path,
+) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    ours = new_project(tmp_path / "with")
+    plain = new_project(tmp_path / "without", with_hotconfig=False)
+    for args in (["migrate", "--noinput"], ["check"]):
+        baseline = timed_manage(plain, project_env(plain, down), *args)
+        elapsed = timed_manage(ours, project_env(ours, down), *args)
+        # A wait for Redis would cost a connect timeout (2 s) or START_TIMEOUT (5 s) at least.
+        assert elapsed < baseline + 1.0, f"{args}: {elapsed:.2f}s, {baseline:.2f}s without"
+
+
+def test_a_fresh_startproject_with_the_app_added_serves_changes_from_every_worker(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The acceptance test of the integration, step by step as a new user takes it."""
+    project = new_project(tmp_path)
+    env = project_env(project, server.url)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "--preload", "--workers", "3",
+        "--bind", f"127.0.0.1:{port}", "--chdir", str(project), "mysite.wsgi",
+    ]  # fmt: skip
+
+    def listeners_of_mysite() -> int:
+        pubsub = redis_client.client_list(_type="pubsub")
+        return sum(1 for c in pubsub if c["name"] == "hotconfig:mysite")
+
+    with (
+        ConfigStore(server.url) as store,
+        serving(command, env, port, tmp_path / "gunicorn.log", cwd=project),
+    ):
+        assert eventually(lambda: listeners_of_mysite() == 4)  # the master and 3 workers
+        written = time.monotonic()
+        store.set("greeting", "Bonjour")
+        fresh: set[int] = set()
+        while len(fresh) < 3:
+            assert time.monotonic() < written + FRESHNESS, f"fresh from {sorted(fresh)} only"
+            for answer in _worker_answers(port, 3):
+                if answer["greeting"] == "Bonjour":
+                    fresh.add(answer["pid"])
