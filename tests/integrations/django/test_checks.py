@@ -85,8 +85,9 @@ def test_deploy_with_a_reachable_server_only_asks_for_tls_or_signing(
     with override_settings(HOTCONFIG={**hotconfig_settings, "URL": server.url}):
         deploy = hotconfig_messages(deploy=True)
     assert ids(deploy) == ["hotconfig.W002"]
-    assert deploy[0].hint is not None
-    assert "rediss://" in deploy[0].hint
+    [insecure] = deploy
+    assert insecure.hint is not None
+    assert "rediss://" in insecure.hint
 
 
 def test_deploy_says_a_wrong_password_is_an_error_not_an_outage(
@@ -97,7 +98,7 @@ def test_deploy_says_a_wrong_password_is_an_error_not_an_outage(
     with override_settings(HOTCONFIG={**hotconfig_settings, "URL": wrong}):
         deploy = hotconfig_messages(deploy=True)
     assert ids(deploy) == ["hotconfig.E009", "hotconfig.W002"]
-    refused = deploy[0]
+    refused = next(m for m in deploy if m.id == "hotconfig.E009")
     assert "refuses this client" in refused.msg
     assert "wrong-password" not in refused.msg
     assert refused.hint is not None
