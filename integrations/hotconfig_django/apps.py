@@ -16,4 +16,4 @@ class HotConfigDjangoConfig(AppConfig):
         from . import checks, lifecycle
 
         checks.register()
-        lifecycle.setup()
+        lifecycle.ensure_setup()

@@ -41,6 +41,13 @@ class LazyConfig:
     def client(self) -> HotConfig[Any]:
         """The :class:`hotconfig.HotConfig` behind this object."""
         client = self._client
+        if client is None and self._failure is None and _app_registry_loaded():
+            # An app listed before hotconfig_django reads config in its own ready(): set up
+            # now rather than make INSTALLED_APPS order matter.
+            from . import lifecycle
+
+            lifecycle.ensure_setup()
+            client = self._client
         if client is None:
             if self._failure is not None:
                 raise self._failure
@@ -109,6 +116,13 @@ class LazyConfig:
     def _unbind(self) -> None:
         self.__dict__.pop("get", None)
         self._client = self._failure = None
+
+
+def _app_registry_loaded() -> bool:
+    """Whether settings are loaded and every app imported (some ready() may still be due)."""
+    from django.apps import apps
+
+    return apps.apps_ready and apps.is_installed("hotconfig_django")
 
 
 config = LazyConfig()

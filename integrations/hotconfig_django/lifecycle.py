@@ -13,25 +13,46 @@ from . import conf, process
 from .errors import ConfigNotReadyError, HotConfigSettingsError
 from .lazy import config
 
-__all__ = ["current_decision", "open_store", "setup", "start", "store", "teardown"]
+__all__ = [
+    "current_decision",
+    "ensure_setup",
+    "open_store",
+    "setup",
+    "start",
+    "store",
+    "teardown",
+]
 
 log = logging.getLogger("hotconfig_django")
 
 _STORE_TIMEOUT = 2.0
 
 _lock = threading.Lock()
+_setup_lock = threading.RLock()
 _conf: conf.DjangoConf | None = None
 _decision: process.Decision | None = None
 _store: ConfigStore | None = None
 
 
+def ensure_setup() -> None:
+    """:func:`setup`, unless it already ran: the app's ready(), or the first read of config."""
+    with _setup_lock:
+        if config._client is None and config._failure is None:
+            setup()
+
+
 def setup() -> None:
     """Build the client from ``settings.HOTCONFIG`` and start it if this process serves.
 
-    Called by ``HotConfigDjangoConfig.ready()``; calling it again (tests that change
+    :func:`ensure_setup` calls it once per process; calling it again (tests that change
     settings) closes the previous client first. A bad setting is not raised here: reads
     raise it, and the system checks report it with a hint.
     """
+    with _setup_lock:
+        _setup()
+
+
+def _setup() -> None:
     global _conf, _decision
     teardown()
     from .signals import send_config_updated

@@ -13,9 +13,9 @@ import redis
 from django.test import override_settings
 
 import hotconfig_django
-from hotconfig import ConfigStore, NotConfiguredError
+from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
-from hotconfig_django import ConfigNotReadyError, HotConfigSettingsError, LazyConfig, lifecycle
+from hotconfig_django import HotConfigSettingsError, LazyConfig, lifecycle
 from hotconfig_django.process import Role, decide
 from tests.integrations.django.live_settings import Settings
 from tests.integrations.django.processes import LISTENER_NAME_PREFIX, ROOT
@@ -48,14 +48,34 @@ def test_config_follows_changes_written_to_the_store(
     assert len(listener_threads()) == 1
 
 
-def test_config_read_before_the_app_is_ready_says_what_to_do() -> None:
+def test_config_read_before_the_app_registry_is_ready_says_what_to_do() -> None:
+    # A real interpreter where a module reads config at import time, before django.setup().
+    early = (
+        "from tests.integrations.django import settings as test_settings\n"
+        "from django.conf import settings\n"
+        "settings.configure(**{k: v for k, v in vars(test_settings).items() if k.isupper()})\n"
+        "import hotconfig, hotconfig_django\n"
+        "print(repr(hotconfig_django.config))\n"
+        "try:\n    hotconfig_django.config.get('greeting')\n"
+        "except hotconfig.NotConfiguredError as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", early], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    shown, error = done.stdout.splitlines()
+    assert shown == "<hotconfig_django.config (not ready)>"
+    assert error.startswith("ConfigNotReadyError hotconfig_django.config was read before")
+    assert "INSTALLED_APPS" in error
+
+
+def test_an_app_whose_ready_runs_first_can_read_config_all_the_same() -> None:
+    # As if an app listed before hotconfig_django read config in its ready(): the registry
+    # is loaded, hotconfig_django's own ready() has not run yet.
     lifecycle.teardown()
-    with pytest.raises(ConfigNotReadyError, match="INSTALLED_APPS") as raised:
-        hotconfig_django.config.get("greeting")
-    assert isinstance(raised.value, NotConfiguredError)
-    with pytest.raises(ConfigNotReadyError):
-        _ = hotconfig_django.config.settings
-    assert repr(hotconfig_django.config) == "<hotconfig_django.config (not ready)>"
+    assert hotconfig_django.config.get("greeting") == "hello"
+    client = hotconfig_django.config.client
+    lifecycle.ensure_setup()  # then hotconfig_django's ready() keeps that client
+    assert hotconfig_django.config.client is client
 
 
 def test_a_bad_setting_is_raised_by_reads_not_by_ready(hotconfig_settings: dict[str, Any]) -> None:
