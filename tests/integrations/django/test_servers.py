@@ -1,11 +1,14 @@
-"""Real server processes: runserver's autoreloader, gunicorn workers, manage.py with Redis down.
+"""Real server processes: runserver's autoreloader, gunicorn and uvicorn workers, manage.py.
 
-These run the example project (docs/examples/django_app) as a user would, and count what the
-server sees: one subscribed connection per process that serves, none for anything else.
+These run the example project (docs/examples/django_app), or a project fresh from
+``django-admin startproject``, as a user would, and count what the server sees: one subscribed
+connection per process that serves, none for anything else.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import subprocess
 import sys
 import time
@@ -72,9 +75,6 @@ def test_manage_py_with_redis_down_finishes_fast_without_a_listener(
 
 def _worker_answers(port: int, count: int) -> list[dict[str, Any]]:
     """One request on each of ``count`` connections opened together (sync workers spread)."""
-    import http.client
-    import json
-
     connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(count)]
     try:
         for connection in connections:
