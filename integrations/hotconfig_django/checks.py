@@ -1,12 +1,14 @@
 """System checks (tag ``hotconfig``).
 
 Plain ``manage.py check`` stays offline: it checks ``settings.HOTCONFIG`` (URL, MODEL and its
-defaults, SCOPES, the other entries). ``check --deploy`` also asks the server whether it
-answers, and warns when neither TLS nor message signing protects the channel.
+defaults, SCOPES, the other entries). ``check --tag hotconfig`` and ``check --deploy`` also ask
+the server whether it answers; ``--deploy`` warns when neither TLS nor message signing protects
+the channel.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,16 +17,23 @@ import redis
 from django.apps import AppConfig
 from django.core import checks
 
-from . import conf, lifecycle
+from . import conf, lifecycle, process
 from .errors import HotConfigSettingsError
 
-__all__ = ["check_reachable", "check_secure", "check_settings", "register"]
+__all__ = [
+    "check_reachable",
+    "check_reachable_when_asked",
+    "check_secure",
+    "check_settings",
+    "register",
+]
 
 _PING_TIMEOUT = 1.0
 
 
 def register() -> None:
     checks.register(check_settings, "hotconfig")
+    checks.register(check_reachable_when_asked, "hotconfig")
     checks.register(check_reachable, "hotconfig", deploy=True)
     checks.register(check_secure, "hotconfig", deploy=True)
 
@@ -35,9 +44,20 @@ def check_settings(
     return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in conf.problems()]
 
 
+def check_reachable_when_asked(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """:func:`check_reachable` for ``manage.py check --tag hotconfig`` (without ``--deploy``,
+    which runs that one itself); nothing for any other run of the checks."""
+    if "hotconfig" not in process.requested_check_tags(sys.argv) or "--deploy" in sys.argv:
+        return []
+    return check_reachable(app_configs, **kwargs)
+
+
 def check_reachable(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
+    """Whether the server answers and accepts this client; one request, bounded by 1 s."""
     try:
         loaded = conf.load()
     except HotConfigSettingsError:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .conf import StartMode
 
-__all__ = ["Decision", "Role", "decide"]
+__all__ = ["Decision", "Role", "decide", "requested_check_tags"]
 
 # Management commands that serve requests themselves (and so need live values).
 _SERVING_COMMANDS = frozenset({"runserver", "runserver_plus", "testserver"})
@@ -61,6 +61,25 @@ def decide(
     if child or "--noreload" in argv or command == "testserver":
         return Decision(True, Role.SERVER, command)
     return Decision(False, Role.RELOADER, command)
+
+
+def requested_check_tags(argv: Sequence[str]) -> frozenset[str]:
+    """The tags of ``manage.py check --tag T ...`` when this process is that command.
+
+    Django tells a check function nothing about the tags it was run for; the command line does.
+    """
+    if _command(argv) != "check":
+        return frozenset()
+    tags: set[str] = set()
+    words = list(argv[2:])
+    for i, word in enumerate(words):
+        if word in ("--tag", "-t") and i + 1 < len(words):
+            tags.add(words[i + 1])
+        elif word.startswith("--tag="):
+            tags.add(word.removeprefix("--tag="))
+        elif word.startswith("-t") and len(word) > 2 and not word.startswith("--"):
+            tags.add(word[2:])
+    return frozenset(tags)
 
 
 def _command(argv: Sequence[str]) -> str | None:

@@ -9,6 +9,7 @@ from django.core import checks
 from django.test import override_settings
 
 from hotconfig.testing import EmbeddedServer
+from hotconfig_django.process import requested_check_tags
 from tests.conftest import ServerFactory
 from tests.integrations.django.processes import free_port
 
@@ -77,6 +78,23 @@ def test_plain_check_stays_offline_and_deploy_warns_about_an_unreachable_server(
     unreachable = next(m for m in deploy if m.id == "hotconfig.W001")
     assert "does not answer" in unreachable.msg
     assert "hunter2" not in unreachable.msg
+
+
+@pytest.mark.parametrize(
+    ("argv", "tags"),
+    [
+        (["manage.py", "check"], set()),
+        (["manage.py", "check", "--tag", "hotconfig"], {"hotconfig"}),
+        (["manage.py", "check", "-t", "models", "--tag=hotconfig"], {"models", "hotconfig"}),
+        (["manage.py", "check", "-thotconfig"], {"hotconfig"}),
+        (["manage.py", "migrate", "--tag", "hotconfig"], set()),
+        (["/venv/bin/gunicorn", "--tag", "hotconfig"], set()),
+    ],
+)
+def test_the_tags_asked_for_are_read_from_the_check_command_line(
+    argv: list[str], tags: set[str]
+) -> None:
+    assert requested_check_tags(argv) == tags
 
 
 def test_deploy_with_a_reachable_server_only_asks_for_tls_or_signing(

@@ -68,9 +68,20 @@ def test_manage_py_with_redis_down_finishes_fast_without_a_listener(
     assert done.returncode == 0, done.stderr
     assert report == {"listeners": [], "status": "STARTING", "exit": 0}
     assert elapsed < 2.0, f"manage.py {command} took {elapsed:.2f}s with Redis down"
+    assert "hotconfig.W001" not in done.stdout + done.stderr  # plain commands stay offline
     if command == "migrate":
         assert "Applying auth.0001_initial... OK" in done.stdout
         assert (tmp_path / "db.sqlite3").exists()
+
+
+def test_check_tag_hotconfig_asks_the_server_and_warns_when_it_is_down(tmp_path: Path) -> None:
+    down = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    done, _, report = manage(["check", "--tag", "hotconfig"], shop_env(down, tmp_path))
+    assert done.returncode == 0, done.stderr  # a warning, not an error
+    assert done.stderr.count("hotconfig.W001") == 1
+    assert "does not answer" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+    assert report["listeners"] == []
 
 
 def _worker_answers(port: int, count: int) -> list[dict[str, Any]]:
