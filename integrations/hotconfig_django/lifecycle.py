@@ -7,6 +7,8 @@ import sys
 import threading
 from typing import Any
 
+from django.core.management import get_commands
+
 from hotconfig import ConfigStore, Status, connection
 
 from . import conf, process
@@ -69,7 +71,7 @@ def _setup() -> None:
         from .constance import forward_constance_signal
 
         forward_constance_signal()
-    decision = process.decide(loaded.start, sys.argv)
+    decision = process.decide(loaded.start, sys.argv, commands=get_commands())
     with _lock:
         _conf, _decision = loaded, decision
     config._bind(client)

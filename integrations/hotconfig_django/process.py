@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from .conf import StartMode
@@ -43,10 +43,17 @@ class Decision(NamedTuple):
 
 
 def decide(
-    start: StartMode, argv: Sequence[str], environ: Mapping[str, str] = os.environ
+    start: StartMode,
+    argv: Sequence[str],
+    environ: Mapping[str, str] = os.environ,
+    commands: Collection[str] = (),
 ) -> Decision:
-    """Whether this process (``sys.argv``, ``os.environ``) should run a listener."""
-    command = _command(argv)
+    """Whether this process (``sys.argv``, ``os.environ``) should run a listener.
+
+    ``commands`` are the project's management command names: a script of another name whose
+    first argument is one of them (a packaged ``myproject-admin migrate``) runs that command.
+    """
+    command = _command(argv, commands)
     if start == "always":
         return Decision(True, Role.FORCED, command)
     if start == "never":
@@ -82,7 +89,7 @@ def requested_check_tags(argv: Sequence[str]) -> frozenset[str]:
     return frozenset(tags)
 
 
-def _command(argv: Sequence[str]) -> str | None:
+def _command(argv: Sequence[str], commands: Collection[str] = ()) -> str | None:
     """The management command's name when this process is ``manage.py``/``django-admin``."""
     if not argv:
         return None
@@ -90,6 +97,8 @@ def _command(argv: Sequence[str]) -> str | None:
     name = script.rsplit("/", 1)[-1]
     if name in _MANAGE_SCRIPTS or script.endswith("django/__main__.py"):
         return argv[1] if len(argv) > 1 and not argv[1].startswith("-") else "help"
+    if len(argv) > 1 and argv[1] in commands:
+        return argv[1]
     return None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.core.management import get_commands
 from django.test import override_settings
 
 import hotconfig_django
@@ -140,15 +141,20 @@ def test_a_process_without_a_listener_serves_the_last_known_good_file(
         (["/venv/bin/gunicorn", "--preload", "shop.wsgi"], {}, True, Role.SERVER),
         (["/venv/bin/uvicorn", "shop.asgi:application"], {}, True, Role.SERVER),
         (["/venv/bin/daphne", "shop.asgi:application"], {}, True, Role.SERVER),
+        (["/venv/bin/celery", "-A", "shop", "worker"], {}, True, Role.SERVER),
+        # A packaged project's own manage script runs the command named after it.
+        (["/venv/bin/shop-admin", "migrate"], {}, False, Role.COMMAND),
+        (["/venv/bin/shop-admin", "runserver", "--noreload"], {}, True, Role.SERVER),
     ],
 )
 def test_only_processes_that_serve_start_a_listener(
     argv: list[str], environ: dict[str, str], listen: bool, role: Role
 ) -> None:
-    decision = decide("auto", argv, environ)
+    commands = get_commands()  # this project's, as ready() passes them
+    decision = decide("auto", argv, environ, commands)
     assert (decision.listen, decision.role) == (listen, role)
-    assert decide("always", argv, environ).listen is True
-    assert decide("never", argv, environ).listen is False
+    assert decide("always", argv, environ, commands).listen is True
+    assert decide("never", argv, environ, commands).listen is False
 
 
 def test_importing_the_integration_without_django_says_how_to_install_it() -> None:
