@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from django.test import Client
+from typing import Any
+
+from django.test import Client, override_settings
 
 from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
-from hotconfig_django import LazyConfig
+from hotconfig_django import LazyConfig, lifecycle
 from hotconfig_django.testing import override_config
 
 
@@ -29,3 +31,12 @@ def test_template_values_are_escaped() -> None:
     with override_config(greeting="<script>x</script>"):
         page = Client().get("/").content.decode()
     assert "<h1>&lt;script&gt;x&lt;/script&gt;</h1>" in page
+
+
+def test_without_a_model_templates_read_the_snapshot(hotconfig_settings: dict[str, Any]) -> None:
+    untyped = {k: v for k, v in hotconfig_settings.items() if k != "MODEL"}
+    with override_settings(HOTCONFIG=untyped):
+        lifecycle.setup()
+        with override_config(greeting="untyped", items_per_page=7):
+            page = Client().get("/").content.decode()
+    assert page == '<h1>untyped</h1><p class="banner"></p><p>7 per page</p>\n'
