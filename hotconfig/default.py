@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .client import HotConfig
+from .client import HotConfig, ModelT
 from .errors import NotConfiguredError
 
 __all__ = ["DefaultConfig", "config", "configure"]
@@ -22,15 +22,19 @@ _client: HotConfig[Any] | None = None
 
 
 def configure(
-    url: str | None = None, *, start_timeout: float | None = 5.0, **options: Any
-) -> HotConfig[Any]:
+    url: str | None = None,
+    *,
+    model: type[ModelT] | None = None,
+    start_timeout: float | None = 5.0,
+    **options: Any,
+) -> HotConfig[ModelT]:
     """Create, start and install the process-wide client (closing the previous one, if any).
 
     Takes the arguments of :class:`HotConfig`; returns the new client. ``hotconfig.config``
     forwards to it from then on.
     """
     global _client
-    client: HotConfig[Any] = HotConfig(url, **options)
+    client: HotConfig[ModelT] = HotConfig(url, model=model, **options)
     with _lock:
         previous, _client = _client, client
     if previous is not None:

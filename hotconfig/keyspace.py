@@ -39,7 +39,8 @@ __all__ = [
 DEFAULT_NAMESPACE: Final = "hotconfig"
 
 # KEYS: version, epoch, history, scopes-set, digest, then one scope hash per change.
-# ARGV: channel, epoch candidate, history maxlen, message body tail, n, then n times
+# ARGV: channel, epoch candidate, history maxlen, message body tail, "1" to publish a reload
+# notice instead of the body (a change too large for one message), n, then n times
 # (op, scope, key, value).
 # One script does the write, the version bump, the digest, the history and the PUBLISH, so no
 # subscriber can ever see a version whose data is not in the store yet.
@@ -58,13 +59,13 @@ if not epoch then
 end
 local version = redis.call('INCR', KEYS[1])
 local prev = redis.call('GET', KEYS[5]) or ''
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
 local touched, order = {}, {}
 for i = 0, n - 1 do
-  local op, scope, key = ARGV[6 + i * 4], ARGV[7 + i * 4], ARGV[8 + i * 4]
+  local op, scope, key = ARGV[7 + i * 4], ARGV[8 + i * 4], ARGV[9 + i * 4]
   local hash = KEYS[6 + i]
   if op == 'set' then
-    redis.call('HSET', hash, key, ARGV[9 + i * 4])
+    redis.call('HSET', hash, key, ARGV[10 + i * 4])
   else
     redis.call('HDEL', hash, key)
   end
@@ -84,8 +85,12 @@ for _, scope in ipairs(order) do
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
   'version', version, 'epoch', epoch, 'digest', digest, 'body', body)
+local tail = body
+if ARGV[5] == '1' then
+  tail = '"reload":true}'
+end
 local message = '{"version":' .. version .. ',"epoch":"' .. epoch .. '","prev":"' .. prev ..
-  '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. body
+  '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. tail
 redis.call('PUBLISH', ARGV[1], message)
 return {version, epoch}
 """

@@ -14,8 +14,11 @@ import fnmatch
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
+
+from blinker import ANY
 
 if TYPE_CHECKING:
     from blinker import NamedSignal
@@ -175,9 +178,11 @@ class Receivers:
 
 # -- the module-level signals -----------------------------------------------------------------
 
-# Async receivers connected to a watched signal, by receiver identity. The runner holds the loop
-# only, never the receiver, so blinker's weak references keep working.
-_runners: dict[tuple[int, ...], LoopRunner] = {}
+# Async receivers connected to a watched signal: (signal name, receiver identity) -> (a weak
+# reference to the receiver, its runner). The runner holds the loop only, never the receiver,
+# so blinker's weak references keep working; the reference tells a live receiver from a new
+# one that happens to reuse a dead one's id, and drops the entry when the receiver dies.
+_runners: dict[tuple[str, tuple[int, ...]], tuple[weakref.ref[Any], LoopRunner]] = {}
 
 
 def _identity(receiver: Any) -> tuple[int, ...]:
@@ -190,11 +195,17 @@ def _identity(receiver: Any) -> tuple[int, ...]:
 def _on_connect(signal: Any, *, receiver: Any, sender: Any, weak: bool) -> None:
     if inspect.iscoroutinefunction(receiver):
         how = "connect it from inside the running loop (in a startup or lifespan hook)"
-        _runners[_identity(receiver)] = LoopRunner(_running_loop(receiver, how))
+        runner = LoopRunner(_running_loop(receiver, how))
+        key = (signal.name, _identity(receiver))
+        make_ref = weakref.WeakMethod if inspect.ismethod(receiver) else weakref.ref
+        _runners[key] = (make_ref(receiver, lambda _: _runners.pop(key, None)), runner)
 
 
 def _on_disconnect(signal: Any, *, receiver: Any, sender: Any) -> None:
-    _runners.pop(_identity(receiver), None)
+    # blinker also says so when a receiver leaves one sender of several; it still needs its
+    # runner for the others until it is disconnected from every sender.
+    if sender is ANY:
+        _runners.pop((signal.name, _identity(receiver)), None)
 
 
 def watch_async(signal: NamedSignal) -> None:
@@ -217,8 +228,9 @@ def send_isolated(signal: NamedSignal, sender: Any, tally: Tally, **kwargs: Any)
     if not signal.receivers:
         return
     for receiver in signal.receivers_for(sender):
-        runner = _runners.get(_identity(receiver)) if _runners else None
-        if runner is not None:
+        entry = _runners.get((signal.name, _identity(receiver))) if _runners else None
+        if entry is not None and entry[0]() == receiver:
+            runner = entry[1]
             key = (
                 signal.name,
                 sender if isinstance(sender, str) else id(sender),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -52,6 +53,7 @@ class Sink:
         self._swap = swap
         self._sender = sender
         self._lastgood = lastgood
+        self._rejections = _RejectionLog()
         self._in_flight: tuple[Update, int] | None = None  # what a fork mid-dispatch interrupted
         self._replay: Update | None = None
         self._init_locks()
@@ -96,7 +98,7 @@ class Sink:
         """Count, log and signal a message or value that was refused."""
         self.counters.rejected += 1
         self.counters.last_rejection = f"{reason}: {error}"
-        log.warning("rejected a change (%s): %s", reason, error)
+        self._rejections.log(reason, error)
         send_isolated(
             signals.config_rejected,
             self._sender,
@@ -180,3 +182,29 @@ class Sink:
             update, index = self._in_flight
             self._in_flight = None
             self._replay = Update(update.snapshot, update.changes[index:])
+
+
+class _RejectionLog:
+    """Each rejection is logged once, but a flood of them is not a flood of WARNINGs.
+
+    The first of each reason is a WARNING; more of the same reason within ``quiet`` seconds
+    are DEBUG and summed up in the next WARNING, so a hostile publisher cannot fill the log.
+    """
+
+    __slots__ = ("_last", "_quiet", "_suppressed")
+
+    def __init__(self, quiet: float = 10.0) -> None:
+        self._quiet = quiet
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def log(self, reason: str, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last.get(reason, -self._quiet) < self._quiet:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            log.debug("rejected a change (%s): %s", reason, error)
+            return
+        self._last[reason] = now
+        more = self._suppressed.pop(reason, 0)
+        tail = f" ({more} more {reason} rejections since the last report)" if more else ""
+        log.warning("rejected a change (%s): %s%s", reason, error, tail)

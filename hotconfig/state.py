@@ -124,6 +124,8 @@ class ConfigState:
             return Staged.GAP
         if message.prev != self._staged_digest and not first_write:
             return Staged.CONFLICT  # the next number, but not the write that follows ours
+        if message.reload:
+            return Staged.GAP  # the change is in the store only: load it from there
         self._staged_version = version
         self._staged_epoch = message.epoch or self._staged_epoch
         self._staged_digest = message.digest or ""
@@ -187,7 +189,8 @@ class ConfigState:
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
-        update = Update(rejected=[error])
+        # Kept until it is reported; its traceback would keep every frame of the batch alive.
+        update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
                 self._first_rejection(entry.scope, entry.key, entry.value)

@@ -38,6 +38,9 @@ from .wire import (
 
 __all__ = ["ConfigStore", "HistoryEntry"]
 
+# The history holds what the store itself wrote, large changes included.
+_UNLIMITED = Limits(max_bytes=1 << 62, max_depth=1 << 16, max_entries=1 << 62)
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
@@ -131,12 +134,11 @@ class ConfigStore:
         # Clients count UTF-8 bytes of the whole message, header included.
         scopes = {entry.scope for entry in entries}
         size = len(body.encode()) + HEADER_BYTES + sum(len(s) + SIZE_BYTES for s in scopes)
-        if size > self.max_message_bytes:
-            raise ValueError(
-                f"the change is {size} bytes, over the {self.max_message_bytes} byte message "
-                "limit; split it or raise max_message_bytes on the store and every client"
-            )
-        args = [self.channel, uuid.uuid4().hex, self.history_size, body, len(entries), *values]
+        # A change too large for one message is still one atomic write under one version; its
+        # message then only says "reload", and every client loads the store's state.
+        reload = "1" if size > self.max_message_bytes else "0"
+        head: list[Any] = [self.channel, uuid.uuid4().hex, self.history_size, body, reload]
+        args = [*head, len(entries), *values]
         try:
             version, _epoch = self._write(keys=keys, args=args)
         except redis.ResponseError as exc:
@@ -189,7 +191,7 @@ class ConfigStore:
         )
         for stream_id, fields in rows:
             version, epoch = int(fields[b"version"]), as_text(fields[b"epoch"])
-            message = parse(b'{"version":0,' + fields[b"body"], Limits(max_bytes=1 << 62))
+            message = parse(b'{"version":0,' + fields[b"body"], _UNLIMITED)
             if key is None or any(e.key == key for e in message.entries):
                 out.append(HistoryEntry(version, epoch, message.entries, as_text(stream_id)))
                 if len(out) >= count:

@@ -96,6 +96,7 @@ class Message(NamedTuple):
     prev: str | None = None  # the digest of the write this one follows (store messages only)
     digest: str | None = None  # this write's digest
     sizes: dict[str, int] | None = None  # stored keys per scope it touched, after the write
+    reload: bool = False  # a change too large for one message: load it from the store
 
 
 def _valid_name(name: object) -> TypeGuard[str]:
@@ -140,6 +141,8 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
         type(sizes) is dict and all(type(n) is int for n in sizes.values())
     ):
         raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
+    if obj.get("reload") is True and version is not None:
+        return Message((), version, epoch, prev, digest, sizes, reload=True)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
     batch = obj.get("changes", _MISSING)
     if batch is _MISSING:

@@ -9,17 +9,22 @@
 (``redis-server`` on PATH) on a free loopback port. The pytest plugin
 (:mod:`hotconfig.testing.plugin`, loaded automatically when hotconfig is installed) turns both
 into fixtures: ``hotconfig_server``, ``hotconfig_store`` and ``hotconfig_client``.
+
+pytest imports this package (for the plugin) in every session of every project that installs
+hotconfig, so it imports the client and the server manager only when they are used.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..client import HotConfig
-from ..default import DefaultConfig, current
-from .server import EmbeddedServer, EmbeddedServerError, ServerKind, available_kinds, free_port
+if TYPE_CHECKING:
+    from ..client import HotConfig
+    from ..default import DefaultConfig
+    from .server import EmbeddedServer, EmbeddedServerError, ServerKind, available_kinds, free_port
 
 __all__ = [
     "EmbeddedServer",
@@ -30,7 +35,9 @@ __all__ = [
     "override",
 ]
 
-ClientT = TypeVar("ClientT", HotConfig[Any], DefaultConfig)
+ClientT = TypeVar("ClientT", "HotConfig[Any]", "DefaultConfig")
+
+_FROM_SERVER = frozenset(__all__) - {"override"}
 
 
 @contextmanager
@@ -42,6 +49,8 @@ def override(config: ClientT, values: Mapping[str, Any]) -> Iterator[ClientT]:
     :class:`hotconfig.InvalidValueError`), change receivers are called, and nested overrides
     restore what the outer one pinned.
     """
+    from ..default import DefaultConfig, current
+
     client: HotConfig[Any] = current() if isinstance(config, DefaultConfig) else config
     before = client._pinned()
     client._pin(values)
@@ -50,3 +59,11 @@ def override(config: ClientT, values: Mapping[str, Any]) -> Iterator[ClientT]:
     finally:
         restore = {key: before[key] for key in values if key in before}
         client._pin(restore, unset=[key for key in values if key not in before])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM_SERVER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.server"), name)
+    globals()[name] = value
+    return value

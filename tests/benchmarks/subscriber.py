@@ -33,7 +33,9 @@ LATENCY_KEY = "bench.latency"
 STOP_KEY = "bench.stop"
 
 
-class Recorder:
+class LatencyLog:
+    """When each latency message arrived, by phase; printed as JSON on the stop message."""
+
     def __init__(self) -> None:
         self.received: defaultdict[str, list[tuple[int, int]]] = defaultdict(list)
         self.done = threading.Event()
@@ -47,7 +49,7 @@ class Recorder:
         self.done.set()
 
 
-def run_raw(url: str, recorder: Recorder) -> None:
+def run_raw(url: str, recorder: LatencyLog) -> None:
     client = redis.Redis.from_url(url)
     pubsub = client.pubsub()  # type: ignore[no-untyped-call]
     pubsub.subscribe(CHANNEL)
@@ -71,7 +73,7 @@ def run_raw(url: str, recorder: Recorder) -> None:
     recorder.done.wait()
 
 
-def run_hotconfig(url: str, recorder: Recorder) -> None:
+def run_hotconfig(url: str, recorder: LatencyLog) -> None:
     config: hotconfig.HotConfig[Any] = hotconfig.HotConfig(url, service="bench-latency")
     config.on_change(LATENCY_KEY)(lambda change: recorder.record(change.new))
 
@@ -89,7 +91,7 @@ def run_hotconfig(url: str, recorder: Recorder) -> None:
 
 def main() -> None:
     kind, url = sys.argv[1], sys.argv[2]
-    recorder = Recorder()
+    recorder = LatencyLog()
     {"raw": run_raw, "hotconfig": run_hotconfig}[kind](url, recorder)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 import hotconfig
 from hotconfig import Change, ConfigStore, HotConfig, Status, signals
 from hotconfig.testing.server import EmbeddedServer
+from tests.recording import Recorder
 from tests.waiting import eventually, open_sockets
 
 CHANNEL = "config:changes"
@@ -40,33 +42,6 @@ class Settings(BaseModel):
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     feature_x: bool = False
-
-
-class Recorder:
-    """Collects what a receiver is called with; `wait_for` blocks until a matching call."""
-
-    def __init__(self) -> None:
-        self.calls: list[Any] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        with self._cond:
-            if "change" in kwargs:
-                self.calls.append(kwargs["change"])
-            else:
-                self.calls.append(kwargs or args[-1])
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Any, timeout: float = 5.0) -> Any:
-        with self._cond:
-            found: list[Any] = []
-
-            def match() -> bool:
-                found[:] = [c for c in self.calls if predicate(c)]
-                return bool(found)
-
-            assert self._cond.wait_for(match, timeout), f"no matching call in {self.calls}"
-            return found[0]
 
 
 @pytest.fixture
@@ -174,21 +149,17 @@ def test_bad_messages_are_rejected_counted_and_the_old_value_stays(
 def test_a_rejected_value_fires_config_rejected_with_its_key(
     client: HotConfig[Settings], redis_client: redis.Redis
 ) -> None:
-    seen: list[dict[str, Any]] = []
-
-    def on_rejected(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.config_rejected.connect(on_rejected, sender=client)
+    rejected = Recorder()
+    signals.config_rejected.connect(rejected, sender=client)
     try:
         publish(redis_client, '{"key": "feature_x", "value": "maybe"}')
-        assert eventually(lambda: seen)
-        assert seen[0]["reason"] == "invalid_value"
-        assert seen[0]["key"] == "feature_x"
-        assert isinstance(seen[0]["error"], hotconfig.InvalidValueError)
+        call = rejected.wait_for(lambda call: True)
+        assert call["reason"] == "invalid_value"
+        assert call["key"] == "feature_x"
+        assert isinstance(call["error"], hotconfig.InvalidValueError)
         assert client.settings.feature_x is False
     finally:
-        signals.config_rejected.disconnect(on_rejected, sender=client)
+        signals.config_rejected.disconnect(rejected, sender=client)
 
 
 def test_a_batch_with_one_bad_value_applies_nothing(
@@ -331,19 +302,18 @@ def test_settings_object_is_stable_until_the_next_change(
 
 
 def test_status_changes_are_signalled(server: EmbeddedServer) -> None:
-    moves: list[tuple[Status, Status]] = []
-
-    def on_status(sender: Any, old: Status, new: Status) -> None:
-        moves.append((old, new))
-
+    moves = Recorder()
     config = HotConfig(server.url)
-    signals.status_changed.connect(on_status, sender=config)
+    signals.status_changed.connect(moves, sender=config)
     try:
         assert config.start(timeout=5)
     finally:
         config.close()
-        signals.status_changed.disconnect(on_status, sender=config)
-    assert moves == [(Status.STARTING, Status.LIVE), (Status.LIVE, Status.CLOSED)]
+        signals.status_changed.disconnect(moves, sender=config)
+    assert moves.calls == [
+        {"old": Status.STARTING, "new": Status.LIVE},
+        {"old": Status.LIVE, "new": Status.CLOSED},
+    ]
 
 
 def test_a_closed_client_cannot_start_again(server: EmbeddedServer) -> None:
@@ -393,8 +363,6 @@ def test_close_is_prompt_while_a_receiver_is_slow(server: EmbeddedServer) -> Non
 def test_async_receivers_run_on_their_loop_and_their_errors_are_counted(
     client: HotConfig[Settings], redis_client: redis.Redis
 ) -> None:
-    import asyncio
-
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
@@ -433,3 +401,39 @@ def test_an_unusable_cache_file_is_ignored(tmp_path: Any) -> None:
     config = HotConfig("redis://127.0.0.1:1/0", model=Settings, cache_path=path)
     assert config.get("limit") == 10
     config.close()
+
+
+def test_wait_for_version_async_answers_without_blocking_the_loop(
+    client: HotConfig[Settings], server: EmbeddedServer
+) -> None:
+    store = ConfigStore(server.url)
+
+    async def main() -> None:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        current = client.version
+        assert await client.wait_for_version_async(current, timeout=1) is True
+        before = ticks
+        assert await client.wait_for_version_async(current + 1, timeout=0.3) is False
+        assert ticks > before  # the loop kept running while it waited
+        waiting = asyncio.create_task(client.wait_for_version_async(current + 1, timeout=10))
+        version = await asyncio.to_thread(store.set, "limit", 12)
+        assert version == current + 1
+        assert await waiting is True
+        assert client.settings.limit == 12
+        stop.set()
+        await ticking
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

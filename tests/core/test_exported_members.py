@@ -53,3 +53,20 @@ def test_every_error_is_a_hotconfig_error_and_a_builtin() -> None:
         obj = getattr(hotconfig, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, hotconfig.HotConfigError)
+
+
+def test_testing_names_are_pinned() -> None:
+    import hotconfig.testing
+    from hotconfig.testing import plugin
+
+    assert hotconfig.testing.__all__ == [
+        "EmbeddedServer",
+        "EmbeddedServerError",
+        "ServerKind",
+        "available_kinds",
+        "free_port",
+        "override",
+    ]
+    for name in hotconfig.testing.__all__:
+        assert getattr(hotconfig.testing, name) is not None
+    assert plugin.__all__ == ["hotconfig_client", "hotconfig_server", "hotconfig_store"]

@@ -18,7 +18,7 @@ def test_snapshot_is_an_immutable_mapping() -> None:
     with pytest.raises(TypeError):
         snapshot["a"] = 2  # type: ignore[index]
     with pytest.raises(AttributeError):
-        snapshot.version = 4  # type: ignore[misc]
+        snapshot.version = 4
 
 
 def test_reprs_never_show_values_that_may_be_secret() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Entry
+from hotconfig import ConfigStore, Entry, HotConfig
 from hotconfig.testing.server import EmbeddedServer
 
 
@@ -35,9 +35,38 @@ def test_bad_writes_are_refused_before_reaching_the_server(server: EmbeddedServe
             store.set("bad key", 1)
         with pytest.raises(ValueError, match="JSON"):
             store.set("k", object())
-        with pytest.raises(ValueError, match="byte message limit"):
-            store.set("k", "é" * 480)  # under 1000 characters, over 1000 bytes
         assert store.version == 0
+
+
+def test_a_change_over_the_message_limit_is_written_whole_and_reaches_every_client(
+    server: EmbeddedServer,
+) -> None:
+    # 100k keys: megabytes, far over the 1 MiB message limit, yet one version, atomically.
+    values = {f"bulk.k{i:06d}": i for i in range(100_000)}
+    with ConfigStore(server.url) as store:
+        store.set("small", 1)
+        clients = [HotConfig(server.url, poll_interval=300) for _ in range(2)]
+        try:
+            for config in clients:
+                assert config.start(timeout=10)
+            version = store.set_many(values)
+            assert version == 2
+            for config in clients:
+                assert config.wait_for_version(version, timeout=20)
+                assert len(config.snapshot()) == 100_001
+                assert config.get("bulk.k099999") == 99_999
+                assert config.stats.rejected == 0
+            assert len(store.get_all()) == 100_001
+            assert len(store.history(1)[0].entries) == 100_000
+            narrow = ConfigStore(server.url, max_message_bytes=1000)
+            assert narrow.set("k", "é" * 480) == 3  # over 1000 bytes: a reload, not an error
+            narrow.close()
+            for config in clients:
+                assert config.wait_for_version(3, timeout=10)
+                assert config.get("k") == "é" * 480
+        finally:
+            for config in clients:
+                config.close()
 
 
 def test_a_client_that_decodes_responses_is_refused_with_a_hint(server: EmbeddedServer) -> None:

@@ -11,6 +11,7 @@ import hotconfig
 from hotconfig import HotConfig
 from hotconfig.testing import override
 from hotconfig.testing.server import EmbeddedServer
+from tests.recording import Recorder
 from tests.waiting import eventually
 
 
@@ -26,8 +27,8 @@ def offline_client() -> HotConfig[Settings]:
 
 def test_override_pins_values_and_restores_them() -> None:
     config = offline_client()
-    seen: list[hotconfig.Change] = []
-    config.on_change("*")(seen.append)
+    seen = Recorder()
+    config.on_change("*")(seen)
     with override(config, {"feature_x": True, "untyped.key": [1]}):
         assert config.settings.feature_x is True
         assert config.get("untyped.key") == [1]
@@ -36,7 +37,7 @@ def test_override_pins_values_and_restores_them() -> None:
         assert (config.settings.feature_x, config.settings.limit) == (True, 10)
     assert config.settings.feature_x is False
     assert "untyped.key" not in config
-    assert [(c.key, c.new) for c in seen][:2] == [("feature_x", True), ("untyped.key", [1])]
+    assert [(c.key, c.new) for c in seen.calls][:2] == [("feature_x", True), ("untyped.key", [1])]
 
 
 def test_override_validates_through_the_model() -> None:

@@ -20,7 +20,7 @@ import pytest
 from hotconfig import HotConfig, Status
 from hotconfig.testing import free_port
 from tests.conftest import ServerFactory
-from tests.faults.conftest import Fleet
+from tests.faults.harness import Fleet
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults

@@ -16,7 +16,7 @@ import redis
 
 from hotconfig import Change, ConfigStore, Status
 from hotconfig.testing.server import EmbeddedServer
-from tests.faults.conftest import Fleet, pubsub_clients
+from tests.faults.harness import Fleet, pubsub_clients
 from tests.faults.proxy import TcpProxy
 from tests.waiting import eventually
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, Entry, HotConfig, Status
-from tests.faults.conftest import NO_POLL, Fleet, kill_pubsub, pubsub_clients
+from tests.faults.harness import NO_POLL, Fleet, kill_pubsub, pubsub_clients
 from tests.waiting import eventually, open_sockets
 
 pytestmark = pytest.mark.faults

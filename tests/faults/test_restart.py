@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from hotconfig import Status
 from hotconfig.testing.server import EmbeddedServer, free_port
 from tests.conftest import ServerFactory
-from tests.faults.conftest import Fleet
+from tests.faults.harness import Fleet
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults

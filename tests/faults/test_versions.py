@@ -17,7 +17,7 @@ import redis
 from hotconfig import ConfigStore, Entry, HotConfig, Status
 from hotconfig.testing.server import EmbeddedServer
 from hotconfig.wire import encode_message
-from tests.faults.conftest import NO_POLL, Fleet, Gate, kill_pubsub
+from tests.faults.harness import NO_POLL, Fleet, Gate, kill_pubsub
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.faults

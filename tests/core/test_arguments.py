@@ -1,0 +1,78 @@
+"""Mistakes in arguments fail at once with a ValueError that names the argument; secrets stay
+hidden by whole-word names."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotconfig import Change, ConfigStore, HotConfig, InvalidMessageError
+from hotconfig.redaction import add_secret_patterns, looks_secret
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def test_scopes_given_as_a_string_is_one_scope() -> None:
+    assert HotConfig(UNREACHABLE, scopes="service:billing").scopes == ("service:billing",)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"scopes": []}, "scopes"),
+        ({"scopes": ["no spaces"]}, "scopes"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"ping_interval": -1.0}, "ping_interval"),
+        ({"max_message_bytes": 0}, "max_message_bytes"),
+        ({"max_depth": True}, "max_depth"),
+    ],
+)
+def test_a_bad_client_argument_names_itself(options: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=named) as info:
+        HotConfig(UNREACHABLE, **options)  # type: ignore[arg-type]
+    assert not isinstance(info.value, InvalidMessageError)
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda store: store.set("bad key", 1), "key"),
+        (lambda store: store.set("ok", 1, scope="bad scope"), "scope"),
+        (lambda store: store.delete(""), "key"),
+        (lambda store: store.get("ok", scope="x y"), "scope"),
+    ],
+)
+def test_a_bad_store_argument_names_itself(call: object, named: str) -> None:
+    store = ConfigStore(UNREACHABLE)
+    with pytest.raises(ValueError, match=f"^{named}:") as info:
+        call(store)  # type: ignore[operator]
+    assert not isinstance(info.value, InvalidMessageError)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "db.password",
+        "api_token",
+        "stripeApiKey",
+        "auth.client-secret",
+        "OPENAI_API_KEY",
+        "pwd.passwd",
+    ],
+)
+def test_secret_names_are_matched_as_words(key: str) -> None:
+    assert looks_secret(key)
+    assert "hunter2" not in repr(Change(key, "hunter2", "hunter3", "global", 1, "set"))
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "tokenizer.name", "ai.model.default", "keyboard"])
+def test_names_that_merely_contain_a_secret_word_are_shown(key: str) -> None:
+    assert not looks_secret(key)
+    assert "'visible'" in repr(Change(key, "visible", "visible", "global", 1, "set"))
+
+
+def test_extra_secret_patterns_are_honoured() -> None:
+    assert not looks_secret("billing.iban")
+    add_secret_patterns("*.iban")
+    assert looks_secret("billing.iban")
+    assert looks_secret("Billing.IBAN")
