@@ -28,7 +28,7 @@ from constance.codecs import dumps, loads  # type: ignore[import-untyped]
 from hotconfig import Change
 
 from . import lifecycle, process
-from .errors import ConfigNotReadyError
+from .errors import ConfigNotReadyError, HotConfigSettingsError
 from .lazy import config
 from .signals import config_updated
 
@@ -64,8 +64,9 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         try:
+            config.client  # noqa: B018 - sets the app up if another app's ready() came first
             role = lifecycle.current_decision().role
-        except ConfigNotReadyError:
+        except (ConfigNotReadyError, HotConfigSettingsError):
             role = None  # reads will raise why (a bad HOTCONFIG, the app not installed)
         if role is process.Role.COMMAND:
             lifecycle.start()

@@ -91,10 +91,6 @@ def test_the_pytest_fixture_pins_until_the_test_ends(hotconfig_override: Overrid
     assert (config.get("greeting"), config.settings.banner.text) == ("fixture", "Sale")
 
 
-def test_the_fixture_restored_the_previous_test() -> None:
-    assert (config.get("greeting"), config.settings.banner.text) == ("hello", "Welcome")
-
-
 def test_overrides_never_reach_redis_nor_another_process(
     live: LazyConfig, server: EmbeddedServer
 ) -> None:
