@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from . import forking
-from .connection import Target, resolve
+from .connection import Target, Topology, resolve
 from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
 from .keyspace import DEFAULT_NAMESPACE, Keyspace
 from .lastgood import LastKnownGood
@@ -23,6 +23,7 @@ from .listener import Listener, ListenerOptions
 from .receivers import Receiver
 from .schema import Schema
 from .signals import Status
+from .signing import KeyRing
 from .sink import Sink
 from .snapshot import Snapshot
 from .state import ConfigState
@@ -96,9 +97,11 @@ class HotConfig(Generic[ModelT]):
         ping_interval: float = 1.0,
         liveness_timeout: float = 2.0,
         poll_interval: float = 5.0,
+        probe_interval: float | None = None,
         socket_timeout: float = 2.0,
         backoff_max: float = 0.5,
         redis_kwargs: Mapping[str, Any] | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         redis_options = dict(redis_kwargs or {})
         if service:
@@ -115,8 +118,11 @@ class HotConfig(Generic[ModelT]):
             ping_interval=_positive("ping_interval", ping_interval),
             liveness_timeout=_positive("liveness_timeout", liveness_timeout),
             poll_interval=_positive("poll_interval", poll_interval),
+            probe_interval=_probe(probe_interval, self._target),
             socket_timeout=_positive("socket_timeout", socket_timeout),
             backoff_max=_positive("backoff_max", backoff_max),
+            # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
+            signing=KeyRing.resolve(signing_keys),
             limits=Limits(
                 _positive("max_message_bytes", max_message_bytes),
                 _positive("max_depth", max_depth),
@@ -304,6 +310,14 @@ def _positive(name: str, value: float) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     return value
+
+
+def _probe(interval: float | None, target: Target) -> float | None:
+    if interval is not None:
+        return float(_positive("probe_interval", interval))
+    # Sentinel and Cluster: a failover can leave a connection that answers PING but no longer
+    # delivers. One server: PING, the poll and the digests cover it, and the ACL stays smaller.
+    return None if target.topology is Topology.SINGLE else 30.0
 
 
 def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:

@@ -6,27 +6,67 @@ redaction rules are the same everywhere::
 
     url = connection.resolve(None)  # the argument, else $HOTCONFIG_URL, else localhost
     target = connection.Target(url)  # validated now: a typo raises instead of retrying forever
-    target.command_client()  # redis.Redis for commands
-    target.subscriber_client(socket_timeout=2.0)  # redis.Redis for the listener's subscription
+    target.command_client()  # a client for commands
+    target.listener_clients(socket_timeout=2.0)  # (commands, subscriber) for the listener
+
+Topologies, by URL scheme:
+
+``redis://``, ``rediss://``, ``unix://``
+    one server (redis-py's URL format).
+``redis+sentinel://[user:password@]host:port,host:port/service[/db][?sentinel_password=...]``
+    the master that Sentinel names for ``service`` (``rediss+sentinel://`` for TLS), resolved
+    again on every connection; the listener also asks the sentinels now and then whether the
+    master moved, so it never stays on a demoted or partitioned one.
+``redis+cluster://[user:password@]host:port,host:port`` (``rediss+cluster://``)
+    a Redis Cluster: the store's keys share one hash tag, so its scripts run on one slot; the
+    subscription is a classic SUBSCRIBE, which reaches subscribers on every node.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "redacted", "resolve"]
+__all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve"]
 
 ENV_VAR: Final = "HOTCONFIG_URL"
 DEFAULT_URL: Final = "redis://localhost:6379/0"
 _SCHEMES: Final = ("redis", "rediss", "unix")
+_MULTI: Final = {
+    "redis+sentinel": "sentinel",
+    "rediss+sentinel": "sentinel",
+    "redis+cluster": "cluster",
+    "rediss+cluster": "cluster",
+}
+
+
+class Topology(enum.Enum):
+    SINGLE = "single"
+    SENTINEL = "sentinel"
+    CLUSTER = "cluster"
+
+
+@dataclass(frozen=True, slots=True)
+class _Nodes:
+    """A sentinel or cluster URL, taken apart."""
+
+    topology: Topology
+    hosts: tuple[tuple[str, int], ...]
+    service: str | None
+    db: int
+    options: dict[str, Any]  # username, password, ssl
+    sentinel_password: str | None
 
 
 def resolve(url: str | None) -> str:
@@ -52,12 +92,51 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
+def _nodes(url: str, kind: str) -> _Nodes:
+    parts = urlsplit(url)
+    auth, _, hostlist = parts.netloc.rpartition("@")
+    user, _, password = auth.partition(":") if auth else ("", "", "")
+    hosts: list[tuple[str, int]] = []
+    for item in filter(None, hostlist.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"invalid Redis URL {redacted(url)!r}: {item!r} is not host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    if not hosts:
+        raise ValueError(f"invalid Redis URL {redacted(url)!r}: it names no host:port")
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    service = path.pop(0) if kind == "sentinel" and path else None
+    if kind == "sentinel" and not service:
+        raise ValueError(
+            f"invalid Redis URL {redacted(url)!r}: name the Sentinel service after the hosts, "
+            "e.g. redis+sentinel://h1:26379,h2:26379/mymaster"
+        )
+    if len(path) > 1 or (path and not path[0].isdigit()):
+        raise ValueError(f"invalid Redis URL {redacted(url)!r}: the database must be a number")
+    db = int(path[0]) if path else 0
+    if kind == "cluster" and db:
+        raise ValueError(f"invalid Redis URL {redacted(url)!r}: a cluster has only database 0")
+    options: dict[str, Any] = {}
+    if user:
+        options["username"] = unquote(user)
+    if password:
+        options["password"] = unquote(password)
+    if parts.scheme.lower().startswith("rediss"):
+        options["ssl"] = True
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    topology = Topology.SENTINEL if kind == "sentinel" else Topology.CLUSTER
+    return _Nodes(topology, tuple(hosts), service, db, options, query.get("sentinel_password"))
+
+
 def _validate(url: str) -> dict[str, Any]:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in _MULTI:
+        _nodes(url, _MULTI[scheme])
+        return {}
     if scheme not in _SCHEMES:
         raise ValueError(
-            f"unsupported Redis URL {redacted(url)!r}: it must start with redis://, rediss:// "
-            "or unix:// (e.g. redis://localhost:6379/0)"
+            f"unsupported Redis URL {redacted(url)!r}: it must start with redis://, rediss://, "
+            "unix://, redis+sentinel:// or redis+cluster:// (e.g. redis://localhost:6379/0)"
         )
     try:
         parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
@@ -82,41 +161,103 @@ class Target:
     port that is not a number, a database that is not one), naming the URL without its password.
     """
 
-    __slots__ = ("_options", "url")
+    __slots__ = ("_nodes", "_options", "url")
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         _validate(url)
         self.url = url
         self._options = dict(options or {})
+        scheme = url.partition("://")[0].lower()
+        self._nodes = _nodes(url, _MULTI[scheme]) if scheme in _MULTI else None
 
     @property
     def redacted(self) -> str:
         return redacted(self.url)
 
-    def command_client(self, **overrides: Any) -> redis.Redis:
-        """A client for commands, with redis-py's usual pooling and retries."""
-        return redis.Redis.from_url(self.url, **{**self._options, **overrides})
+    @property
+    def topology(self) -> Topology:
+        return Topology.SINGLE if self._nodes is None else self._nodes.topology
 
-    def subscriber_client(self, socket_timeout: float) -> redis.Redis:
-        """A client for the listener: no silent retries, no health-check PINGs, bytes, RESP2.
+    def command_client(self, **overrides: Any) -> Any:
+        """A client for commands (``redis.Redis``, or ``RedisCluster`` for a cluster URL), with
+        redis-py's usual pooling and retries."""
+        return self._client({**self._options, **overrides})
+
+    def listener_clients(self, socket_timeout: float) -> tuple[Any, redis.Redis]:
+        """``(commands, subscriber)`` for the listener: no silent retries, no health-check
+        PINGs, bytes, RESP2. One client for both, except on a cluster (a cluster client for
+        the store's slot, and a plain connection to one node for the classic subscription).
 
         The listener detects every failure itself and resyncs after it, so redis-py must not
         hide one by reconnecting (and re-subscribing) under it. RESP2 is pinned: under RESP3
         redis-py routes every Pub/Sub message through its push-notification hooks, which cost
         more than applying the message.
         """
-        return redis.Redis.from_url(
-            self.url,
-            **{
-                **self._options,
-                "protocol": 2,
-                "socket_timeout": socket_timeout,
-                "socket_connect_timeout": socket_timeout,
-                "health_check_interval": 0,  # the listener's token PING checks the PONG too
-                "retry": Retry(NoBackoff(), 0, supported_errors=()),
-                "decode_responses": False,  # replies are matched as bytes
-            },
-        )
+        options = {
+            **self._options,
+            "protocol": 2,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            "health_check_interval": 0,  # the listener's token PING checks the PONG too
+            "retry": Retry(NoBackoff(), 0, supported_errors=()),
+            "decode_responses": False,  # replies are matched as bytes
+        }
+        if self._nodes is None or self._nodes.topology is Topology.SENTINEL:
+            client = self._client(options)
+            return client, client
+        commands = self._client({**options, "retry": None})
+        node = commands.get_default_node()
+        subscriber = redis.Redis(host=node.host, port=node.port, **_plain(options, self._nodes))
+        return commands, subscriber
+
+    def master_address(self) -> tuple[str, int] | None:
+        """Where the sentinels say the master is now; None if not a Sentinel URL."""
+        nodes = self._nodes
+        if nodes is None or nodes.topology is not Topology.SENTINEL:
+            return None
+        assert nodes.service is not None
+        sentinel = self._sentinel(self._options)
+        try:
+            host, port = sentinel.discover_master(nodes.service)  # type: ignore[no-untyped-call]
+            return str(host), int(port)
+        finally:
+            for client in sentinel.sentinels:
+                client.close()
+
+    def _client(self, options: dict[str, Any]) -> Any:
+        nodes = self._nodes
+        if nodes is None:
+            return redis.Redis.from_url(self.url, **options)
+        if nodes.topology is Topology.SENTINEL:
+            assert nodes.service is not None
+            sentinel = self._sentinel(options)
+            return sentinel.master_for(  # type: ignore[no-untyped-call]
+                nodes.service, db=nodes.db, **_plain(options, nodes)
+            )
+        options = {k: v for k, v in options.items() if k != "health_check_interval"}
+        if options.get("retry") is None:
+            options.pop("retry", None)
+        startup = [ClusterNode(host, port) for host, port in nodes.hosts]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=startup, **_plain(options, nodes))
+
+    def _sentinel(self, options: dict[str, Any]) -> Sentinel:
+        nodes = self._nodes
+        assert nodes is not None
+        timeout = options.get("socket_timeout", 2.0)
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
+        if nodes.sentinel_password:
+            sentinel_kwargs["password"] = nodes.sentinel_password
+        if nodes.options.get("ssl"):
+            sentinel_kwargs["ssl"] = True
+        return Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         return f"<Target {self.redacted}>"
+
+
+def _plain(options: dict[str, Any], nodes: _Nodes) -> dict[str, Any]:
+    """Connection options for one node: the URL's credentials under the caller's options."""
+    return {**nodes.options, **options}

@@ -39,9 +39,11 @@ __all__ = [
 DEFAULT_NAMESPACE: Final = "hotconfig"
 
 # KEYS: version, epoch, history, scopes-set, digest, then one scope hash per change.
-# ARGV: channel, epoch candidate, history maxlen, message body tail, "1" to publish a reload
-# notice instead of the body (a change too large for one message), n, then n times
-# (op, scope, key, value).
+# ARGV: channel, epoch candidate, history maxlen, message body tail, the tail to publish instead
+# of the body ('' for none: a reload notice replaces a change too large for one message), the
+# version this write must get and the digest it must follow ('' for any: a signed write is
+# signed for one position, so the script refuses it, returning version 0, if the store moved),
+# n, then n times (op, scope, key, value).
 # One script does the write, the version bump, the digest, the history and the PUBLISH, so no
 # subscriber can ever see a version whose data is not in the store yet.
 #
@@ -53,19 +55,28 @@ DEFAULT_NAMESPACE: Final = "hotconfig"
 # the anti-entropy poll can see a hash that vanished without a write (eviction).
 WRITE_SCRIPT: Final = """
 local epoch = redis.call('GET', KEYS[2])
-if not epoch then
+local fresh = not epoch
+if fresh then
   epoch = ARGV[2]
+end
+local prev = redis.call('GET', KEYS[5]) or ''
+if ARGV[6] ~= '' then
+  local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if tostring(current + 1) ~= ARGV[6] or prev ~= ARGV[7] or epoch ~= ARGV[2] then
+    return {0, epoch}
+  end
+end
+if fresh then
   redis.call('SET', KEYS[2], epoch)
 end
 local version = redis.call('INCR', KEYS[1])
-local prev = redis.call('GET', KEYS[5]) or ''
-local n = tonumber(ARGV[6])
+local n = tonumber(ARGV[8])
 local touched, order = {}, {}
 for i = 0, n - 1 do
-  local op, scope, key = ARGV[7 + i * 4], ARGV[8 + i * 4], ARGV[9 + i * 4]
+  local op, scope, key = ARGV[9 + i * 4], ARGV[10 + i * 4], ARGV[11 + i * 4]
   local hash = KEYS[6 + i]
   if op == 'set' then
-    redis.call('HSET', hash, key, ARGV[10 + i * 4])
+    redis.call('HSET', hash, key, ARGV[12 + i * 4])
   else
     redis.call('HDEL', hash, key)
   end
@@ -86,8 +97,8 @@ end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
   'version', version, 'epoch', epoch, 'digest', digest, 'body', body)
 local tail = body
-if ARGV[5] == '1' then
-  tail = '"reload":true}'
+if ARGV[5] ~= '' then
+  tail = ARGV[5]
 end
 local message = '{"version":' .. version .. ',"epoch":"' .. epoch .. '","prev":"' .. prev ..
   '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. tail

@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from .connection import Target
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
+from .signing import KeyRing
 from .sink import Sink
 from .state import Staged
 from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
@@ -40,6 +42,18 @@ log = logging.getLogger(__name__)
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
 _MAX_WAIT = 0.25  # the longest a read blocks, so that close() and the timers are never late
+
+
+_REFUSED = {
+    "unsigned": "signing is on and the message carries no signature (and, if unversioned, ts)",
+    "bad_signature": "the signature does not verify with any key of this client's ring",
+    "stale": "the signed message's ts is outside the accepted window of this client's clock",
+    "replayed": "this signed unversioned message was already applied once",
+}
+
+
+def _first_key(message: Message) -> str | None:
+    return message.entries[0].key if message.entries else None
 
 
 class LivenessError(ConnectionError):
@@ -61,7 +75,13 @@ class ListenerOptions:
     # A server that refuses us (a wrong password, a missing ACL permission) is asked again this
     # often: slow enough not to flood its log, fast enough that a fix takes effect by itself.
     misconfigured_retry: float = 3.0
+    # How often the subscription proves, by an echo on a private channel, that messages
+    # published on the server really come back on it (a PONG proves the socket, not delivery);
+    # None: no probe. The client turns it on for Sentinel and Cluster, where a failover can
+    # leave a healthy-looking connection that no longer delivers.
+    probe_interval: float | None = None
     limits: Limits = field(default=DEFAULT_LIMITS)
+    signing: KeyRing | None = None  # when set, only messages signed with one of its keys apply
 
 
 def misconfiguration(exc: BaseException) -> str | None:
@@ -180,9 +200,12 @@ class Listener:
         self.settled = threading.Event()  # set once LIVE, or once the server refused us
         self._outage = Outage(target)
         self._checked_server = False
-        self._client: redis.Redis | None = None
+        self._clients: tuple[Any, ...] = ()  # commands (and subscriber, if another) clients
         self._pubsub: Any = None
-        self._lock = threading.Lock()  # guards _client/_pubsub against close() from another thread
+        self._lock = threading.Lock()  # guards _clients/_pubsub against close() from another thread
+        # A private channel on the same subscription: an echo on it proves delivery end to end.
+        self._probe_channel = f"{options.channel}:probe:{uuid.uuid4().hex[:16]}"
+        self._probe_bytes = self._probe_channel.encode()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
 
@@ -260,14 +283,18 @@ class Listener:
         return delay * random.uniform(0.5, 1.0)
 
     def _session(self) -> None:
-        client = self._target.subscriber_client(self._options.socket_timeout)
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        client, subscriber = self._target.listener_clients(self._options.socket_timeout)
+        pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
         with self._lock:
-            self._client, self._pubsub = client, pubsub
+            self._clients = (client,) if subscriber is client else (client, subscriber)
+            self._pubsub = pubsub
         if self._stop.is_set():
             return
-        pubsub.subscribe(self._options.channel)
-        self._await_subscribe(pubsub)
+        channels = [self._options.channel]
+        if self._options.probe_interval is not None:
+            channels.append(self._probe_channel)
+        pubsub.subscribe(*channels)
+        self._await_subscribe(pubsub, len(channels))
         if self._stop.is_set():
             return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
@@ -280,7 +307,7 @@ class Listener:
         self.settled.set()
         self._follow(client, pubsub)
 
-    def _check_server(self, client: redis.Redis) -> None:
+    def _check_server(self, client: Any) -> None:
         """Warn once if the server may evict the store's keys: that loses data silently."""
         if self._checked_server:
             return
@@ -299,7 +326,7 @@ class Listener:
             self._counters.server_warning = warning
             log.warning("%s", warning)
 
-    def _await_subscribe(self, pubsub: Any) -> None:
+    def _await_subscribe(self, pubsub: Any, channels: int) -> None:
         deadline = time.monotonic() + self._options.socket_timeout
         while not self._stop.is_set():
             left = deadline - time.monotonic()
@@ -307,34 +334,46 @@ class Listener:
                 raise LivenessError("no SUBSCRIBE acknowledgement from Redis in time")
             message = pubsub.get_message(timeout=min(left, 0.1))
             if message is not None and message["type"] == "subscribe":
-                return
+                channels -= 1
+                if channels == 0:
+                    return
 
-    def _follow(self, client: redis.Redis, pubsub: Any) -> None:
+    def _follow(self, client: Any, pubsub: Any) -> None:
         # Replies are read straight off the subscription's connection (public Connection API):
         # PubSub.get_message() wraps every read in retry and bookkeeping layers that cost more
         # than parsing and applying the message, and its silent reconnect is what we avoid.
         # With retries off (connection.Target), redis-py never re-subscribes under us: a dropped
         # connection raises here, and the next session resyncs.
         connection = pubsub.connection
-        heartbeat = Heartbeat(
-            self._options.ping_interval, self._options.liveness_timeout, time.monotonic()
-        )
-        next_poll = time.monotonic() + self._options.poll_interval
+        options = self._options
+        now = time.monotonic()
+        heartbeat = Heartbeat(options.ping_interval, options.liveness_timeout, now)
+        # Without a probe, one that never comes due (the subscription has no probe channel).
+        probe = Heartbeat(options.probe_interval or float("inf"), options.liveness_timeout, now)
+        next_poll = now + options.poll_interval
         while not self._stop.is_set():
             now = time.monotonic()
             # A PONG may be waiting unread behind a burst: only silence past the deadline counts.
             if heartbeat.overdue(now) and not connection.can_read(timeout=0):
-                raise LivenessError(f"no PONG within {self._options.liveness_timeout}s")
+                raise LivenessError(f"no PONG within {options.liveness_timeout}s")
+            if probe.overdue(now) and not connection.can_read(timeout=0):
+                # The socket answers PING, yet a message published on it never came back.
+                raise LivenessError(
+                    f"no echo of a probe message within {options.liveness_timeout}s"
+                )
             token = heartbeat.send_due(now)
             if token is not None:
                 pubsub.ping(token.decode())
+            token = probe.send_due(now)
+            if token is not None:
+                client.publish(self._probe_channel, token)
             if now >= next_poll:
-                next_poll = now + self._poll(client)
-            wait = min(heartbeat.deadline(), next_poll) - now
+                next_poll = now + self._poll(client, connection)
+            wait = min(heartbeat.deadline(), probe.deadline(), next_poll) - now
             if connection.can_read(timeout=max(0.0, min(wait, _MAX_WAIT))):
-                self._drain(client, connection, heartbeat)
+                self._drain(client, connection, heartbeat, probe)
 
-    def _drain(self, client: redis.Redis, connection: Any, heartbeat: Heartbeat) -> None:
+    def _drain(self, client: Any, connection: Any, heartbeat: Heartbeat, probe: Heartbeat) -> None:
         """Read everything already waiting, then apply it in one swap."""
         for _ in range(_DRAIN_LIMIT):
             if self._stop.is_set():
@@ -342,26 +381,34 @@ class Listener:
             reply = connection.read_response(push_request=True)
             kind = reply[0]
             if kind == b"message":
-                self._on_message(client, reply[2])
+                if len(reply[1]) == len(self._probe_channel) and reply[1] == self._probe_bytes:
+                    probe.answered(reply[2])
+                else:
+                    self._on_message(client, reply[2])
             elif kind == b"pong":
                 heartbeat.answered(reply[1])
             if not connection.can_read(timeout=0):
                 break
         self._sink.flush()
 
-    def _on_message(self, client: redis.Redis, data: bytes) -> None:
+    def _on_message(self, client: Any, data: bytes) -> None:
         self._counters.received += 1
         try:
             parsed = parse(data, self._options.limits)
         except InvalidMessageError as exc:
             self._sink.reject(exc.reason, exc)
             return
+        ring = self._options.signing
+        if ring is not None and (refused := ring.check(parsed, self._options.channel)):
+            detail = _REFUSED[refused]
+            self._sink.reject(refused, InvalidMessageError(refused, detail), _first_key(parsed))
+            return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:
             self._sink.flush()
             self._verify(client, parsed, staged)
 
-    def _verify(self, client: redis.Redis, message: Message, staged: Staged) -> None:
+    def _verify(self, client: Any, message: Message, staged: Staged) -> None:
         """A message that does not follow what was applied: did the store move, or is it foreign?
 
         One cheap read decides. If the store is where this client thinks it is, the message is
@@ -381,12 +428,17 @@ class Listener:
         else:
             self._resync(client)
 
-    def _resync(self, client: redis.Redis) -> None:
+    def _resync(self, client: Any) -> None:
         self._sink.resync(read_snapshot(client, self._keyspace, self._sink.state.store_scopes))
         self._poll_seen = 0
 
-    def _poll(self, client: redis.Redis) -> float:
-        """Compare what identifies the store's state with ours; return seconds to the next poll."""
+    def _poll(self, client: Any, connection: Any) -> float:
+        """Compare what identifies the store's state with ours; return seconds to the next poll.
+
+        On a Sentinel URL, also ask the sentinels where the master is: a subscriber left on a
+        demoted or partitioned master would hear nothing more, and say nothing.
+        """
+        self._check_master(connection)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
         mine = self._sink.state.position
         if store == mine:
@@ -413,27 +465,41 @@ class Listener:
         self._resync(client)
         return self._options.poll_interval
 
+    def _check_master(self, connection: Any) -> None:
+        try:
+            master = self._target.master_address()
+        except redis.RedisError as exc:  # the sentinels are unreachable: keep what works
+            log.debug("could not ask the sentinels where the master is: %s", exc)
+            return
+        here = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if master is not None and here != master:
+            raise LivenessError(f"the master moved to {master[0]}:{master[1]} (Sentinel)")
+
     # -- teardown -----------------------------------------------------------------------------
 
     def _disconnect(self) -> None:
         with self._lock:
-            client, pubsub = self._client, self._pubsub
+            clients, pubsub = self._clients, self._pubsub
         # The listener may be tearing these down at the same moment: read each once, and let
         # nothing here stop close().
         try:
             connection = pubsub.connection if pubsub is not None else None
             if connection is not None:
                 connection.disconnect()
-            if client is not None:
-                client.connection_pool.disconnect()
+            for client in clients:
+                pool = getattr(client, "connection_pool", None)
+                if pool is not None:
+                    pool.disconnect()
+                else:  # a cluster client: one pool per node
+                    client.disconnect_connection_pools()
         except Exception:
             log.debug("error while closing the listener's sockets", exc_info=True)
 
     def _teardown(self) -> None:
         with self._lock:
-            client, pubsub = self._client, self._pubsub
-            self._client = self._pubsub = None
-        for closer in (pubsub, client):
+            clients, pubsub = self._clients, self._pubsub
+            self._clients, self._pubsub = (), None
+        for closer in (pubsub, *clients):
             if closer is not None:
                 try:
                     closer.close()

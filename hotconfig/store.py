@@ -21,6 +21,7 @@ from .keyspace import (
     as_text,
     read_snapshot,
 )
+from .signing import KeyRing, payload
 from .wire import (
     DEFAULT_CHANNEL,
     DEFAULT_MAX_BYTES,
@@ -37,6 +38,9 @@ from .wire import (
 )
 
 __all__ = ["ConfigStore", "HistoryEntry"]
+
+_SIGN_ATTEMPTS = 20
+_SIG_BYTES = 60  # '"sig":"<kid>:<43 characters>",' without the key id
 
 # The history holds what the store itself wrote, large changes included.
 _UNLIMITED = Limits(max_bytes=1 << 62, max_depth=1 << 16, max_entries=1 << 62)
@@ -71,6 +75,7 @@ class ConfigStore:
         history_size: int = 10_000,
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         client: redis.Redis | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError(
@@ -89,6 +94,8 @@ class ConfigStore:
         self.history_size = history_size
         self.max_message_bytes = max_message_bytes
         self._write = client.register_script(WRITE_SCRIPT)
+        # Signs every write with the ring's first key; default: $HOTCONFIG_SIGNING_KEYS.
+        self._ring = KeyRing.resolve(signing_keys)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -134,16 +141,50 @@ class ConfigStore:
         # Clients count UTF-8 bytes of the whole message, header included.
         scopes = {entry.scope for entry in entries}
         size = len(body.encode()) + HEADER_BYTES + sum(len(s) + SIZE_BYTES for s in scopes)
+        if self._ring is not None:
+            size += _SIG_BYTES + len(self._ring.signer)
         # A change too large for one message is still one atomic write under one version; its
         # message then only says "reload", and every client loads the store's state.
-        reload = "1" if size > self.max_message_bytes else "0"
-        head: list[Any] = [self.channel, uuid.uuid4().hex, self.history_size, body, reload]
-        args = [*head, len(entries), *values]
-        try:
-            version, _epoch = self._write(keys=keys, args=args)
-        except redis.ResponseError as exc:
-            raise StoreError(f"the server refused the write: {exc}") from exc
-        return int(version)
+        reload = size > self.max_message_bytes
+        candidate = uuid.uuid4().hex
+        for _ in range(_SIGN_ATTEMPTS):
+            head = self._signed_head(entries, body, reload, candidate)
+            args = [*head, len(entries), *values]
+            try:
+                version, _epoch = self._write(keys=keys, args=args)
+            except redis.ResponseError as exc:
+                raise StoreError(f"the server refused the write: {exc}") from exc
+            if int(version):
+                return int(version)
+            # Signed for a position another writer took first: sign for the new one.
+        raise StoreError(
+            f"the store moved {_SIGN_ATTEMPTS} times while this write was being signed "
+            "(other writers are busy); try again"
+        )
+
+    def _signed_head(
+        self, entries: list[Entry], body: str, reload: bool, candidate: str
+    ) -> list[Any]:
+        """The write script's arguments before the entries: unsigned, or signed for the
+        store's next position (the script refuses the write if that is no longer next)."""
+        ring = self._ring
+        if ring is None:
+            notice = '"reload":true}' if reload else ""
+            return [self.channel, candidate, self.history_size, body, notice, "", ""]
+        keyspace = self.keyspace
+        raw_version, raw_epoch, raw_digest = self._redis.mget(
+            keyspace.version, keyspace.epoch, keyspace.digest
+        )
+        epoch = as_text(raw_epoch) if raw_epoch else candidate
+        version = int(raw_version or 0) + 1
+        prev = as_text(raw_digest) if raw_digest else ""
+        signed = () if reload else entries
+        sig = ring.sign(
+            payload(self.channel, signed, epoch=epoch, version=version, prev=prev, reload=reload)
+        )
+        notice = f'"sig":"{sig}","reload":true}}' if reload else ""
+        tail = body if reload else f'"sig":"{sig}",{body}'
+        return [self.channel, epoch, self.history_size, tail, notice, str(version), prev]
 
     # -- reads --------------------------------------------------------------------------------
 

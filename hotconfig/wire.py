@@ -7,8 +7,9 @@ A message is a UTF-8 JSON object. The minimal form is what any client can publis
 Optional fields: ``op`` (``"set"`` or ``"delete"``), ``version`` (int, assigned by the store),
 ``epoch`` (str, the store's lifetime id) and ``changes`` (a batch of entries applied atomically
 under one version). The store also sends ``prev`` and ``digest`` (the write this one follows,
-and this one: see keyspace) and ``sizes`` (keys per touched scope). Unknown fields are ignored
-so that newer publishers can add some.
+and this one: see keyspace), ``sizes`` (keys per touched scope), ``reload`` (a change too large
+for one message) and, when it signs, ``sig`` (see signing); a signed unversioned message has
+``ts``. Unknown fields are ignored so that newer publishers can add some.
 
 Hostile input is a counted rejection, never a crash: the size, the nesting depth and the number
 of entries are limited (:class:`Limits`), NaN and Infinity are refused (the store refuses to
@@ -97,6 +98,8 @@ class Message(NamedTuple):
     digest: str | None = None  # this write's digest
     sizes: dict[str, int] | None = None  # stored keys per scope it touched, after the write
     reload: bool = False  # a change too large for one message: load it from the store
+    sig: str | None = None  # "kid:mac" when the publisher signs (see signing)
+    ts: int | None = None  # unix seconds, for a signed unversioned message
 
 
 def _valid_name(name: object) -> TypeGuard[str]:
@@ -141,8 +144,12 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
         type(sizes) is dict and all(type(n) is int for n in sizes.values())
     ):
         raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
+    sig = _text(obj, "sig")
+    ts = obj.get("ts")
+    if ts is not None and type(ts) is not int:
+        raise InvalidMessageError("bad_field", f"ts must be an int, got {_short(ts)}")
     if obj.get("reload") is True and version is not None:
-        return Message((), version, epoch, prev, digest, sizes, reload=True)
+        return Message((), version, epoch, prev, digest, sizes, True, sig, ts)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
     batch = obj.get("changes", _MISSING)
     if batch is _MISSING:
@@ -155,7 +162,7 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:
         raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
-    return Message(entries, version, epoch, prev, digest, sizes)
+    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts)
 
 
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:

@@ -36,13 +36,21 @@ def raw_burst(count: int, keys: int, token: str) -> bytes:
     return b"".join(_command("PUBLISH", CHANNEL, message) for message in messages)
 
 
-def versioned_burst(count: int, keys: int, token: str, version: int, epoch: str) -> bytes:
-    """The same burst in the store's wire format: versions ``version + 1`` onwards, ``epoch``."""
-    messages = [
-        encode_message([Entry(f"bench.k{i % keys:04d}", i)], version + 1 + i, epoch)
-        for i in range(count - 1)
-    ]
-    messages.append(encode_message([Entry(DONE_KEY, token)], version + count, epoch))
+def versioned_burst(
+    count: int, keys: int, token: str, version: int, epoch: str, digest: str
+) -> bytes:
+    """The same burst in the store's wire format: versions ``version + 1`` onwards, ``epoch``,
+    each message naming the digest of the one before it (the first: the store's ``digest``)."""
+    entries = [Entry(f"bench.k{i % keys:04d}", i) for i in range(count - 1)]
+    entries.append(Entry(DONE_KEY, token))
+    messages = []
+    prev = digest
+    for i, entry in enumerate(entries):
+        number = version + 1 + i
+        mine = f"{number:016x}"
+        head = f'{{"version":{number},"epoch":"{epoch}","prev":"{prev}","digest":"{mine}",'
+        messages.append(head + encode_message([entry])[1:])
+        prev = mine
     return b"".join(_command("PUBLISH", CHANNEL, message) for message in messages)
 
 

@@ -75,7 +75,8 @@ def _payload(kind: str, store: ConfigStore, token: str) -> bytes:
         return burst.raw_burst(COUNT, KEYS, token)
     epoch = store.epoch
     assert epoch is not None
-    return burst.versioned_burst(COUNT, KEYS, token, store.version, epoch)
+    digest = store.snapshot([]).digest
+    return burst.versioned_burst(COUNT, KEYS, token, store.version, epoch, digest)
 
 
 def _raw_round(server: EmbeddedServer, payload: bytes, token: str, decode: bool = True) -> float:

@@ -1,0 +1,133 @@
+"""Signatures on their own: the published test vector, tampering, key rings and rotation."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from hotconfig.signing import KeyRing, payload, signed_message
+from hotconfig.wire import Entry, parse
+
+CHANNEL = "config:changes"
+KEY = b"0123456789abcdef0123456789abcdef"
+# The test vector of docs/security.md: publishers in other languages check against it.
+VECTOR_PAYLOAD = (
+    "hotconfig-sig-v1\nconfig:changes\ne1\n7\n00aa11bb22cc33dd\n\n\n"
+    '[["set","global","ai.model.default","gpt-4o"]]'
+)
+VECTOR_SIG = "k1:m7-449fe31y5pZruIGgNVrvlJnJpV3v2bh7DaFo6vQY"
+
+
+def ring(**keys: bytes) -> KeyRing:
+    return KeyRing(keys or {"k1": KEY})
+
+
+def test_the_published_vector() -> None:
+    data = payload(
+        CHANNEL,
+        [Entry("ai.model.default", "gpt-4o")],
+        epoch="e1",
+        version=7,
+        prev="00aa11bb22cc33dd",
+    )
+    assert data.decode() == VECTOR_PAYLOAD
+    assert ring().sign(data) == VECTOR_SIG
+    assert ring().verify(VECTOR_SIG, data)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"version": 8},
+        {"epoch": "e2"},
+        {"prev": "ffffffffffffffff"},
+        {"channel": "config:other"},
+        {"entries": [Entry("ai.model.default", "gpt-5")]},
+        {"entries": [Entry("ai.model.default", "gpt-4o", "service:x")]},
+        {"entries": [Entry("ai.model.default", None, "global", "delete")]},
+        {"reload": True},
+    ],
+)
+def test_a_signature_binds_every_field(changed: dict[str, object]) -> None:
+    fields: dict[str, object] = {
+        "channel": CHANNEL,
+        "entries": [Entry("ai.model.default", "gpt-4o")],
+        "epoch": "e1",
+        "version": 7,
+        "prev": "00aa11bb22cc33dd",
+    }
+    fields.update(changed)
+    data = payload(
+        str(fields.pop("channel")),
+        fields.pop("entries"),  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    )
+    assert not ring().verify(VECTOR_SIG, data)
+
+
+def test_rotation_accepts_every_key_of_the_ring_and_signs_with_the_first() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    data = b"anything"
+    rotating = KeyRing({"k2": new, "k1": old})
+    assert rotating.signer == "k2"
+    assert rotating.verify(KeyRing({"k1": old}).sign(data), data)
+    assert rotating.verify(KeyRing({"k2": new}).sign(data), data)
+    assert not KeyRing({"k1": old}).verify(rotating.sign(data), data)
+    assert not rotating.verify("k3:" + rotating.sign(data).partition(":")[2], data)
+
+
+def test_rings_are_written_as_ids_and_base64_keys() -> None:
+    spec = f"k1={base64.b64encode(KEY).decode()}, k2={base64.urlsafe_b64encode(b'x' * 20).decode()}"
+    parsed = KeyRing.parse(spec)
+    assert parsed.signer == "k1"
+    assert parsed.sign(b"p") == ring().sign(b"p")
+    assert "0123" not in repr(parsed)  # ids only, never key material
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("k1", "kid=base64key"),
+        ("k1=!!!", "base64"),
+        ("k1=c2hvcnQ=", "at least 16"),
+        ("", "at least one"),
+    ],
+)
+def test_a_bad_ring_says_what_is_wrong(spec: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        KeyRing.parse(spec)
+
+
+def test_unversioned_signed_messages_carry_a_time_and_apply_once() -> None:
+    keys = ring()
+    text = signed_message([Entry("feature_x", True)], keys, CHANNEL, now=1_800_000_000)
+    message = parse(text)
+    assert message.ts == 1_800_000_000
+    assert keys.check(message, CHANNEL, now=1_800_000_030) is None
+    assert keys.check(message, CHANNEL, now=1_800_000_031) == "replayed"
+    assert ring().check(message, CHANNEL, now=1_800_000_100) == "stale"
+    assert ring().check(message, "config:other", now=1_800_000_000) == "bad_signature"
+    assert ring().check(parse('{"key": "feature_x", "value": true}'), CHANNEL) == "unsigned"
+
+
+def test_ed25519_services_verify_but_cannot_sign() -> None:
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    raw_public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    store_ring = KeyRing.parse(f"e1=ed25519:{base64.b64encode(raw_private).decode()}")
+    service_ring = KeyRing.parse(f"e1=ed25519-public:{base64.b64encode(raw_public).decode()}")
+    data = payload(CHANNEL, [Entry("a", 1)], epoch="e", version=1, prev="")
+    signature = store_ring.sign(data)
+    assert service_ring.verify(signature, data)
+    assert not service_ring.verify(signature, data + b"x")
+    with pytest.raises(ValueError, match="only verify"):
+        service_ring.sign(data)

@@ -1,0 +1,156 @@
+"""Sentinel failover and Redis Cluster, on real processes: every client still converges.
+
+A Sentinel failover during 200 writes, the old master frozen, a cluster node killed and
+restarted: each ends with every client equal to the store within 2 s of the topology settling.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from hotconfig import ConfigStore, Status
+from hotconfig.testing import ServerKind
+from tests.faults.harness import Fleet
+from tests.faults.topology import Cluster, SentinelSet
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+SETTLE = 2.0  # the acceptance bound: converged within this long after the topology settles
+POLL = 0.5
+
+
+@pytest.fixture
+def sentinels(server_kind: ServerKind, tmp_path: Path) -> Iterator[SentinelSet]:
+    topology = SentinelSet(server_kind, tmp_path)
+    yield topology
+    topology.close()
+
+
+@pytest.fixture
+def cluster(server_kind: ServerKind) -> Iterator[Cluster]:
+    topology = Cluster(server_kind)
+    yield topology
+    topology.close()
+
+
+class Writer:
+    """Writes ``count`` values in a thread, retrying each one through a failover."""
+
+    def __init__(self, store: ConfigStore, count: int) -> None:
+        self.store, self.count = store, count
+        self.written = 0
+        self.failures = 0
+        self.halfway = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for value in range(self.count):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    self.store.set("counter", value)
+                    break
+                except (redis.RedisError, OSError):
+                    self.failures += 1
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            self.written = value + 1
+            if self.written == self.count // 2:
+                self.halfway.set()
+            time.sleep(0.005)
+
+    def join(self) -> None:
+        self._thread.join(60)
+        assert self.written == self.count, f"only {self.written} of {self.count} written"
+
+
+def test_a_sentinel_failover_during_200_writes_converges(
+    sentinels: SentinelSet, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    fleet = fleet_factory(sentinels.url)
+    fleet.store.set("counter", -1)
+    clients = [fleet.client(poll_interval=POLL) for _ in range(3)]
+    writer = Writer(fleet.store, 200)
+    assert writer.halfway.wait(30)
+    new_master = sentinels.failover()
+    writer.join()
+    settled = time.monotonic()
+    fleet.assert_converged(timeout=SETTLE + 3.0)  # the bound is checked just below
+    took = time.monotonic() - settled
+    assert took < SETTLE, f"converged {took:.2f}s after the failover settled"
+    assert all(c.get("counter") == 199 for c in clients)
+    # Nobody stays on the demoted master: every subscription is on the new one.
+    new = next(s for s in sentinels.servers if s.port == new_master)
+    with new.client() as admin:
+        assert eventually(lambda: len(admin.client_list(_type="pubsub")) >= 3, timeout=SETTLE)
+
+
+def test_clients_leave_a_frozen_master(
+    sentinels: SentinelSet, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    fleet = fleet_factory(sentinels.url)
+    fleet.store.set("limit", 1)
+    clients = [fleet.client(poll_interval=POLL) for _ in range(2)]
+    old = sentinels.master
+    old.pause()  # partitioned: it answers nobody, and the sentinels promote the replica
+    try:
+        with sentinels.sentinels[0].client() as s:
+
+            def promoted() -> bool:
+                reply = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "hcmaster")
+                return int(reply[1]) != old.port
+
+            assert eventually(promoted, timeout=30, interval=0.1)
+        deadline = time.monotonic() + 30
+        while True:  # the store's client finds the new master by itself too
+            try:
+                version = fleet.store.set("limit", 2)
+                break
+            except (redis.RedisError, OSError):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        settled = time.monotonic()
+        for config in clients:
+            assert config.wait_for_version(version, timeout=SETTLE + 3.0)
+        assert time.monotonic() - settled < SETTLE + 3.0  # ping deadline + backoff + resync
+        assert all(c.get("limit") == 2 and c.status is Status.LIVE for c in clients)
+    finally:
+        old.resume()
+    fleet.assert_converged(timeout=SETTLE)
+
+
+def test_a_cluster_node_restart_converges(
+    cluster: Cluster, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    fleet = fleet_factory(cluster.url)
+    for i in range(20):
+        fleet.store.set(f"k{i}", i)
+    clients = [fleet.client(poll_interval=POLL) for _ in range(3)]
+    fleet.assert_converged()
+
+    # The node serving the store's slot restarts (without persistence, so it comes back
+    # empty: a wiped store, a new epoch) while its replica follows it.
+    owner = cluster.master_of("{hotconfig}:version")
+    owner.restart()
+    cluster.wait_ok()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            version = fleet.store.set("after.restart", True)
+            break
+        except (redis.RedisError, OSError):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    settled = time.monotonic()
+    fleet.assert_converged(timeout=SETTLE + 3.0)
+    assert time.monotonic() - settled < SETTLE + 3.0  # reconnect or poll, then resync
+    assert all(c.get("after.restart") is True and c.version == version for c in clients)

@@ -1,0 +1,218 @@
+"""Real Sentinel and Cluster topologies from server processes on loopback.
+
+``SentinelSet``: one master, one replica and three sentinels (quorum 2), all real processes of
+the test's server kind. ``Cluster``: three masters, each with a replica, joined and given their
+slots with CLUSTER commands (no redis-cli needed).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from hotconfig.testing import EmbeddedServer, ServerKind, free_port
+from hotconfig.testing.server import find_binary
+from tests.waiting import eventually
+
+SERVICE = "hcmaster"
+_HOST = "127.0.0.1"
+
+
+class SentinelProcess:
+    """``<kind>-server sentinel.conf --sentinel`` on a free port; killed by ``close``."""
+
+    def __init__(self, kind: ServerKind, directory: Path, master_port: int) -> None:
+        self.port = free_port()
+        directory.mkdir(parents=True, exist_ok=True)
+        conf = directory / f"sentinel-{self.port}.conf"
+        conf.write_text(
+            f"port {self.port}\nbind {_HOST}\ndir {directory}\n"
+            f"sentinel monitor {SERVICE} {_HOST} {master_port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            f"sentinel failover-timeout {SERVICE} 5000\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n"
+        )
+        log = (directory / f"sentinel-{self.port}.log").open("ab")
+        self._process = subprocess.Popen(
+            [find_binary(kind), str(conf), "--sentinel"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
+        log.close()
+        client = self.client()
+        assert eventually(lambda: _pings(client), timeout=10), "a sentinel did not start"
+        client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=_HOST, port=self.port, socket_timeout=2)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20_000, 45_000)
+        if all(_free(p) for p in (port, port + 10_000)):
+            return port
+    raise AssertionError("no free pair of ports for a cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+class SentinelSet:
+    """A master, a replica and three sentinels watching them."""
+
+    def __init__(self, kind: ServerKind, directory: Path) -> None:
+        self.master = EmbeddedServer(kind).start()
+        self.replica = EmbeddedServer(
+            kind, args=["--replicaof", _HOST, str(self.master.port)]
+        ).start()
+        self.servers = [self.master, self.replica]
+        wait_linked(self.replica)
+        self.sentinels = [SentinelProcess(kind, directory, self.master.port) for _ in range(3)]
+        with self.sentinels[0].client() as s:
+
+            def known() -> bool:
+                info: Any = s.execute_command("SENTINEL", "REPLICAS", SERVICE)
+                others: Any = s.execute_command("SENTINEL", "SENTINELS", SERVICE)
+                return len(info) == 1 and len(others) == 2
+
+            assert eventually(known, timeout=20, interval=0.1), "sentinels did not see each other"
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"{_HOST}:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}"
+
+    def master_port(self, sentinel: SentinelProcess | None = None) -> int:
+        """The master's port, as ``sentinel`` (by default the first) names it."""
+        with (sentinel or self.sentinels[0]).client() as s:
+            _, port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            return int(port)
+
+    def failover(self) -> int:
+        """``SENTINEL FAILOVER``; returns the new master's port once every sentinel agrees."""
+        old = self.master_port()
+        with self.sentinels[0].client() as s:
+            s.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+        def moved() -> bool:
+            ports = set()
+            for sentinel in self.sentinels:
+                with sentinel.client() as c:
+                    ports.add(
+                        int(c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1])
+                    )
+            return ports != {old} and len(ports) == 1
+
+        assert eventually(moved, timeout=30, interval=0.1), "the failover did not complete"
+        new = self.master_port()
+        server = next(s for s in self.servers if s.port == new)
+        with server.client() as c:
+            assert eventually(lambda: c.info("replication")["role"] == "master", timeout=10)
+        return new
+
+    def close(self) -> None:
+        for sentinel in self.sentinels:
+            sentinel.close()
+        for server in self.servers:
+            server.close()
+
+
+def wait_linked(replica: EmbeddedServer) -> None:
+    with replica.client() as r:
+
+        def linked() -> bool:
+            return bool(r.info("replication").get("master_link_status") == "up")
+
+        assert eventually(linked, timeout=20, interval=0.05), r.info("replication")
+
+
+class Cluster:
+    """Three masters with a replica each, slots split evenly, joined with CLUSTER MEET."""
+
+    def __init__(self, kind: ServerKind) -> None:
+        args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        self.servers = [
+            EmbeddedServer(
+                kind, port=_cluster_port(), args=[*args, "--cluster-config-file", f"n{i}.conf"]
+            )
+            for i in range(6)
+        ]
+        for server in self.servers:
+            server.start()
+        first = self.servers[0]
+        for server in self.servers[1:]:
+            with first.client() as c:
+                c.execute_command("CLUSTER", "MEET", _HOST, server.port)
+        bounds = [(0, 5460), (5461, 10922), (10923, 16383)]
+        for server, (low, high) in zip(self.servers[:3], bounds, strict=True):
+            with server.client() as c:
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+        self._wait(lambda c: len(c.execute_command("CLUSTER", "NODES").splitlines()) == 6)
+        for master, replica in zip(self.servers[:3], self.servers[3:], strict=True):
+            with master.client() as c:
+                node_id = c.execute_command("CLUSTER", "MYID")
+            with replica.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", node_id)
+        self._wait(lambda c: c.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0)
+
+    def _wait(self, check: Any) -> None:
+        def everywhere() -> bool:
+            for server in self.servers:
+                if not server.is_running:
+                    continue
+                with server.client() as c:
+                    try:
+                        if not check(c):
+                            return False
+                    except redis.RedisError:
+                        return False
+            return True
+
+        assert eventually(everywhere, timeout=30, interval=0.1), "the cluster did not form"
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{_HOST}:{s.port}" for s in self.servers[:3])
+
+    def master_of(self, key: str) -> EmbeddedServer:
+        """The master that serves ``key``'s slot now."""
+        with self.servers[0].client() as c:
+            slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, master, *_ in c.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    return next(s for s in self.servers if s.port == int(master[1]))
+        raise AssertionError(f"no node serves the slot of {key!r}")
+
+    def wait_ok(self) -> None:
+        self._wait(lambda c: c.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
