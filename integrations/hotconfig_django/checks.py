@@ -17,6 +17,8 @@ import redis
 from django.apps import AppConfig
 from django.core import checks
 
+from hotconfig.signing import KeyRing
+
 from . import conf, lifecycle, process
 from .errors import HotConfigSettingsError
 
@@ -101,14 +103,19 @@ def check_secure(
         return []
     tls = urlsplit(loaded.effective_url).scheme in ("rediss", "rediss+sentinel", "unix")
     tls = tls or bool(dict(loaded.options.get("redis_kwargs") or {}).get("ssl"))
-    signed = any("sign" in name for name in loaded.options)
+    try:
+        # SIGNING_KEYS, else $HOTCONFIG_SIGNING_KEYS, as the client resolves them.
+        signed = KeyRing.resolve(loaded.options.get("signing_keys")) is not None
+    except ValueError:
+        return []  # check_settings reports the bad key ring
     if tls or signed:
         return []
     return [
         checks.Warning(
             "hotconfig follows the store over plain TCP without message signing: anyone who "
             "can reach the server can publish a config change",
-            hint="use a rediss:// URL (TLS) or configure message signing; see docs/django.md",
+            hint="use a rediss:// URL (TLS) or set HOTCONFIG['SIGNING_KEYS'] (or "
+            "$HOTCONFIG_SIGNING_KEYS) on every process that reads or writes; see docs/django.md",
             id="hotconfig.W002",
         )
     ]

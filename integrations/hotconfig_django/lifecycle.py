@@ -133,7 +133,8 @@ def open_store(loaded: conf.DjangoConf, timeout: float | None) -> ConfigStore:
     """
     options: dict[str, Any] = {
         name: loaded.options[name]
-        for name in ("channel", "namespace", "max_message_bytes")
+        # Writes must be signed with the ring the clients verify (default: the environment's).
+        for name in ("channel", "namespace", "max_message_bytes", "signing_keys")
         if name in loaded.options
     }
     # The client's own connection options (TLS files, client name) apply to writes too.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -121,6 +122,19 @@ def test_deploy_says_a_wrong_password_is_an_error_not_an_outage(
     assert "wrong-password" not in refused.msg
     assert refused.hint is not None
     assert "password" in refused.hint
+
+
+def test_signing_keys_satisfy_the_deploy_check(hotconfig_settings: dict[str, Any]) -> None:
+    signed = {**hotconfig_settings, "SIGNING_KEYS": f"k1={base64.b64encode(b'x' * 32).decode()}"}
+    with override_settings(HOTCONFIG=signed):
+        assert "hotconfig.W002" not in ids(hotconfig_messages(deploy=True))
+
+
+def test_a_bad_key_ring_is_an_error(hotconfig_settings: dict[str, Any]) -> None:
+    with override_settings(HOTCONFIG={**hotconfig_settings, "SIGNING_KEYS": "no-equals-sign"}):
+        messages = hotconfig_messages()
+    assert ids(messages) == ["hotconfig.E008"]
+    assert "kid=base64key" in messages[0].msg
 
 
 def test_a_tls_url_satisfies_the_deploy_check(hotconfig_settings: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,9 @@ from django.test import override_settings
 
 from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
+from hotconfig_django import config, lifecycle
 from tests.integrations.django.processes import free_port
+from tests.waiting import eventually
 
 
 def run(*args: str) -> str:
@@ -69,3 +72,19 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(
         run("--timeout", "0.5", "get", "greeting")
     assert "hunter2" not in str(raised.value)
     assert ":***@127.0.0.1" in str(raised.value)
+
+
+def test_writes_are_signed_with_the_ring_the_clients_verify(
+    server: EmbeddedServer, hotconfig_settings: dict[str, Any]
+) -> None:
+    ring = f"k1={base64.b64encode(b'a shared secret of 32 bytes!!!!').decode()}"
+    signed = {**hotconfig_settings, "URL": server.url, "START": True, "SIGNING_KEYS": ring}
+    with override_settings(HOTCONFIG=signed), ConfigStore(server.url) as unsigned:
+        lifecycle.setup()
+        assert run("set", "greeting", '"signed"') == "greeting set in global at version 1"
+        assert config.wait_for_version(1, timeout=5)
+        assert config.get("greeting") == "signed"
+        # A write without the key is refused by the client; the signed value stays.
+        unsigned.set("greeting", "forged")
+        assert eventually(lambda: config.stats.rejected == 1)
+        assert config.get("greeting") == "signed"
