@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         NotConfiguredError,
         StoreError,
     )
+    from .fleet import Fleet
     from .signals import Change, Status
     from .snapshot import Snapshot
     from .stats import Stats
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigKeyError",
     "ConfigStore",
     "Entry",
+    "Fleet",
     "HistoryEntry",
     "HotConfig",
     "HotConfigError",
@@ -59,6 +61,7 @@ _HOME = {
     "ConfigKeyError": "errors",
     "ConfigStore": "store",
     "Entry": "wire",
+    "Fleet": "fleet",
     "HistoryEntry": "store",
     "HotConfig": "client",
     "HotConfigError": "errors",

@@ -133,6 +133,14 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     obj = _decode(data)
     if type(obj) is not dict:
         raise InvalidMessageError("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    if len(obj) <= 4 and "version" not in obj and "changes" not in obj and "sig" not in obj:
+        # The seed's format (key, value, scope, op): what raw publishers send, so the path
+        # that skips looking for the store's header fields.
+        return Message((_entry(obj, DEFAULT_SCOPE, limits),))
+    return _with_header(obj, limits)
+
+
+def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     version = obj.get("version")
     if version is not None and (type(version) is not int or version < 0):
         raise InvalidMessageError(

@@ -25,6 +25,7 @@ from hotconfig.testing.server import EmbeddedServer, ServerKind
 
 from . import (
     alternatives,
+    barrier,
     convergence,
     django_reads,
     latency,
@@ -66,6 +67,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "scopes": lambda server, store: scopes.measure(server.url),
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
+    "barrier": barrier.measure,
 }
 
 

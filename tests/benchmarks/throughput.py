@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
+from hotconfig.health import Reporter
 from hotconfig.testing.server import EmbeddedServer
 
 from . import burst
@@ -118,9 +119,11 @@ def _raw_round(server: EmbeddedServer, payload: bytes, token: str, decode: bool 
 
 
 def _hotconfig_round(
-    server: EmbeddedServer, payload: bytes, token: str
+    server: EmbeddedServer, payload: bytes, token: str, *, health: bool = False
 ) -> tuple[float, dict[str, Any]]:
+    """With ``health``, the client's health reporter runs too (its cost is barrier.py's row)."""
     config: HotConfig[Any] = HotConfig(server.url, service="bench-throughput")
+    reporter = Reporter(config, url=server.url) if health else None
     finished: list[float] = []
     done = threading.Event()
 
@@ -133,11 +136,15 @@ def _hotconfig_round(
     try:
         if not config.start(timeout=10):
             raise TimeoutError("the hotconfig client did not go LIVE")
+        if reporter is not None:
+            reporter.start()
         started, sock = burst.send(server.host, server.port, payload)
         done.wait(TIMEOUT)
         sock.close()
         stats = config.stats
     finally:
+        if reporter is not None:
+            reporter.close()
         config.close()
     if not finished:
         raise TimeoutError(f"the client did not apply the end of the burst in {TIMEOUT}s")

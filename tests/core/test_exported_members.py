@@ -13,6 +13,7 @@ def test_public_names_are_pinned() -> None:
         "ConfigKeyError",
         "ConfigStore",
         "Entry",
+        "Fleet",
         "HistoryEntry",
         "HotConfig",
         "HotConfigError",

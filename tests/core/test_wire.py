@@ -77,8 +77,8 @@ def test_encode_round_trips_through_parse() -> None:
         (b'{"key": "a", "value": ' + b'{"a":' * 65 + b"1" + b"}" * 65 + b"}", "too_deep"),
         (b'{"key": "a", "value": NaN}', "invalid_json"),
         (b'{"key": "a", "value": [1, -Infinity]}', "invalid_json"),
-        (b'{"key": "a", "value": 1, "prev": 5}', "bad_field"),
-        (b'{"key": "a", "value": 1, "sizes": {"global": "1"}}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": 1, "prev": 5}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": 1, "sizes": {"global": "1"}}', "bad_field"),
     ],
 )
 def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:

@@ -1,0 +1,46 @@
+"""The ``hotconfig`` command: read and write the store, watch the fleet, wait for convergence.
+
+Needs the ``cli`` extra (``pip install 'hotconfig[cli]'``: click and rich). The command group
+is :data:`group` (a :class:`click.Group`), so that framework CLIs can mount the same commands
+(``manage.py hotconfig ...``, ``flask hotconfig ...``)::
+
+    from hotconfig.cli import group
+
+    app.cli.add_command(group, "hotconfig")
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .commands import group
+
+__all__ = ["group", "main"]
+
+HINT = "the hotconfig command needs click and rich: pip install 'hotconfig[cli]'"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``hotconfig`` command (the console script's entry point)."""
+    try:
+        from .commands import group
+    except ImportError as exc:
+        if exc.name not in ("click", "rich"):
+            raise
+        print(f"error: {HINT}", file=sys.stderr)
+        raise SystemExit(2) from None
+    group.main(args=argv, prog_name="hotconfig")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "group":
+        try:
+            from .commands import group
+        except ImportError as exc:
+            if exc.name not in ("click", "rich"):
+                raise
+            raise ImportError(HINT) from None
+        return group
+    raise AttributeError(f"module 'hotconfig.cli' has no attribute {name!r}")

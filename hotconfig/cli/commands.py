@@ -1,0 +1,246 @@
+"""The ``hotconfig`` command group: each command is a thin layer over ConfigStore or Fleet.
+
+Exit status: 0 when done (and, with ``--wait``, converged); 1 when the answer is "no" (not
+converged, a key not set, scopes that differ, an instance behind); 2 for a usage error or a
+server that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..connection import ENV_VAR
+from ..keyspace import DEFAULT_NAMESPACE
+from ..wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
+from .files import dump_file, load_file
+from .fleet import status, wait_options, watch
+from .output import Output
+from .rollback import rollback_entries
+from .session import Failure, Group, Session, pass_session
+
+__all__ = ["group", "parse_value"]
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar=ENV_VAR, help=f"Redis URL (default: ${ENV_VAR}, else localhost).")
+@click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True)
+@click.option("--channel", default=DEFAULT_CHANNEL, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@click.option("--show-secrets", is_flag=True, help="Show values of secret-looking keys.")
+@click.pass_context
+def group(
+    ctx: click.Context,
+    url: str | None,
+    namespace: str,
+    channel: str,
+    as_json: bool,
+    show_secrets: bool,
+) -> None:
+    """Read and write hotconfig's store; see which instances applied what."""
+    try:
+        out = Output(as_json=as_json, show_secrets=show_secrets)
+        session = Session(url, namespace, channel, out)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    ctx.obj = session
+    ctx.call_on_close(session.close)
+
+
+scope_option = click.option("--scope", default=DEFAULT_SCOPE, show_default=True)
+
+
+def parse_value(text: str) -> Any:
+    """VALUE as JSON if it is JSON (``5``, ``true``, ``{"a": 1}``), else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _written(session: Session, what: str, version: int) -> int:
+    # With --json the write is printed by wait_options, in one document with the barrier's.
+    session.written = {"version": version, "change": what}
+    if not session.out.as_json:
+        session.out.line(f"{what}: version {version}")
+    return version
+
+
+@group.command()
+@click.argument("key")
+@scope_option
+@pass_session
+def get(session: Session, key: str, scope: str) -> None:
+    """Print the stored value of KEY (as JSON)."""
+    missing = object()
+    value = session.store.get(key, scope=scope, default=missing)
+    if value is missing:
+        session.out.note(f"{key!r} is not set in scope {scope!r}")
+        raise SystemExit(1)
+    out = session.out
+    if out.as_json:
+        out.json({"key": key, "scope": scope, "value": out.value(key, value)})
+    else:
+        out.line(out.shown(key, value))
+
+
+@group.command("set")
+@click.argument("key")
+@click.argument("value")
+@scope_option
+@wait_options
+@pass_session
+def set_(session: Session, key: str, value: str, scope: str) -> int:
+    """Set KEY to VALUE (parsed as JSON, else taken as a string)."""
+    version = session.store.set(key, parse_value(value), scope=scope)
+    return _written(session, f"set {key} in {scope}", version)
+
+
+@group.command()
+@click.argument("key")
+@scope_option
+@wait_options
+@pass_session
+def delete(session: Session, key: str, scope: str) -> int:
+    """Delete KEY from a scope (a lower scope's value shows through)."""
+    return _written(session, f"deleted {key} from {scope}", session.store.delete(key, scope=scope))
+
+
+@group.command("list")
+@scope_option
+@pass_session
+def list_(session: Session, scope: str) -> None:
+    """List the keys and values stored in a scope."""
+    out, values = session.out, session.store.get_all(scope)
+    if out.as_json:
+        out.json({key: out.value(key, value) for key, value in sorted(values.items())})
+        return
+    out.table(["key", "value"], [[k, out.shown(k, v)] for k, v in sorted(values.items())], scope)
+
+
+@group.command()
+@click.option("--key", default=None, help="Only writes that touched this key.")
+@click.option("--limit", default=20, show_default=True, help="How many writes, newest first.")
+@pass_session
+def history(session: Session, key: str | None, limit: int) -> None:
+    """The latest writes, newest first."""
+    out = session.out
+    rows = session.store.history(limit, key=key)
+    if out.as_json:
+        out.json([_history_row(out, entry.version, entry.id, entry.entries) for entry in rows])
+        return
+    table = []
+    for entry in rows:
+        changes = "; ".join(_entry_text(out, e) for e in entry.entries)
+        table.append([entry.version, _stamp(entry.id), changes])
+    out.table(["version", "time", "changes"], table)
+
+
+@group.command()
+@click.argument("version", type=int)
+@wait_options
+@pass_session
+def rollback(session: Session, version: int) -> int | None:
+    """Restore the values keys had at VERSION, as one new version."""
+    store = session.store
+    entries = rollback_entries(store.history(store.history_size + 1), version, store.epoch)
+    if not entries:
+        session.out.note(f"nothing changed after version {version}: nothing to roll back")
+        return None
+    return _written(session, f"rolled back to version {version}", store.apply(entries))
+
+
+@group.command()
+@click.argument("scope_a")
+@click.argument("scope_b")
+@pass_session
+def diff(session: Session, scope_a: str, scope_b: str) -> None:
+    """What differs between two scopes; exit 1 when anything does."""
+    out = session.out
+    a, b = session.store.get_all(scope_a), session.store.get_all(scope_b)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _ABSENT) != b.get(k, _ABSENT))
+    if out.as_json:
+        out.json([{"key": k, scope_a: _side(out, k, a), scope_b: _side(out, k, b)} for k in keys])
+    elif keys:
+        rows = [[k, _shown_side(out, k, a), _shown_side(out, k, b)] for k in keys]
+        out.table(["key", scope_a, scope_b], rows)
+    else:
+        out.line(f"{scope_a} and {scope_b} hold the same keys and values")
+    if keys:
+        raise SystemExit(1)
+
+
+@group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@scope_option
+@wait_options
+@pass_session
+def import_(session: Session, file: str, scope: str) -> int:
+    """Write FILE (JSON, or YAML with PyYAML) as one version: an export, or {key: value}."""
+    layers = load_file(file, scope)
+    entries = [Entry(k, v, s) for s, values in layers.items() for k, v in values.items()]
+    if not entries:
+        raise Failure(f"{file} holds no keys")
+    return _written(session, f"imported {len(entries)} keys", session.store.apply(entries))
+
+
+@group.command()
+@click.option("--scope", default=None, help="Only this scope (default: every scope).")
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None)
+@pass_session
+def export(session: Session, scope: str | None, fmt: str, output: str | None) -> None:
+    """Print every scope's keys and values (secret keys left out unless --show-secrets)."""
+    store, out = session.store, session.out
+    scopes = [scope] if scope else store.scopes()
+    snapshot = store.snapshot(scopes)
+    layers: dict[str, dict[str, Any]] = {}
+    for name in scopes:
+        layers[name] = {k: v for k, v in snapshot.layers[name].items() if out.keeps(k)}
+    text = dump_file({"hotconfig": 1, "version": snapshot.version, "scopes": layers}, fmt)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    if out.hidden:
+        out.note(f"{out.hidden} secret values left out; --show-secrets includes them")
+
+
+_ABSENT: Any = object()
+
+
+def _side(out: Output, key: str, values: dict[str, Any]) -> Any:
+    return out.value(key, values[key]) if key in values else None
+
+
+def _shown_side(out: Output, key: str, values: dict[str, Any]) -> str:
+    return out.shown(key, values[key]) if key in values else "(unset)"
+
+
+def _entry_text(out: Output, entry: Entry) -> str:
+    if entry.op == "delete":
+        return f"delete {entry.scope} {entry.key}"
+    return f"set {entry.scope} {entry.key}={out.shown(entry.key, entry.value)}"
+
+
+def _history_row(out: Output, version: int, stream_id: str, entries: Any) -> dict[str, Any]:
+    return {
+        "version": version,
+        "time": _stamp(stream_id),
+        "changes": [out.entry(e) for e in entries],
+    }
+
+
+def _stamp(stream_id: str) -> str:
+    import datetime
+
+    millis = int(stream_id.split("-", 1)[0])
+    moment = datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+group.add_command(status)
+group.add_command(watch)

@@ -1,0 +1,186 @@
+"""The commands about the instances: ``status``, ``watch``, and the ``--wait`` barrier."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..fleet import ChangeNotice, Convergence, Gone
+from ..registry import Report
+from .output import Output
+from .session import Session, pass_session
+
+__all__ = ["convergence_data", "report_convergence", "status", "wait_options", "watch"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def wait_options(command: F) -> F:
+    """``--wait [--timeout S] [--service S]``: after the write, the convergence barrier.
+
+    The command returns the version it wrote; with ``--wait`` the command exits 1 unless every
+    live instance (of ``--service``) applied it within the timeout.
+    """
+
+    @click.option("--wait", is_flag=True, help="Wait until every live instance applied it.")
+    @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait at most.")
+    @click.option("--service", default=None, help="Wait only for instances of this service.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, wait: bool, timeout: float, service: str | None, **kw: Any) -> Any:
+        version = command(*args, **kw)
+        session = click.get_current_context().find_object(Session)
+        assert session is not None
+        written = session.written or {}
+        if not (wait and isinstance(version, int)):
+            if session.out.as_json and written:
+                session.out.json(written)
+            return version
+        result = session.fleet.wait(version, timeout, service=service)
+        if session.out.as_json:
+            session.out.json({**written, "convergence": convergence_data(result)})
+        else:
+            report_convergence(session.out, result)
+        if not result.ok:
+            raise SystemExit(1)
+        return version
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _who(report: Report | None, instance: str) -> str:
+    return f"{instance} (service {report.service})" if report and report.service else instance
+
+
+def convergence_data(result: Convergence) -> dict[str, Any]:
+    """What ``Fleet.wait`` found, as JSON-ready data."""
+    reports = result.reports
+    return {
+        "ok": result.ok,
+        "version": result.version,
+        "elapsed_ms": round(result.elapsed * 1000, 1),
+        "applied": list(result.applied),
+        "rejected": [
+            {"instance": i, "service": reports[i].service, "reason": reason}
+            for i, reason in result.rejected
+        ],
+        "behind": [reports[i].to_dict() for i in result.behind],
+        "gone": [reports[i].to_dict() for i in result.gone],
+    }
+
+
+def report_convergence(out: Output, result: Convergence) -> bool:
+    """Print what ``Fleet.wait`` found, for a person; True when it converged."""
+    reports = result.reports
+    if not reports:
+        out.note("no live instance is registered: nothing to confirm")
+        return result.ok
+    summary = (
+        f"version {result.version}: {len(result.applied)} applied, {len(result.rejected)} "
+        f"rejected, {len(result.behind)} behind, {len(result.gone)} gone "
+        f"({result.elapsed * 1000:.0f} ms)"
+    )
+    out.line(summary, "green" if result.ok else "red")
+    for instance, reason in result.rejected:
+        out.line(f"rejected  {_who(reports[instance], instance)}: {reason}", "red")
+    for instance in result.behind:
+        report = reports[instance]
+        out.line(
+            f"behind    {_who(report, instance)}: at version {report.version}, {report.status}",
+            "yellow",
+        )
+    for instance in result.gone:
+        out.line(f"gone      {_who(reports[instance], instance)}: its registration expired", "red")
+    return result.ok
+
+
+@click.command()
+@click.option("--service", default=None, help="Only instances of this service.")
+@pass_session
+def status(session: Session, service: str | None) -> None:
+    """The live instances; exit 1 when one is behind or rejected the latest change."""
+    out = session.out
+    reports = session.fleet.instances(service)
+    latest = session.store.version
+    troubled = [
+        r for r in reports if r.version < latest or r.rejection_of(latest) or r.status != "LIVE"
+    ]
+    if out.as_json:
+        out.json({"store_version": latest, "instances": [r.to_dict() for r in reports]})
+    elif not reports:
+        out.note("no live instance is registered")
+    else:
+        rows = [
+            [
+                r.service or "-",
+                r.instance,
+                r.framework or "-",
+                r.version,
+                r.status,
+                f"{r.lag:.1f}s",
+                r.counts.get("rejected", 0),
+                _last_rejection(r),
+            ]
+            for r in reports
+        ]
+        columns = ["service", "instance", "framework", "version", "status", "lag", "rejected"]
+        out.table([*columns, "last rejection"], rows, f"store version {latest}")
+    if troubled:
+        raise SystemExit(1)
+
+
+def _last_rejection(report: Report) -> str:
+    if not report.rejections:
+        return "-"
+    last = report.rejections[-1]
+    return f"v{last.version} {last.key or '-'}: {last.reason}"
+
+
+@click.command()
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--ticks", is_flag=True, help="Also show the periodic reports.")
+@pass_session
+def watch(session: Session, timeout: float | None, ticks: bool) -> None:
+    """A live feed of changes, rejections and instance events, until Ctrl-C."""
+    out = session.out
+    try:
+        with session.fleet.watch(timeout, changes=True) as feed:
+            for event in feed:
+                if isinstance(event, Report) and event.event == "tick" and not ticks:
+                    continue
+                _print_event(out, event)
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_event(out: Output, event: Report | Gone | ChangeNotice) -> None:
+    now = time.strftime("%H:%M:%S")
+    if isinstance(event, ChangeNotice):
+        if out.as_json:
+            changes = [out.entry(e) for e in event.entries]
+            data = {"type": "change", "version": event.version, "changes": changes}
+            out.json(data | ({"reload": True} if event.reload else {}))
+            return
+        if event.reload:
+            out.line(f"{now}  change  v{event.version} a large change, loaded from the store")
+        for e in event.entries:
+            value = f"={out.shown(e.key, e.value)}" if e.op == "set" else ""
+            out.line(f"{now}  change  v{event.version} {e.op} {e.scope} {e.key}{value}")
+        return
+    if isinstance(event, Gone):
+        if out.as_json:
+            out.json({"type": "gone", "instance": event.instance, "last": event.last.to_dict()})
+        else:
+            out.line(f"{now}  gone    {_who(event.last, event.instance)}", "red")
+        return
+    if out.as_json:
+        out.json({"type": "report", **event.to_dict()})
+        return
+    text = f"{now}  {event.event:<7} {_who(event, event.instance)} v{event.version} {event.status}"
+    if event.event == "rejected" and event.rejections:
+        last = event.rejections[-1]
+        text += f" rejected v{last.version} {last.key or '-'}: {last.reason}"
+    out.line(text, "red" if event.event == "rejected" else None)

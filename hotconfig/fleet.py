@@ -1,0 +1,337 @@
+"""Fleet: the consumer side of health reporting — who runs, what they applied, did it land.
+
+::
+
+    fleet = hotconfig.Fleet("redis://localhost:6379/0")
+    fleet.instances()  # live instances' latest reports, expired ones excluded
+    version = store.set("ai.model.default", "gpt-4o")
+    result = fleet.wait(version, timeout=5.0, service="billing")
+    if not result.ok:
+        print(result.rejected, result.behind, result.gone)
+
+:meth:`Fleet.wait` is a convergence barrier: it subscribes to the health channel *first*, then
+reads the registry (each instance's latest report is stored in the same script that publishes
+it, so nothing falls between the two), and then decides on every report as it arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import redis
+
+from .connection import Target, resolve
+from .keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from .registry import LIVE_SCRIPT, Registry, Report, channel_for
+from .wire import DEFAULT_CHANNEL, Entry, Limits, parse
+
+__all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
+
+# A report's expiry is the server's clock; a little slack for the trip and the clocks' skew.
+_EXPIRY_SLACK = 0.05
+_POLL = 0.2  # how often a blocked watch looks at close()
+
+
+class Convergence(NamedTuple):
+    """What :meth:`Fleet.wait` found: ``ok`` when every instance it waited for applied the
+    version. ``rejected`` pairs an instance with its reason; ``behind`` had not applied it by
+    the timeout; ``gone`` left (or its registration expired) without applying it. ``reports``
+    holds the latest report of every instance named here."""
+
+    ok: bool
+    version: int
+    applied: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...]
+    behind: tuple[str, ...]
+    gone: tuple[str, ...]
+    elapsed: float
+    reports: dict[str, Report]
+
+
+class Gone(NamedTuple):
+    """An instance whose registration expired with no report: killed, frozen or cut off."""
+
+    instance: str
+    last: Report
+
+
+class ChangeNotice(NamedTuple):
+    """A message seen on the changes channel (``Fleet.watch(changes=True)``). ``reload``: a
+    change too large for one message, announced without its entries (clients load it)."""
+
+    version: int | None
+    entries: tuple[Entry, ...]
+    reload: bool = False
+
+
+class _Roster:
+    """The latest report of each instance and when (on our clock) its registration expires."""
+
+    def __init__(self, offset: float, service: str | None) -> None:
+        self.offset = offset  # server clock minus our monotonic clock
+        self.service = service
+        self.reports: dict[str, Report] = {}
+
+    def add(self, report: Report) -> bool:
+        """Record ``report``; False if it is of another service."""
+        if self.service is not None and report.service != self.service:
+            return False
+        self.reports[report.instance] = report
+        return True
+
+    def expiry(self, instance: str) -> float:
+        return self.reports[instance].expires - self.offset + _EXPIRY_SLACK
+
+
+class Fleet:
+    """The instances reporting under one store namespace, read from Redis.
+
+    Thread-safe for :meth:`instances`; each :meth:`wait` and :meth:`watch` uses a subscription
+    of its own.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+    ) -> None:
+        self._target = Target(resolve(url))
+        self.url = self._target.redacted
+        self.namespace = namespace
+        self.channel = channel
+        self.health_channel = channel_for(namespace)
+        self.registry = Registry(namespace)
+        self._keyspace = Keyspace(namespace)
+        self._redis = self._target.command_client()
+        self._live = self._redis.register_script(LIVE_SCRIPT)
+
+    def instances(self, service: str | None = None) -> list[Report]:
+        """The latest report of every live instance (of ``service``), by service and instance."""
+        return sorted(
+            self._read(service).reports.values(), key=lambda r: (r.service or "", r.instance)
+        )
+
+    def _read(self, service: str | None) -> _Roster:
+        reply: list[Any] = self._live(
+            keys=[self.registry.instances, self._keyspace.version], args=[self.registry.prefix]
+        )
+        roster = _Roster(float(as_text(reply[0])) - time.monotonic(), service)
+        for raw in reply[2:]:
+            try:
+                roster.add(Report.from_json(raw))
+            except ValueError:
+                continue  # not written by a reporter: nothing to say about it
+        return roster
+
+    def _subscribe(self, *channels: str) -> redis.client.PubSub:
+        pubsub: redis.client.PubSub = self._redis.pubsub()
+        pubsub.subscribe(*channels)
+        acked = 0
+        deadline = time.monotonic() + 5.0
+        while acked < len(channels):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pubsub.close()
+                raise TimeoutError("the server did not acknowledge the subscription within 5 s")
+            message = pubsub.get_message(timeout=remaining)
+            if message is not None and message["type"] == "subscribe":
+                acked += 1
+        return pubsub
+
+    def wait(
+        self, version: int, timeout: float = 5.0, *, service: str | None = None
+    ) -> Convergence:
+        """Wait until every live instance (of ``service``) has applied ``version``.
+
+        Returns as soon as each instance has applied it, rejected it or gone, or after
+        ``timeout`` seconds with the rest named ``behind``. Instances that register while it
+        waits count too. With no live instance at all, ``ok`` is True and nothing is named.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        pubsub = self._subscribe(self.health_channel)
+        try:
+            roster = self._read(service)
+            settled: dict[str, str] = {}  # instance -> applied | rejected | gone
+            for instance in list(roster.reports):
+                _settle(roster, instance, version, settled)
+            while len(settled) < len(roster.reports):
+                now = time.monotonic()
+                for instance in roster.reports:
+                    if instance not in settled and now > roster.expiry(instance):
+                        settled[instance] = "gone"
+                pending = [i for i in roster.reports if i not in settled]
+                if not pending or now >= deadline:
+                    break
+                wake = min([deadline, *(roster.expiry(i) for i in pending)])
+                message = pubsub.get_message(timeout=max(0.0, wake - now))
+                report = _report_in(message)
+                if report is not None and roster.add(report):
+                    settled.pop(report.instance, None)
+                    _settle(roster, report.instance, version, settled)
+        finally:
+            pubsub.close()
+        return _result(roster, version, settled, time.monotonic() - started)
+
+    def watch(self, timeout: float | None = None, *, changes: bool = False) -> Watch:
+        """A live feed of reports (and :class:`Gone` instances; with ``changes``, also every
+        :class:`ChangeNotice` on the changes channel), for ``timeout`` seconds or until closed."""
+        channels = [self.health_channel, *([self.channel] if changes else [])]
+        pubsub = self._subscribe(*channels)
+        return Watch(pubsub, self._read(None), self.channel, timeout)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Fleet {self.url} namespace={self.namespace!r}>"
+
+
+class Watch(Iterator["Report | Gone | ChangeNotice"]):
+    """An iterator over what happens in the fleet; ends at its timeout or at :meth:`close`
+    (which may be called from another thread: the iterator notices within 0.2 s)."""
+
+    def __init__(
+        self,
+        pubsub: redis.client.PubSub,
+        roster: _Roster,
+        changes_channel: str,
+        timeout: float | None,
+    ) -> None:
+        self._pubsub = pubsub
+        self._roster = roster
+        self._changes = changes_channel
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reading = False  # a thread is in get_message: only it may close the connection
+        self._released = False
+
+    def __next__(self) -> Report | Gone | ChangeNotice:
+        with self._lock:
+            if self._closed:
+                self._release()
+                raise StopIteration
+            self._reading = True
+        try:
+            event = self._next()
+        finally:
+            with self._lock:
+                self._reading = False
+                if self._closed:
+                    self._release()  # close() from another thread left it to this one
+        if event is None:
+            raise StopIteration
+        return event
+
+    def _next(self) -> Report | Gone | ChangeNotice | None:
+        roster = self._roster
+        while not self._closed:
+            now = time.monotonic()
+            for instance in list(roster.reports):
+                if now > roster.expiry(instance):
+                    return Gone(instance, roster.reports.pop(instance))
+            if self._deadline is not None and now >= self._deadline:
+                break
+            wait = min([_POLL, *(roster.expiry(i) - now for i in roster.reports)])
+            if self._deadline is not None:
+                wait = min(wait, self._deadline - now)
+            message = self._pubsub.get_message(timeout=max(0.0, wait))
+            if message is None or message.get("type") != "message":
+                continue
+            if as_text(message["channel"]) == self._changes:
+                notice = _notice(message["data"])
+                if notice is not None:
+                    return notice
+                continue
+            report = _report_in(message)
+            if report is not None:
+                if report.event == "leave":
+                    roster.reports.pop(report.instance, None)
+                else:
+                    roster.add(report)
+                return report
+        self._closed = True
+        return None
+
+    def close(self) -> None:
+        """End the feed; from another thread, the reading thread lets go within 0.2 s."""
+        with self._lock:
+            self._closed = True
+            if not self._reading:
+                self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pubsub.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, str]) -> None:
+    report = roster.reports[instance]
+    if report.rejection_of(version) is not None:
+        settled[instance] = "rejected"
+    elif report.version >= version:
+        settled[instance] = "applied"
+    elif report.event == "leave" or report.status == "CLOSED":
+        settled[instance] = "gone"
+
+
+def _result(roster: _Roster, version: int, settled: dict[str, str], elapsed: float) -> Convergence:
+    def named(outcome: str) -> tuple[str, ...]:
+        return tuple(sorted(i for i, o in settled.items() if o == outcome))
+
+    rejected = []
+    for instance in named("rejected"):
+        rejection = roster.reports[instance].rejection_of(version)
+        if rejection is None:
+            rejected.append((instance, "rejected"))
+        else:
+            where = f"{rejection.key}: " if rejection.key else ""
+            rejected.append((instance, where + rejection.reason))
+    behind = tuple(sorted(i for i in roster.reports if i not in settled))
+    applied, gone = named("applied"), named("gone")
+    ok = not (rejected or behind or gone)
+    return Convergence(
+        ok, version, applied, tuple(rejected), behind, gone, elapsed, dict(roster.reports)
+    )
+
+
+def _report_in(message: dict[str, Any] | None) -> Report | None:
+    if message is None or message.get("type") != "message":
+        return None
+    try:
+        return Report.from_json(message["data"])
+    except ValueError:
+        return None
+
+
+def _notice(data: bytes) -> ChangeNotice | None:
+    try:
+        parsed = parse(data, Limits())
+    except ValueError:
+        return None
+    return ChangeNotice(parsed.version, parsed.entries, parsed.reload)

@@ -1,0 +1,273 @@
+"""This instance's health reports on ``health:status:{namespace}`` and its registration.
+
+A :class:`Reporter` follows one client through the client's public API and the module-level
+signals. On each applied version, on each status change, on each rejection and every
+``interval`` seconds it runs one script on a connection of its own that refreshes the
+instance's registration and publishes its report (see :mod:`hotconfig.registry` for the keys
+and the format). It never raises into the client: a Redis error is counted in
+:attr:`Reporter.errors`, logged at DEBUG, and the report is tried again at the next tick.
+
+After ``os.fork()`` the child's reporter drops the parent's connection unread and, if it was
+running, starts again under a new instance id: the child is another instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import signals
+from .connection import Target
+from .registry import COUNTS, REPORT_SCRIPT, Registry, Rejection, channel_for, describe
+from .signals import Status
+
+if TYPE_CHECKING:
+    from .client import HotConfig
+
+__all__ = ["Reporter", "new_instance_id"]
+
+log = logging.getLogger(__name__)
+
+_KEEP_REJECTIONS: Final = 10
+# The longest the reporter thread sleeps between two looks at its flags: a new version wakes it
+# at once (wait_for_version); a status move, a rejection or close() within this.
+_SLICE: Final = 0.05
+_SOCKET_TIMEOUT: Final = 1.0
+
+
+def new_instance_id() -> str:
+    """``host:pid:random``: stable for a process, new in a forked child."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Reporter:
+    """Publishes one client's health and keeps it registered while the client runs.
+
+    ``url`` (or a :class:`~hotconfig.connection.Target`, which keeps TLS and other options) is
+    where to report; by default the client's own URL, which is only possible when it carries
+    no password (``config.url`` hides it). ``ttl`` is how long a registration outlives the
+    last report (default three intervals): an instance killed without a word leaves the
+    registry that long after its last report.
+    """
+
+    def __init__(
+        self,
+        config: HotConfig[Any],
+        *,
+        namespace: str | None = None,
+        interval: float = 5.0,
+        ttl: float | None = None,
+        framework: str | None = None,
+        url: str | Target | None = None,
+    ) -> None:
+        if not interval > 0 or (ttl is not None and not ttl > 0):
+            raise ValueError("interval and ttl must be positive numbers of seconds")
+        self._config = config
+        self._target = _target_for(config, url)
+        self.namespace = namespace or config.keyspace.namespace
+        self.registry = Registry(self.namespace)
+        self.channel = channel_for(self.namespace)
+        self.interval = interval
+        self.ttl = ttl if ttl is not None else 3 * interval
+        self.framework = framework
+        self.errors = 0
+        """Reports that failed (a Redis error); each is retried at the next tick."""
+        self.reports = 0
+        """Reports published."""
+        self._rejections: deque[Rejection] = deque(maxlen=_KEEP_REJECTIONS)
+        self._running = False
+        self._reset()
+        signals.status_changed.connect(self._on_status, sender=config)
+        signals.config_rejected.connect(self._on_rejected, sender=config)
+        _reporters.add(self)
+
+    def _reset(self) -> None:
+        # Everything a forked child must not share with its parent.
+        self.instance = new_instance_id()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake: str | None = "start"
+        self._thread: threading.Thread | None = None
+        self._redis: redis.Redis | None = None
+        self._script: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reporting on a daemon thread; idempotent."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"hotconfig-health-{self._config.service or os.getpid()}"
+            )
+            self._thread.daemon = True
+            self._thread.start()
+
+    def close(self, timeout: float = 1.5) -> None:
+        """Leave the registry (a last report, event ``leave``) and stop; bounded, idempotent."""
+        with self._lock:
+            running, self._running = self._running, False
+            thread = self._thread
+        self._stop.set()
+        if running and thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.debug("the health reporter thread did not stop within %ss", timeout)
+        signals.status_changed.disconnect(self._on_status, sender=self._config)
+        signals.config_rejected.disconnect(self._on_rejected, sender=self._config)
+        _reporters.discard(self)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # -- receivers: on the client's listener thread (or close()'s caller); never block ---------
+
+    def _on_status(self, sender: object, **kwargs: Any) -> None:
+        self._wake = "status"
+
+    def _on_rejected(self, sender: object, **kwargs: Any) -> None:
+        version = kwargs.get("version")
+        if not isinstance(version, int):
+            version = self._config.version  # the rejected write's version is already swapped in
+        key = kwargs.get("key")
+        reason = describe(str(kwargs.get("reason", "rejected")), kwargs.get("error"))
+        self._rejections.append(Rejection(key if isinstance(key, str) else None, version, reason))
+        self._wake = "rejected"
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        config, stop = self._config, self._stop
+        seen = -1  # the version last reported (or tried)
+        next_tick = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            event = self._wake
+            if config.status is Status.CLOSED:
+                break  # the client is gone; leave the registry
+            if event is None and config.version != seen:
+                event = "version"
+            if event is None and now >= next_tick:
+                event = "tick"
+            if event is not None:
+                self._wake = None
+                seen = config.version
+                # A failed report is tried again soon, whatever the interval.
+                next_tick = now + (self.interval if self._report(event) else min(self.interval, 1))
+            # Returns as soon as a newer version's receivers have run, else after the slice.
+            config.wait_for_version(seen + 1, timeout=min(_SLICE, max(0.0, next_tick - now)))
+        self._report("leave")
+        client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
+
+    def _report(self, event: str) -> bool:
+        try:
+            if self._redis is None:
+                # No retries inside redis-py: the next tick is the retry, and close() is bounded.
+                self._redis = self._target.command_client(
+                    socket_timeout=_SOCKET_TIMEOUT,
+                    socket_connect_timeout=_SOCKET_TIMEOUT,
+                    retry=Retry(NoBackoff(), 0),
+                )
+                self._script = self._redis.register_script(REPORT_SCRIPT)
+            head, version = self._head(event)
+            keys = [
+                self.registry.instances,
+                self.registry.instance(self.instance),
+                self._config.keyspace.version,
+                self._config.keyspace.history,
+            ]
+            ttl_ms = int(self.ttl * 1000)
+            leave = "1" if event == "leave" else "0"
+            args = [self.channel, self.instance, ttl_ms, version, head, leave]
+            self._script(keys=keys, args=args)
+        except Exception as exc:  # a report must never break the client: count, retry later
+            self.errors += 1
+            log.debug("health report failed (%s), retrying at the next tick: %s", event, exc)
+            return False
+        self.reports += 1
+        return True
+
+    def _head(self, event: str) -> tuple[str, int]:
+        config = self._config
+        snapshot, stats = config.snapshot(), config.stats
+        report = {
+            "type": "report",
+            "event": event,
+            "service": config.service,
+            "instance": self.instance,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "framework": self.framework,
+            "version": snapshot.version,
+            "epoch": snapshot.epoch,
+            "digest": getattr(snapshot, "digest", None),
+            "status": str(config.status),
+            "scopes": list(config.scopes),
+            "counts": {name: getattr(stats, name) for name in COUNTS},
+            "rejections": [
+                {"key": r.key, "version": r.version, "reason": r.reason}
+                for r in list(self._rejections)
+            ],
+            "interval": self.interval,
+        }
+        text = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
+        return text[:-1], snapshot.version  # the script closes the object
+
+    # -- fork safety --------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here and its socket is the parent's: drop both
+        # unread (redis-py only shuts a socket down in the process that opened it).
+        running = self._running
+        self._running = False
+        self._reset()
+        if running:
+            self.start()
+
+    def __repr__(self) -> str:
+        return f"<Reporter {self.instance} {self._target.redacted} running={self._running}>"
+
+
+def _target_for(config: HotConfig[Any], url: str | Target | None) -> Target:
+    if isinstance(url, Target):
+        return url
+    if url is not None:
+        return Target(url)
+    if "***" in config.url:
+        raise ValueError(
+            "the client's URL carries a password, which config.url hides: pass url= to "
+            "Reporter (the same URL the client was made with)"
+        )
+    return Target(config.url)
+
+
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
+        try:
+            reporter._after_fork_in_child()
+        except Exception:
+            log.exception("could not restart the health reporter after fork")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

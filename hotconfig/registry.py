@@ -1,0 +1,224 @@
+"""The health channel's report format and the instance registry: keys, scripts, parsing.
+
+Every client's :class:`~hotconfig.health.Reporter` writes here and :class:`~hotconfig.fleet.Fleet`
+reads here. The registry, under the store's hash tag (one Redis Cluster slot)::
+
+    {ns}:health:instances       sorted set: instance id → when its registration expires
+    {ns}:health:instance:<id>   the instance's latest report (JSON), with a TTL
+
+Times are the server's (``TIME``), so that hosts with skewed clocks agree on who expired. A
+report holds no value, ever: keys, versions and reasons only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .errors import InvalidMessageError, InvalidValueError
+from .keyspace import DEFAULT_NAMESPACE, Keyspace
+
+__all__ = [
+    "COUNTS",
+    "LIVE_SCRIPT",
+    "REPORT_SCRIPT",
+    "Registry",
+    "Rejection",
+    "Report",
+    "channel_for",
+    "describe",
+]
+
+COUNTS: Final = ("received", "applied", "rejected", "resyncs", "reconnects")
+_KEEP_REJECTIONS: Final = 10
+_DETAIL_MAX: Final = 200
+# The schema appends "(input <value>)" to a validation message; a report keeps the message only.
+_INPUT_SUFFIX = re.compile(r"\s*\(input .*\)\s*$", re.DOTALL)
+
+
+def channel_for(namespace: str) -> str:
+    """The health channel of a store namespace."""
+    return f"health:status:{namespace}"
+
+
+# KEYS: instances zset, this instance's report key, store version, store history.
+# ARGV: channel, instance id, ttl (ms), applied version, report head (a JSON object without its
+# closing brace), "1" to leave the registry. The script adds the server's time, the expiry, the
+# store's version and the lag (how long the oldest version this instance lacks has existed).
+REPORT_SCRIPT: Final = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local store = tonumber(redis.call('GET', KEYS[3]) or '0')
+local applied = tonumber(ARGV[4])
+local lag_ms = 0
+if store > applied then
+  local rows = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', math.min(store - applied, 100))
+  if #rows > 0 then
+    lag_ms = math.max(0, now_ms - tonumber(string.match(rows[#rows][1], '^(%d+)')))
+  end
+end
+local ttl_ms = tonumber(ARGV[3])
+local expires_ms = now_ms + ttl_ms
+local report = ARGV[5] .. string.format(
+  ',"lag":%.3f,"store_version":%d,"time":%.3f,"expires":%.3f}',
+  lag_ms / 1000, store, now_ms / 1000, expires_ms / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms / 1000)
+if ARGV[6] == '1' then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZADD', KEYS[1], string.format('%.3f', expires_ms / 1000), ARGV[2])
+  redis.call('SET', KEYS[2], report, 'PX', ttl_ms)
+end
+redis.call('PUBLISH', ARGV[1], report)
+return report
+"""
+
+
+# KEYS: instances zset, store version. ARGV: the report key prefix. Returns {server time (s),
+# store version, report, report, ...}: the live instances' latest reports, expired ones dropped.
+LIVE_SCRIPT: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local out = {string.format('%.6f', now), tonumber(redis.call('GET', KEYS[2]) or '0')}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.6f', now), '+inf')
+for _, id in ipairs(ids) do
+  local report = redis.call('GET', ARGV[1] .. id)
+  if report then
+    out[#out + 1] = report
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """The registry's key names under one store namespace."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    @property
+    def instances(self) -> str:
+        return f"{Keyspace(self.namespace).tag}:health:instances"
+
+    def instance(self, instance_id: str) -> str:
+        return f"{Keyspace(self.namespace).tag}:health:instance:{instance_id}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{Keyspace(self.namespace).tag}:health:instance:"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A change an instance refused: the key (None for a whole message), the version it
+    arrived with, and why — never the value."""
+
+    key: str | None
+    version: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One instance's report as published on the health channel and kept in the registry.
+
+    ``event`` says what made it: ``start``, ``version``, ``status``, ``rejected``, ``tick`` or
+    ``leave`` (a clean close: the instance left the registry). ``time`` and ``expires`` are the
+    server's clock, in seconds. ``lag`` is how long (s) the oldest store version this instance
+    has not applied has existed, 0 when it is up to date.
+    """
+
+    instance: str
+    service: str | None
+    host: str
+    pid: int
+    framework: str | None
+    version: int
+    epoch: str | None
+    digest: str | None
+    status: str
+    lag: float
+    store_version: int
+    counts: Mapping[str, int]
+    rejections: tuple[Rejection, ...]
+    event: str
+    time: float
+    expires: float
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Report:
+        """Parse a report; raises :class:`ValueError` for anything that is not one."""
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("instance"), str):
+            raise ValueError("not a health report")
+        try:
+            return cls(
+                instance=data["instance"],
+                service=data.get("service"),
+                host=str(data.get("host", "")),
+                pid=int(data.get("pid", 0)),
+                framework=data.get("framework"),
+                version=int(data.get("version", 0)),
+                epoch=data.get("epoch"),
+                digest=data.get("digest"),
+                status=str(data.get("status", "")),
+                lag=float(data.get("lag", 0.0)),
+                store_version=int(data.get("store_version", 0)),
+                counts={k: int(v) for k, v in dict(data.get("counts", {})).items()},
+                rejections=tuple(
+                    Rejection(r.get("key"), int(r.get("version", 0)), str(r.get("reason", "")))
+                    for r in data.get("rejections", ())
+                ),
+                event=str(data.get("event", "")),
+                time=float(data.get("time", 0.0)),
+                expires=float(data.get("expires", 0.0)),
+                scopes=tuple(data.get("scopes", ())),
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed health report: {exc}") from None
+
+    def rejection_of(self, version: int) -> Rejection | None:
+        """The rejection this instance reported for ``version``, if any."""
+        return next((r for r in self.rejections if r.version == version), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (what ``hotconfig status --json`` prints)."""
+        return {
+            "instance": self.instance,
+            "service": self.service,
+            "host": self.host,
+            "pid": self.pid,
+            "framework": self.framework,
+            "version": self.version,
+            "epoch": self.epoch,
+            "digest": self.digest,
+            "status": self.status,
+            "lag": self.lag,
+            "store_version": self.store_version,
+            "counts": dict(self.counts),
+            "rejections": [
+                {"key": r.key, "version": r.version, "reason": r.reason} for r in self.rejections
+            ],
+            "event": self.event,
+            "time": self.time,
+            "expires": self.expires,
+            "scopes": list(self.scopes),
+        }
+
+
+def describe(reason: str, error: object) -> str:
+    """A rejection's reason without the value: the code and the validator's message."""
+    if isinstance(error, InvalidValueError):
+        detail = _INPUT_SUFFIX.sub("", error.detail)
+    elif isinstance(error, InvalidMessageError):
+        detail = error.detail
+    else:
+        return reason
+    text = f"{reason}: {detail}" if detail else reason
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 3] + "..."

@@ -1,0 +1,44 @@
+"""Health reports and the convergence barrier on a real Redis Cluster: the registry shares the
+store's hash tag, so its scripts run on the store's slot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hotconfig import ConfigStore, Fleet, HotConfig
+from hotconfig.health import Reporter
+from hotconfig.testing import ServerKind
+from tests.faults.topology import Cluster
+from tests.waiting import eventually
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+
+@pytest.fixture
+def cluster(server_kind: ServerKind) -> Iterator[Cluster]:
+    topology = Cluster(server_kind)
+    yield topology
+    topology.close()
+
+
+def test_the_barrier_confirms_every_instance_on_a_cluster(cluster: Cluster) -> None:
+    configs: list[HotConfig[Any]] = [HotConfig(cluster.url, service=f"s{i}") for i in range(3)]
+    reporters = [Reporter(config, url=cluster.url) for config in configs]
+    try:
+        for config, reporter in zip(configs, reporters, strict=True):
+            assert config.start(timeout=10)
+            reporter.start()
+        with ConfigStore(cluster.url) as store, Fleet(cluster.url) as fleet:
+            assert eventually(lambda: len(fleet.instances()) == 3)
+            result = fleet.wait(store.set("k", 1), timeout=3)
+            assert result.ok, result
+            assert set(result.applied) == {r.instance for r in reporters}
+            assert all(r.errors == 0 for r in reporters)
+    finally:
+        for reporter in reporters:
+            reporter.close()
+        for config in configs:
+            config.close()

@@ -1,0 +1,70 @@
+"""Instances in other processes: a real client with a health reporter, to be killed for real.
+
+with spawned_instance(server.url, service="victim", ttl=0.5) as child:
+    ...  # child.instance is its id in the registry
+    child.kill()  # SIGKILL: no leave report, its registration expires after ttl
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["Spawned", "spawned_instance"]
+
+# The child prints its instance id once its client is LIVE and its first report is out.
+_CHILD = """
+import sys, time
+from hotconfig import HotConfig
+from hotconfig.health import Reporter
+
+url, service, interval, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+config = HotConfig(url, service=service)
+config.start(timeout=10)
+reporter = Reporter(config, interval=interval, ttl=ttl, url=url)
+reporter.start()
+deadline = time.monotonic() + 10
+while reporter.reports == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(reporter.instance, flush=True)
+time.sleep(120)
+"""
+
+
+@dataclass
+class Spawned:
+    process: subprocess.Popen[str]
+    instance: str
+
+    def kill(self) -> None:
+        """SIGKILL: the instance dies without a word, as under the OOM killer."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def spawned_instance(
+    url: str, *, service: str, interval: float = 0.2, ttl: float = 0.6
+) -> Iterator[Spawned]:
+    """A client in a child process, LIVE and registered; killed at exit if still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, url, service, str(interval), str(ttl)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line:
+            raise AssertionError(f"the instance process said nothing (exit {process.poll()})")
+        yield Spawned(process, line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
