@@ -17,6 +17,7 @@ from typing_extensions import TypeVar
 from . import forking
 from .connection import Target, Topology, resolve
 from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
+from .health import Reporter
 from .keyspace import DEFAULT_NAMESPACE, Keyspace
 from .lastgood import LastKnownGood
 from .listener import Listener, ListenerOptions
@@ -65,6 +66,7 @@ class HotConfig(Generic[ModelT]):
         "_lifecycle_lock",
         "_listener",
         "_options",
+        "_reporter",
         "_sink",
         "_snapshot",
         "_target",
@@ -102,6 +104,8 @@ class HotConfig(Generic[ModelT]):
         backoff_max: float = 0.5,
         redis_kwargs: Mapping[str, Any] | None = None,
         signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
+        health: bool = True,
+        framework: str | None = None,
     ) -> None:
         redis_options = dict(redis_kwargs or {})
         if service:
@@ -135,6 +139,9 @@ class HotConfig(Generic[ModelT]):
         lastgood = LastKnownGood(cache_path) if cache_path is not None else None
         state = ConfigState(Schema(model), self.scopes)
         self._sink = Sink(state, self._swap, self, lastgood)
+        # Reports this instance on health:status:{namespace} and in the expiring registry, so
+        # `hotconfig status` and `set --wait` can see it landed (never values).
+        self._reporter = Reporter(self, url=self._target, framework=framework) if health else None
         forking.track(self)
 
     # -- reads: lock-free, no network -----------------------------------------------------------
@@ -221,6 +228,8 @@ class HotConfig(Generic[ModelT]):
             if self._listener is None:
                 self._listener = self._new_listener()
                 self._listener.start()
+                if self._reporter is not None:
+                    self._reporter.start()
                 self._lifecycle = _Lifecycle.OPENED
             listener = self._listener
         # Settled: LIVE, or refused by the server (MISCONFIGURED), which no wait would mend.
@@ -241,6 +250,8 @@ class HotConfig(Generic[ModelT]):
         if listener is not None and not listener.stop(_CLOSE_TIMEOUT):
             log.warning("the listener thread did not stop within %ss", _CLOSE_TIMEOUT)
         forking.untrack(self)
+        if self._reporter is not None:
+            self._reporter.close(timeout=0.5)
         self._sink.set_status(Status.CLOSED)
 
     def __enter__(self) -> HotConfig[ModelT]:

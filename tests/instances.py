@@ -23,7 +23,7 @@ from hotconfig import HotConfig
 from hotconfig.health import Reporter
 
 url, service, interval, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-config = HotConfig(url, service=service)
+config = HotConfig(url, service=service, health=False)
 config.start(timeout=10)
 reporter = Reporter(config, interval=interval, ttl=ttl, url=url)
 reporter.start()

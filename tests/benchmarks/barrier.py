@@ -55,7 +55,7 @@ def _health_cost(server: EmbeddedServer, store: ConfigStore) -> Row:
 
 def _barrier(url: str, store: ConfigStore) -> list[Row]:
     configs: list[HotConfig[Any]] = [
-        HotConfig(url, service=f"bench-barrier-{i % 4}") for i in range(INSTANCES)
+        HotConfig(url, service=f"bench-barrier-{i % 4}", health=False) for i in range(INSTANCES)
     ]
     reporters = [Reporter(config, url=url) for config in configs]
     timings: list[float] = []

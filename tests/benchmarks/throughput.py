@@ -122,7 +122,7 @@ def _hotconfig_round(
     server: EmbeddedServer, payload: bytes, token: str, *, health: bool = False
 ) -> tuple[float, dict[str, Any]]:
     """With ``health``, the client's health reporter runs too (its cost is barrier.py's row)."""
-    config: HotConfig[Any] = HotConfig(server.url, service="bench-throughput")
+    config: HotConfig[Any] = HotConfig(server.url, service="bench-throughput", health=False)
     reporter = Reporter(config, url=server.url) if health else None
     finished: list[float] = []
     done = threading.Event()

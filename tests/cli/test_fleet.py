@@ -40,7 +40,9 @@ def instances(server: EmbeddedServer) -> Iterator[Instances]:
         reporters = []
         for index, service in enumerate(services):
             model = Strict if index < typed else None
-            config: HotConfig[Any] = HotConfig(server.url, service=service, model=model)
+            config: HotConfig[Any] = HotConfig(
+                server.url, service=service, model=model, health=False
+            )
             assert config.start(timeout=5)
             reporter = Reporter(config, framework="plain")
             reporter.start()
@@ -101,7 +103,7 @@ def test_a_killed_instance_shows_as_gone(
 
 
 def test_set_wait_names_an_instance_behind_at_the_timeout(run: Run, server: EmbeddedServer) -> None:
-    config: HotConfig[Any] = HotConfig(server.url, service="stalled")  # never started
+    config: HotConfig[Any] = HotConfig(server.url, service="stalled", health=False)  # never started
     reporter = Reporter(config)
     reporter.start()
     try:

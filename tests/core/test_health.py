@@ -51,7 +51,7 @@ def start(server: EmbeddedServer) -> Iterator[Start]:
     def make(
         service: str = "app", model: type[BaseModel] | None = None, live: bool = True, **kw: Any
     ) -> tuple[HotConfig[Any], Reporter]:
-        config: HotConfig[Any] = HotConfig(server.url, service=service, model=model)
+        config: HotConfig[Any] = HotConfig(server.url, service=service, model=model, health=False)
         if live:
             assert config.start(timeout=5)
         reporter = Reporter(config, **kw)
@@ -262,7 +262,7 @@ def test_a_forked_child_reports_as_another_instance(start: Start, fleet: Fleet) 
 
 
 def test_a_password_in_the_url_needs_it_given(server: EmbeddedServer) -> None:
-    config: HotConfig[Any] = HotConfig("redis://user:pw@127.0.0.1:1/0")
+    config: HotConfig[Any] = HotConfig("redis://user:pw@127.0.0.1:1/0", health=False)
     with pytest.raises(ValueError, match="pass url="):
         Reporter(config)
     Reporter(config, url=server.url).close()  # a reporter never started closes at once
@@ -278,3 +278,19 @@ def test_watch_announces_a_change_too_large_for_one_message(
         version = store.set_many({f"k{i}": "x" * 50 for i in range(100)})
         notice = next(e for e in feed if isinstance(e, ChangeNotice))
     assert notice == ChangeNotice(version, (), reload=True)
+
+
+def test_every_client_reports_itself_by_default(
+    server: EmbeddedServer, fleet: Fleet, store: ConfigStore
+) -> None:
+    version = store.set("a", 1)
+    with HotConfig(server.url, service="default-on", framework="plain") as config:
+        assert config.wait_for_version(version, timeout=5)
+        result = fleet.wait(version, timeout=5, service="default-on")
+        assert result.ok, result
+        (report,) = fleet.instances(service="default-on")
+        assert (report.framework, report.version) == ("plain", version)
+    assert eventually(lambda: not fleet.instances(service="default-on"), timeout=5)
+    with HotConfig(server.url, service="silent", health=False) as quiet:
+        assert quiet.status is Status.LIVE
+        assert fleet.instances(service="silent") == []

@@ -82,8 +82,8 @@ def test_a_black_holed_connection_is_detected_in_seconds_and_healed(
     fleet.store.set("after.heal", True)
     fleet.assert_converged()
     # The black-holed connections were closed, not left behind: one for Pub/Sub, one for
-    # the snapshot reads.
-    assert eventually(lambda: proxy.connection_count == 2, timeout=10), proxy.connection_count
+    # the snapshot reads, one for the health reporter.
+    assert eventually(lambda: proxy.connection_count == 3, timeout=10), proxy.connection_count
 
 
 def test_a_slow_consumer_disconnected_by_the_server_converges_afterwards(
