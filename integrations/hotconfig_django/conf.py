@@ -81,6 +81,8 @@ class DjangoConf:
             "scopes": self.scopes,
             "service": self.service,
             "cache_path": self.cache_path,
+            # Health reports say which integration runs the client (HEALTH=False turns them off).
+            "framework": "django",
             **self.options,
         }
 

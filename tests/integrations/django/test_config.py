@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -15,11 +16,13 @@ from django.test import override_settings
 
 import hotconfig_django
 from hotconfig import ConfigStore
+from hotconfig.fleet import Fleet
 from hotconfig.testing import EmbeddedServer
 from hotconfig_django import HotConfigSettingsError, LazyConfig, lifecycle
 from hotconfig_django.process import Role, decide
 from tests.integrations.django.live_settings import Settings
 from tests.integrations.django.processes import LISTENER_NAME_PREFIX, ROOT
+from tests.waiting import eventually
 
 
 def listener_threads() -> list[str]:
@@ -176,6 +179,19 @@ def test_the_listener_connection_carries_the_service_name(
     with server.client() as client:
         names = [c["name"] for c in client.client_list(_type="pubsub")]
     assert names == ["hotconfig:django-tests"]
+
+
+def test_a_serving_process_reports_itself_as_a_django_instance(
+    live: LazyConfig, server: EmbeddedServer
+) -> None:
+    fleet = Fleet(server.url)
+    try:
+        assert eventually(lambda: len(fleet.instances("django-tests")) == 1)
+        [report] = fleet.instances("django-tests")
+    finally:
+        fleet.close()
+    assert report.framework == "django"
+    assert report.pid == os.getpid()
 
 
 def test_reads_keep_working_when_the_server_dies(live: LazyConfig, server: EmbeddedServer) -> None:
