@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from hotconfig_django import config
 
-_built: dict[str, Any] = {"html": "", "at": None, "version": 0}
+_built: dict[str, Any] = {"html": "", "text": None, "at": None}
 
 
 def rebuild() -> None:
@@ -21,7 +21,7 @@ def rebuild() -> None:
     )
     # Replace the whole dict: a request reads either the old banner or the new one.
     global _built
-    _built = {"html": html, "at": time.monotonic(), "version": config.version}
+    _built = {"html": html, "text": settings.banner.text, "at": time.monotonic()}
 
 
 def on_config_updated(sender: object, key: str, **kwargs: Any) -> None:

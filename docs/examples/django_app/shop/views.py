@@ -24,6 +24,7 @@ def state(request: HttpRequest) -> JsonResponse:
             "pid": os.getpid(),
             "greeting": config.get("greeting"),
             "banner": config.settings.banner.text,
+            "banner_built_from": built["text"],  # what the receiver last rebuilt it from
             "banner_built_at": built["at"],
             "version": config.version,
             "status": str(config.status),
