@@ -28,6 +28,8 @@ from . import (
     barrier,
     convergence,
     django_reads,
+    fastapi_integration,
+    flask_reads,
     latency,
     machine,
     memory,
@@ -61,6 +63,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
 
 SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "reads": _reads,
+    "flask": lambda server, store: flask_reads.measure(server.url, store),
     "latency": lambda server, store: latency.measure(server.url, store),
     "throughput": throughput.measure,
     "resync": lambda server, store: resync.measure(server.url),
@@ -68,6 +71,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "memory": lambda server, store: memory.measure(server.url),
     "convergence": lambda server, store: convergence.measure(server),
     "barrier": barrier.measure,
+    "fastapi": fastapi_integration.measure,
 }
 
 

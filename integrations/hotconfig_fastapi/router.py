@@ -1,0 +1,146 @@
+"""``GET /health`` and ``GET /stream``: the client's health for probes, its changes for browsers.
+
+::
+
+    app.include_router(hotconfig_fastapi.router(stream_keys=["ui.*", "feature.*"]))
+
+``/health`` answers 200 while the client is LIVE and 503 otherwise (starting, Redis down or
+frozen, closed), with ``status``, ``version``, ``lag`` (versions behind the store, ``null``
+when the store cannot be read within half a second) and counters; never values or URLs.
+
+``/stream`` is a Server-Sent Events stream of the keys allowed by ``stream_keys`` (none by
+default: then there is no ``/stream``); see :mod:`hotconfig_fastapi.changes` for its events.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from hotconfig import HotConfig, Status
+
+from .changes import ChangeFeed
+from .dependencies import get_config
+from .lag import LagProbe
+from .lifespan import LAG_KEY, STATE_KEY
+from .sse import Ending, Outbox, serve
+
+__all__ = ["EventStreamResponse", "router"]
+
+log = logging.getLogger("hotconfig.fastapi")
+
+_STATS_SHOWN = (
+    "received",
+    "applied",
+    "skipped",
+    "rejected",
+    "resyncs",
+    "reconnects",
+    "receiver_errors",
+    "coalesced",
+)
+
+
+def router(
+    *,
+    stream_keys: Iterable[str] = (),
+    health_path: str = "/health",
+    stream_path: str = "/stream",
+    keepalive: float = 15.0,
+    max_buffer_bytes: int = 1 << 20,
+    retry_ms: int = 1000,
+    tags: Iterable[str] = ("hotconfig",),
+) -> APIRouter:
+    """An ``APIRouter`` with ``/health`` and, when ``stream_keys`` allows any key, ``/stream``.
+
+    ``stream_keys`` are fnmatch patterns of the keys a browser may see. Each stream keeps at
+    most ``max_buffer_bytes`` unsent before the slow browser is disconnected; it reconnects
+    (after ``retry_ms``) with ``Last-Event-ID`` and catches up. A comment goes out after
+    ``keepalive`` idle seconds so that proxies keep the connection open.
+    """
+    allow = tuple(stream_keys)
+    feeds: weakref.WeakKeyDictionary[HotConfig[Any], ChangeFeed] = weakref.WeakKeyDictionary()
+
+    def feed_for(config: HotConfig[Any]) -> ChangeFeed:
+        feed = feeds.get(config)
+        if feed is None:
+            feed = feeds[config] = ChangeFeed(
+                config, allow, max_buffer_bytes=max_buffer_bytes, retry_ms=retry_ms
+            )
+            feed.start()
+        return feed
+
+    @asynccontextmanager
+    async def feeds_lifespan(app: Any) -> AsyncIterator[None]:
+        config = getattr(app.state, STATE_KEY, None)
+        if allow and isinstance(config, HotConfig):
+            feed_for(config)  # watch for SIGTERM from the start, not from the first stream
+        try:
+            yield
+        finally:
+            for feed in list(feeds.values()):
+                feed.stop()
+            feeds.clear()  # an app started again follows its client on its new loop
+
+    api = APIRouter(tags=list(tags), lifespan=feeds_lifespan)
+
+    @api.get(health_path, summary="hotconfig health: 200 while LIVE, else 503")
+    async def health(request: Request) -> JSONResponse:
+        config = await get_config(request)
+        stats = config.stats
+        body: dict[str, Any] = {
+            "status": str(config.status),
+            "version": config.version,
+            "lag": await _lag(request, config),
+            "counts": {name: getattr(stats, name) for name in _STATS_SHOWN},
+        }
+        feed = feeds.get(config)
+        if feed is not None:
+            body["streams"] = feed.counts._asdict()
+        status_code = 200 if config.status is Status.LIVE else 503
+        return JSONResponse(body, status_code=status_code, headers={"cache-control": "no-store"})
+
+    if allow:
+
+        @api.get(stream_path, summary="hotconfig changes as Server-Sent Events")
+        async def stream(request: Request) -> EventStreamResponse:
+            feed = feed_for(await get_config(request))
+            outbox = feed.open(request.headers.get("last-event-id"))
+            return EventStreamResponse(feed, outbox, keepalive=keepalive)
+
+    return api
+
+
+class EventStreamResponse(Response):
+    """The ASGI side of one ``/stream`` connection: its outbox written until it ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, feed: ChangeFeed, outbox: Outbox, *, keepalive: float) -> None:
+        super().__init__()
+        self._feed = feed
+        self._outbox = outbox
+        self._keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ending = Ending.CLIENT_GONE
+        try:
+            ending = await serve(
+                self._outbox, receive, send, keepalive=self._keepalive, last=self._feed.end_frame
+            )
+        finally:
+            self._feed.close(self._outbox, ending)
+
+
+async def _lag(request: Request, config: HotConfig[Any]) -> int | None:
+    state = request.scope.get("state") or {}
+    probe = state.get(LAG_KEY) or getattr(request.app.state, LAG_KEY, None)
+    return await probe.measure(config) if isinstance(probe, LagProbe) else None
