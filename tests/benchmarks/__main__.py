@@ -27,6 +27,7 @@ from . import (
     alternatives,
     barrier,
     convergence,
+    django_reads,
     fastapi_integration,
     flask_reads,
     latency,
@@ -54,6 +55,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
             *reads.measure(config),
             alternatives.dynaconf_row(config),
             alternatives.constance_row(config, server.url),
+            *django_reads.measure(config, server.url),
         ]
     finally:
         config.close()
