@@ -43,7 +43,8 @@ DEFAULT_NAMESPACE: Final = "hotconfig"
 # of the body ('' for none: a reload notice replaces a change too large for one message), the
 # version this write must get and the digest it must follow ('' for any: a signed write is
 # signed for one position, so the script refuses it, returning version 0, if the store moved),
-# n, then n times (op, scope, key, value).
+# the namespace (so that stores sharing a channel tell their messages apart), n, then n times
+# (op, scope, key, value).
 # One script does the write, the version bump, the digest, the history and the PUBLISH, so no
 # subscriber can ever see a version whose data is not in the store yet.
 #
@@ -70,13 +71,13 @@ if fresh then
   redis.call('SET', KEYS[2], epoch)
 end
 local version = redis.call('INCR', KEYS[1])
-local n = tonumber(ARGV[8])
+local n = tonumber(ARGV[9])
 local touched, order = {}, {}
 for i = 0, n - 1 do
-  local op, scope, key = ARGV[9 + i * 4], ARGV[10 + i * 4], ARGV[11 + i * 4]
+  local op, scope, key = ARGV[10 + i * 4], ARGV[11 + i * 4], ARGV[12 + i * 4]
   local hash = KEYS[6 + i]
   if op == 'set' then
-    redis.call('HSET', hash, key, ARGV[12 + i * 4])
+    redis.call('HSET', hash, key, ARGV[13 + i * 4])
   else
     redis.call('HDEL', hash, key)
   end
@@ -100,7 +101,8 @@ local tail = body
 if ARGV[5] ~= '' then
   tail = ARGV[5]
 end
-local message = '{"version":' .. version .. ',"epoch":"' .. epoch .. '","prev":"' .. prev ..
+local message = '{"version":' .. version .. ',"ns":"' .. ARGV[8] .. '","epoch":"' .. epoch ..
+  '","prev":"' .. prev ..
   '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. tail
 redis.call('PUBLISH', ARGV[1], message)
 return {version, epoch}

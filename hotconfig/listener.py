@@ -403,6 +403,9 @@ class Listener:
         except InvalidMessageError as exc:
             self._sink.reject(exc.reason, exc)
             return
+        if parsed.ns is not None and parsed.ns != self._keyspace.namespace:
+            self._counters.skipped += 1  # another store's message on the same channel
+            return
         ring = self._options.signing
         if ring is not None and (refused := ring.check(parsed, self._options.channel)):
             detail = _REFUSED[refused]

@@ -142,6 +142,7 @@ class ConfigStore:
         # Clients count UTF-8 bytes of the whole message, header included.
         scopes = {entry.scope for entry in entries}
         size = len(body.encode()) + HEADER_BYTES + sum(len(s) + SIZE_BYTES for s in scopes)
+        size += len(self.keyspace.namespace.encode()) + 8  # ',"ns":""'
         if self._ring is not None:
             size += _SIG_BYTES + len(self._ring.signer)
         # A change too large for one message is still one atomic write under one version; its
@@ -150,7 +151,7 @@ class ConfigStore:
         candidate = uuid.uuid4().hex
         for _ in range(_SIGN_ATTEMPTS):
             head = self._signed_head(entries, body, reload, candidate)
-            args = [*head, len(entries), *values]
+            args = [*head, self.keyspace.namespace, len(entries), *values]
             try:
                 version, _epoch = self._write(keys=keys, args=args)
             except redis.ResponseError as exc:

@@ -109,6 +109,7 @@ class Message(NamedTuple):
     reload: bool = False  # a change too large for one message: load it from the store
     sig: str | None = None  # "kid:mac" when the publisher signs (see signing)
     ts: int | None = None  # unix seconds, for a signed unversioned message
+    ns: str | None = None  # the namespace of the store that sent it
 
 
 def _valid_name(name: object) -> TypeGuard[str]:
@@ -166,7 +167,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     if ts is not None and type(ts) is not int:
         raise InvalidMessageError("bad_field", f"ts must be an int, got {_short(ts)}")
     if obj.get("reload") is True and version is not None:
-        return Message((), version, epoch, prev, digest, sizes, True, sig, ts)
+        return Message((), version, epoch, prev, digest, sizes, True, sig, ts, _text(obj, "ns"))
     default_scope = obj.get("scope", DEFAULT_SCOPE)
     batch = obj.get("changes", _MISSING)
     if batch is _MISSING:
@@ -179,7 +180,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:
         raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
-    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts)
+    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, _text(obj, "ns"))
 
 
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
