@@ -230,11 +230,8 @@ class Subscription:
     def _put(self, item: bytes, key: str | None = None) -> None:
         if self._outbox.put(item, key):
             self._tally.add("delivered")
-        elif self._outbox.ended is Ending.OVERFLOW and self.ending is None:
-            self.ending = Ending.OVERFLOW
-            self._tally.add("dropped_slow")
-            log.info("a slow client of %s was dropped at its bound", self.channel)
-            self._let_go()
+        elif self._outbox.ended is Ending.OVERFLOW:
+            self._end(Ending.OVERFLOW)
 
     def _finish(self) -> None:
         """The stream is complete: what is queued is still delivered, nothing after it."""
@@ -245,6 +242,9 @@ class Subscription:
         """End now, dropping what waits unsent (the bridge closed, the client left)."""
         if self.ending is None:
             self.ending = ending
+            if ending is Ending.OVERFLOW:
+                self._tally.add("dropped_slow")
+                log.info("a slow client of %s was dropped at its bound", self.channel)
         self._outbox.end(ending)
         self._let_go()
 
@@ -257,9 +257,13 @@ class Subscription:
 
     # -- read by the browser's writer ---------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop receiving (the browser left); safe to call more than once."""
-        self._end(Ending.CLIENT_GONE)
+    def close(self, ending: Ending = Ending.CLIENT_GONE) -> None:
+        """Stop receiving; safe to call more than once (the first ending stays).
+
+        An adapter whose own buffer for this browser overflowed passes
+        :attr:`~hotconfig.streams.Ending.OVERFLOW`, so that the drop is counted.
+        """
+        self._end(ending)
 
     def __aiter__(self) -> Subscription:
         return self
