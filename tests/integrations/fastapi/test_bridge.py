@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 import time
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ def test_the_token_sequence_reaches_a_websocket_client_and_it_is_closed_on_done(
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert int.from_bytes(payload[:2], "big") == 1000
     finally:
-        ws.shutdown()  # close() does nothing once the server has closed the socket
+        ws.shutdown()  # type: ignore[no-untyped-call]  # close() is a no-op once closed
 
 
 def test_a_dropped_index_shows_as_a_gap_event(app: Served, redis_client: redis.Redis) -> None:
@@ -146,7 +147,9 @@ async def _sse_client(port: int, path: str, marker: str, arrived: list[float]) -
 def test_many_sse_clients_share_one_redis_connection_and_all_see_a_refresh_within_a_second(
     app: Served, redis_client: redis.Redis
 ) -> None:
-    clients, channel = 200, "dashboard:refresh:d-1"
+    # 1,000 browsers (the bar) where the open-files limit allows both ends of each.
+    clients = 1000 if resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2500 else 200
+    channel = "dashboard:refresh:d-1"
     message = json.dumps({"widgetId": "w-1", "dataVersion": 42})
 
     async def main() -> tuple[float, list[float]]:
@@ -176,7 +179,7 @@ def test_many_sse_clients_share_one_redis_connection_and_all_see_a_refresh_withi
 def test_a_stalled_client_is_disconnected_at_its_bound_while_another_keeps_receiving(
     server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    env = {"BRIDGE_MAX_BUFFER": str(64 * 1024)}
+    env = {"BRIDGE_MAX_BUFFER": str(512 * 1024)}
     channel = "orders:eu"
     with uvicorn_app(server, tmp_path, app=BRIDGE_APP, env=env) as app:
         stalled = socket.socket()
@@ -186,10 +189,10 @@ def test_a_stalled_client_is_disconnected_at_its_bound_while_another_keeps_recei
         with stalled, EventReader(app.url + f"/bridge/sse/{channel}") as fast:
             assert eventually(lambda: stats(app)["subscribers"] == 2)
             wait_subscribed(redis_client, channel)
-            blob = "x" * 16 * 1024
+            blob = "x" * 200 * 1024
             written = 0
             while stats(app)["dropped_slow"] == 0:
-                assert written < 2000, "the stalled client was never disconnected"
+                assert written < 400, "the stalled client was never disconnected"
                 publish(redis_client, channel, f"{written} {blob}")
                 assert fast.next(timeout=1.0).data == f"{written} {blob}"
                 written += 1
