@@ -202,11 +202,13 @@ class Subscription:
                 self._put(_pack(EventKind.GAP, channel, json.dumps(gap).encode()))
             self._next[channel] = index + 1
         self._put(_pack(EventKind.MESSAGE, channel, data))
-        if obj.get(delivery.done) is True and not self.pattern:
+        if obj.get(delivery.done) is not True:
+            self._arm_idle()
+        elif self.pattern:
+            self._next.pop(channel, None)  # that stream is over: a pattern sees many come and go
+        else:
             self._tally.add("done")
             self._finish()
-        else:
-            self._arm_idle()
 
     def _arm_idle(self) -> None:
         if self._idle is not None:
