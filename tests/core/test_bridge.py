@@ -23,8 +23,10 @@ from hotconfig.bridge import (
     Sequenced,
     Subscription,
 )
+from hotconfig.errors import ClientClosedError
 from hotconfig.streams import Ending
 from hotconfig.testing import EmbeddedServer
+from tests.waiting import eventually
 
 T = TypeVar("T")
 
@@ -152,9 +154,8 @@ def test_a_reader_that_falls_behind_gets_the_latest_version_of_each_widget(
             )
         publish(redis_client, "dashboard:refresh:d1", {"widgetId": "w-2", "dataVersion": 7})
         publish(redis_client, "dashboard:refresh:d1", {"widgetId": "w-1", "dataVersion": 6})
-        while bridge.stats.messages < 7:  # the reader is busy elsewhere meanwhile
+        while bridge.stats.delivered < 7:  # all handed over while the reader was elsewhere
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
         return [json.loads((await anext(subscription)).data) for _ in range(2)]
 
     assert run(main) == [
@@ -251,3 +252,21 @@ def test_after_redis_restarts_the_bridge_subscribes_again_and_later_messages_arr
 
     assert run(main) == ["after"]
     assert bridge.stats.reconnects >= 1
+
+
+def test_closing_the_bridge_ends_its_subscriptions_and_its_connection(
+    server: EmbeddedServer, redis_client: redis.Redis
+) -> None:
+    bridge = Bridge(server.url)
+
+    async def main() -> Ending | None:
+        subscription = await subscribed(bridge.subscribe("orders:eu"))
+        assert pubsub_connections(redis_client) == 1
+        await asyncio.to_thread(bridge.close)
+        assert [e async for e in subscription] == []
+        return subscription.ending
+
+    assert run(main) is Ending.SHUTDOWN
+    assert eventually(lambda: pubsub_connections(redis_client) == 0)
+    with pytest.raises(ClientClosedError):
+        bridge.subscribe("orders:eu")
