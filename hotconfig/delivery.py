@@ -267,6 +267,14 @@ class Subscription:
         """
         self._end(ending)
 
+    async def wait_dropped(self) -> Ending:
+        """Wait until the subscription is ended before its stream is complete; say why.
+
+        For a writer blocked on a client that stopped reading: the subscription overflows
+        meanwhile, and the writer can give up on that client.
+        """
+        return await self._outbox.wait_ended()
+
     def __aiter__(self) -> Subscription:
         return self
 

@@ -70,8 +70,7 @@ def bridge_router(
     async def sse(request: Request, channel: str) -> Response:
         if not await _allowed(authorize, request, channel):
             return Response("forbidden", status_code=403, media_type="text/plain")
-        subscription = bridge.subscribe(channel)
-        return _BridgedStream(subscription, keepalive=keepalive, max_bytes=max_buffer_bytes)
+        return _BridgedStream(bridge, channel, keepalive=keepalive, max_bytes=max_buffer_bytes)
 
     @api.websocket("/ws/{channel:path}")
     async def ws(websocket: WebSocket, channel: str) -> None:
@@ -96,15 +95,17 @@ class _BridgedStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, subscription: Subscription, *, keepalive: float, max_bytes: int) -> None:
+    def __init__(self, bridge: Bridge, channel: str, *, keepalive: float, max_bytes: int) -> None:
         super().__init__()
-        self._subscription = subscription
+        self._bridge, self._channel = bridge, channel
         self._keepalive, self._max_bytes = keepalive, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Subscribed here, not in the endpoint: a response that is never sent holds nothing.
+        subscription = self._bridge.subscribe(self._channel)
         outbox = Outbox(self._max_bytes)
         tail: list[bytes] = []
-        pump = asyncio.create_task(_pump(self._subscription, outbox, tail))
+        pump = asyncio.create_task(_pump(subscription, outbox, tail))
         ending = Ending.CLIENT_GONE
         try:
             ending = await serve(
@@ -113,7 +114,7 @@ class _BridgedStream(Response):
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
-            self._subscription.close(ending)
+            subscription.close(ending)
 
 
 async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -> None:
@@ -135,15 +136,15 @@ async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -
 async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
     """Send the subscription's events as text frames until it ends or the client leaves."""
     watcher = asyncio.create_task(_watch_disconnect(websocket, subscription))
+    dropped = asyncio.create_task(subscription.wait_dropped())
     code = _WS_GOING_AWAY
     try:
         async for event in subscription:
-            if event.kind is EventKind.MESSAGE:
-                await websocket.send_text(event.data)
-            else:
-                await websocket.send_text(
-                    json.dumps({"event": event.kind, **json.loads(event.data)})
-                )
+            text = event.data
+            if event.kind is not EventKind.MESSAGE:
+                text = json.dumps({"event": event.kind, **json.loads(event.data)})
+            if not await _send(websocket, text, dropped):
+                return  # dropped at its bound while a frame waited on it: nothing more to send
             if event.final:
                 code = 1000
                 break
@@ -156,9 +157,22 @@ async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
     except (WebSocketDisconnect, OSError, RuntimeError):
         return  # the client left while a frame was on its way
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        for task in (watcher, dropped):
+            task.cancel()
+        await asyncio.gather(watcher, dropped, return_exceptions=True)
         subscription.close()
+
+
+async def _send(websocket: WebSocket, text: str, dropped: asyncio.Task[Ending]) -> bool:
+    """Send one frame; False if the subscription was dropped while the client did not read."""
+    sending = asyncio.create_task(websocket.send_text(text))
+    await asyncio.wait((sending, dropped), return_when=asyncio.FIRST_COMPLETED)
+    if sending.done():
+        sending.result()
+        return True
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+    return False
 
 
 async def _watch_disconnect(websocket: WebSocket, subscription: Subscription) -> None:

@@ -204,6 +204,35 @@ def test_a_stalled_client_is_disconnected_at_its_bound_while_another_keeps_recei
             assert stats(app)["subscribers"] == 1
 
 
+def test_a_stalled_websocket_client_is_dropped_at_its_bound_while_another_keeps_receiving(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env = {"BRIDGE_MAX_BUFFER": str(512 * 1024)}
+    channel = "orders:ws"
+    with uvicorn_app(server, tmp_path, app=BRIDGE_APP, env=env) as app:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+        stalled.connect(("127.0.0.1", app.port))
+        stalled.sendall(
+            f"GET /bridge/ws/{channel} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        with stalled, EventReader(app.url + f"/bridge/sse/{channel}") as fast:
+            assert eventually(lambda: stats(app)["subscribers"] == 2)
+            wait_subscribed(redis_client, channel)
+            blob = "x" * 200 * 1024
+            written = 0
+            while stats(app)["dropped_slow"] == 0:
+                assert written < 400, "the stalled client was never dropped"
+                publish(redis_client, channel, f"{written} {blob}")
+                assert fast.next(timeout=1.0).data == f"{written} {blob}"
+                written += 1
+            assert eventually(lambda: stats(app)["subscribers"] == 1)
+            publish(redis_client, channel, "still here")
+            assert fast.until(lambda e: e.data == "still here")[-1].event == "message"
+
+
 @pytest.mark.faults
 def test_after_redis_is_killed_and_restarted_mid_stream_later_messages_arrive(
     app: Served, server: EmbeddedServer
