@@ -101,6 +101,22 @@ def test_a_dropped_index_shows_as_a_gap_event(app: Served, redis_client: redis.R
     assert stats(app)["gaps"] == 1
 
 
+def test_a_websocket_client_gets_a_gap_notice_as_a_json_frame(
+    app: Served, redis_client: redis.Redis
+) -> None:
+    ws = websocket.create_connection(
+        app.url.replace("http", "ws") + "/bridge/ws/ai:stream:sess-wsgap", timeout=5
+    )
+    try:
+        wait_subscribed(redis_client, "ai:stream:sess-wsgap")
+        sent = publish(redis_client, "ai:stream:sess-wsgap", TOKENS[0], TOKENS[2], DONE)
+        frames = [ws.recv() for _ in range(4)]
+        gap = {"event": "gap", "channel": "ai:stream:sess-wsgap", "from": 1, "to": 1}
+        assert frames == [sent[0], json.dumps(gap), sent[1], sent[2]]
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]
+
+
 def test_a_stream_whose_done_was_lost_ends_by_the_idle_timeout(
     app: Served, redis_client: redis.Redis
 ) -> None:
