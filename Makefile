@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 LOWEST := .venv-lowest
 
 .DEFAULT_GOAL := test
-.PHONY: .venv lint types test test-lowest demo bench docs clean
+.PHONY: .venv lint types test test-lowest demo bench docs fuzz clean
 
 .venv: $(STAMP)
 
@@ -44,6 +44,13 @@ $(LOWEST)/.installed: pyproject.toml $(STAMP)
 
 test-lowest: $(LOWEST)/.installed
 	$(LOWEST)/bin/pytest -q -m "not slow" tests/core tests/faults
+
+# The hostile-input properties of `make test`, long: 25,000 cases per property (set
+# HOTCONFIG_FUZZ_EXAMPLES to change it), 125,000 in all, and 20,000 payloads published
+# on a real server. No per-test timeout: a long run is the point.
+fuzz: $(STAMP)
+	HOTCONFIG_FUZZ_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 --hypothesis-show-statistics \
+		tests/core/test_wire_properties.py tests/faults/test_hostile_properties.py
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -93,6 +94,10 @@ def misconfiguration(exc: BaseException) -> str | None:
             "permission denied (NOPERM): the ACL user lacks a command, key or channel that "
             "hotconfig needs (SUBSCRIBE, PING, EVAL on the store's keys)"
         )
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or isinstance(
+        exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError
+    ):
+        return "the server's TLS certificate does not verify: check ssl_ca_certs (redis_kwargs)"
     if isinstance(exc, redis.exceptions.InvalidResponse):
         return "the server at this address does not speak the Redis protocol: check host and port"
     if isinstance(exc, redis.ResponseError):

@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any, Final
 
-__all__ = ["add_secret_patterns", "looks_secret", "shown"]
+__all__ = ["add_secret_patterns", "looks_secret", "masked", "shown"]
 
 _SECRET_WORDS: Final = frozenset(
     {"password", "passwords", "passwd", "passphrase", "secret", "secrets", "token", "credential"}
@@ -48,8 +48,23 @@ def looks_secret(key: str) -> bool:
 
 
 def shown(value: Any, secret: bool, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, or ``'***'`` for a secret."""
+    """``repr(value)`` cut to ``limit`` characters, or ``'***'`` for a secret; inside a JSON
+    value, the values of secret-named keys are ``'***'`` too (``{"password": ...}``)."""
     if secret:
         return "'***'"
-    text = repr(value)
+    text = repr(masked(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def masked(value: Any, depth: int = 0) -> Any:
+    """``value`` with the values of secret-named keys, at any depth, replaced by ``'***'``."""
+    if depth > 64:
+        return "***"
+    if isinstance(value, dict):
+        return {
+            k: "***" if isinstance(k, str) and looks_secret(k) else masked(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(item, depth + 1) for item in value]
+    return value

@@ -108,10 +108,10 @@ class ConfigState:
         if version is None:
             self._staged.append(message)
             return Staged.QUEUED
-        # Version 1 of a new epoch on a client that has only seen an empty store is the
-        # store's very first write: adopt its epoch instead of paying for a resync.
-        first_write = self._staged_epoch is None and self._staged_version == 0 and version == 1
-        if message.epoch is not None and message.epoch != self._staged_epoch and not first_write:
+        # A new epoch, even version 1 to a client that has seen only an empty store, is checked
+        # against the store (a GAP): another store sharing the channel (another namespace) sends
+        # version 1 of an epoch of its own, and only the store can say which one is ours.
+        if message.epoch is not None and message.epoch != self._staged_epoch:
             return Staged.GAP
         if version <= self._staged_version:
             # A version this client has: the same write again, unless the digests differ. One
@@ -122,7 +122,7 @@ class ConfigState:
             return Staged.DUPLICATE if same else Staged.CONFLICT
         if version != self._staged_version + 1:
             return Staged.GAP
-        if message.prev != self._staged_digest and not first_write:
+        if message.prev != self._staged_digest:
             return Staged.CONFLICT  # the next number, but not the write that follows ours
         if message.reload:
             return Staged.GAP  # the change is in the store only: load it from there
@@ -312,7 +312,10 @@ class ConfigState:
         self._digests = {version: store.digest}
         self.store_sizes = {scope: store.sizes.get(scope, 0) for scope in self.store_scopes}
         old_layers = self.layers
-        layers = {scope: dict(stored.get(scope, {})) for scope in self.scopes}
+        # Only the store's scopes come from the store: pins (testing.override) stay, and a
+        # snapshot (or a cache file) naming the pinned layer cannot put values there.
+        layers = {scope: dict(stored.get(scope, {})) for scope in self.store_scopes}
+        layers[PINNED] = dict(old_layers[PINNED])
         for slot, value in list(self.overlay.items()):
             scope, key = slot
             if key in layers[scope]:

@@ -76,6 +76,7 @@ class ConfigStore:
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         client: redis.Redis | None = None,
         signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
+        redis_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError(
@@ -85,7 +86,7 @@ class ConfigStore:
         self.url: str | None = None
         """The URL the store connects to, its password hidden; None for a client given."""
         if client is None:
-            target = Target(resolve(url))
+            target = Target(resolve(url), redis_kwargs)  # e.g. ssl_ca_certs for rediss://
             self.url = target.redacted
             client = target.command_client()
         self._redis = client

@@ -19,6 +19,7 @@ write them too), and a document too deep for the JSON decoder is reported as ``t
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
@@ -62,8 +63,16 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-# json's decoder accepts NaN and Infinity by default; nothing else in the system can hold them.
-_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isfinite(number):
+        return number
+    raise ValueError(f"{text[:40]} overflows a float")
+
+
+# json's decoder accepts NaN and Infinity by default, and turns 1e999 into inf; nothing else in
+# the system can hold them.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 class Limits(NamedTuple):

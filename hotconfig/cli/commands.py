@@ -16,6 +16,7 @@ import click
 from ..connection import ENV_VAR
 from ..keyspace import DEFAULT_NAMESPACE
 from ..wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
+from .access import acl, doctor_command
 from .files import dump_file, load_file
 from .fleet import status, wait_options, watch
 from .output import Output
@@ -244,3 +245,5 @@ def _stamp(stream_id: str) -> str:
 
 group.add_command(status)
 group.add_command(watch)
+group.add_command(acl)
+group.add_command(doctor_command)

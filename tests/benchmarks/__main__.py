@@ -27,7 +27,9 @@ from . import (
     alternatives,
     barrier,
     convergence,
+    django_reads,
     fastapi_integration,
+    flask_reads,
     latency,
     machine,
     memory,
@@ -53,6 +55,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
             *reads.measure(config),
             alternatives.dynaconf_row(config),
             alternatives.constance_row(config, server.url),
+            *django_reads.measure(config, server.url),
         ]
     finally:
         config.close()
@@ -60,6 +63,7 @@ def _reads(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
 
 SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "reads": _reads,
+    "flask": lambda server, store: flask_reads.measure(server.url, store),
     "latency": lambda server, store: latency.measure(server.url, store),
     "throughput": throughput.measure,
     "resync": lambda server, store: resync.measure(server.url),

@@ -49,18 +49,9 @@ def constance_row(config: HotConfig[Any], url: str) -> Row:
 
 
 def _constance(url: str) -> Any:
-    import django  # type: ignore[import-untyped]
-    from django.conf import settings  # type: ignore[import-untyped]
+    from .django_reads import configure
 
-    if not settings.configured:
-        settings.configure(
-            INSTALLED_APPS=["django.contrib.contenttypes", "constance"],
-            CONSTANCE_BACKEND="constance.backends.redisd.RedisBackend",
-            CONSTANCE_REDIS_CONNECTION=url,
-            CONSTANCE_CONFIG={"BENCH_KEY": ("default", "a benchmark value")},
-            USE_TZ=True,
-        )
-        django.setup()
+    configure(url)
     from constance import config  # type: ignore[import-untyped]
 
     return config

@@ -76,3 +76,11 @@ def test_extra_secret_patterns_are_honoured() -> None:
     add_secret_patterns("*.iban")
     assert looks_secret("billing.iban")
     assert looks_secret("Billing.IBAN")
+
+
+def test_secrets_nested_in_a_value_are_hidden_too() -> None:
+    change = Change(
+        "upstream", {"url": "x", "auth": {"password": "s3cret"}}, None, "global", 1, "set"
+    )
+    assert "s3cret" not in repr(change)
+    assert "'url': 'x'" in repr(change)

@@ -33,6 +33,7 @@ def test_a_scrape_shows_each_clients_counters_version_and_status(
     server: EmbeddedServer, store: ConfigStore
 ) -> None:
     registry = CollectorRegistry()
+    store.set("seed", 0)  # the store's first write: clients check its new epoch with a resync
     with (
         HotConfig(server.url, service="billing") as billing,
         HotConfig(server.url, service="search") as search,

@@ -50,12 +50,13 @@ def test_a_gap_or_a_new_epoch_asks_for_a_resync() -> None:
     assert s.version == 3
 
 
-def test_the_first_write_of_a_new_store_is_adopted_without_resync() -> None:
+def test_a_first_write_is_checked_against_the_store_not_adopted_blindly() -> None:
+    # Version 1 of an unknown epoch may be another namespace's store on the same channel.
     s = state()
     s.resync(StoreSnapshot(None, 0, digest="d0", layers={}))
-    assert s.stage(versioned(1, "limit", 2, epoch="fresh")) is Staged.QUEUED
-    s.commit()
-    assert (s.epoch, s.version, s.snapshot["limit"]) == ("fresh", 1, 2)
+    assert s.stage(versioned(1, "limit", 2, epoch="fresh")) is Staged.GAP
+    assert s.commit().snapshot is None
+    assert (s.epoch, s.version, s.snapshot["limit"]) == (None, 0, 10)
 
 
 def test_resync_signals_only_what_really_changed() -> None:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 import hotconfig
-from hotconfig import HotConfig
+from hotconfig import ConfigStore, HotConfig
 from hotconfig.testing import override
 from hotconfig.testing.server import EmbeddedServer
 from tests.recording import Recorder
@@ -79,3 +79,14 @@ def test_default_process_wide_client(hotconfig_server: EmbeddedServer) -> None:
     finally:
         default.reset()
     assert client.status is hotconfig.Status.CLOSED
+
+
+def test_pins_survive_a_resync(server: EmbeddedServer) -> None:
+    with ConfigStore(server.url) as store, HotConfig(server.url) as config:
+        store.set("feature", False)
+        with override(config, {"feature": True}):
+            with server.client() as admin:
+                admin.client_kill_filter(_type="pubsub")  # reconnect, and resync from the store
+            assert eventually(lambda: config.stats.resyncs >= 2, timeout=10)
+            assert config.get("feature") is True
+        assert config.get("feature") is False

@@ -1,0 +1,16 @@
+"""The shop's live settings: every field has a default, served until the store says otherwise."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Banner(BaseModel):
+    text: str = "Welcome!"
+    color: str = "#0a7"
+
+
+class Settings(BaseModel):
+    greeting: str = "Hello"
+    banner: Banner = Banner()
+    items_per_page: int = 20

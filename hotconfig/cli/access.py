@@ -1,0 +1,48 @@
+"""``hotconfig acl`` and ``hotconfig doctor``: least-privilege rules; what a URL can do."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+import redis
+
+from ..acl import ROLES, doctor, rules
+from .session import Failure, Session, pass_session
+
+__all__ = ["acl", "doctor_command"]
+
+
+@click.command()
+@click.option("--role", type=click.Choice(ROLES), required=True, help="Who the user is for.")
+@click.option("--user", "name", default=None, help="Print a whole ACL SETUSER for this user.")
+@pass_session
+def acl(session: Session, role: str, name: str | None) -> None:
+    """Print the Redis 7 ACL rules a ROLE needs, and nothing more."""
+    tokens = rules(role, namespace=session.namespace, channel=session.channel)  # type: ignore[arg-type]
+    if session.out.as_json:
+        session.out.json({"role": role, "rules": tokens})
+    elif name is not None:
+        session.out.line(f"ACL SETUSER {name} on >PASSWORD " + " ".join(tokens))
+    else:
+        session.out.line(" ".join(tokens))
+
+
+@click.command("doctor")
+@pass_session
+def doctor_command(session: Session) -> None:
+    """Check what the URL's user can and cannot do, and the server's risky settings.
+
+    Exits 1 when a warning was found (for example a subscriber that can PUBLISH).
+    """
+    try:
+        report = doctor(session.url, namespace=session.namespace, channel=session.channel)
+    except redis.RedisError as exc:
+        raise Failure(f"could not check {session.redacted}: {exc}") from None
+    if session.out.as_json:
+        session.out.json(dataclasses.asdict(report))
+    else:
+        for line in report.lines():
+            session.out.line(line, "yellow" if line.startswith("warning") else None)
+    if report.warnings:
+        raise SystemExit(1)

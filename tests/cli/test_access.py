@@ -1,0 +1,46 @@
+"""``hotconfig acl`` prints rules the server takes; ``hotconfig doctor`` says what a URL can do."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from hotconfig import acl
+from hotconfig.cli import group
+from hotconfig.testing.server import EmbeddedServer
+from tests.cli.conftest import Run
+
+
+def test_acl_prints_the_rules_of_a_role(run: Run, server: EmbeddedServer) -> None:
+    result = run("--json", "acl", "--role", "subscriber")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rules"] == acl.rules("subscriber")
+    line = run("acl", "--role", "publisher", "--user", "svc").output.strip()
+    assert line.startswith("ACL SETUSER svc on >PASSWORD ")
+    with server.client() as admin:  # what it prints, the server takes as it is
+        tokens = run("acl", "--role", "subscriber").output.split()
+        admin.execute_command("ACL", "SETUSER", "sub", "on", ">pw", *tokens)
+
+
+def test_doctor_tells_a_subscriber_it_cannot_publish(server: EmbeddedServer) -> None:
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "sub", "on", ">pw", *acl.rules("subscriber"))
+    url = f"redis://sub:pw@{server.host}:{server.port}/0"
+    result = CliRunner().invoke(group, ["--url", url, "doctor"], catch_exceptions=False)
+    assert "cannot PUBLISH to config:changes" in result.output, result.output
+    assert "pw@" not in result.output
+
+
+def test_doctor_warns_and_fails_for_an_all_powerful_user(run: Run) -> None:
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert "warning:" in result.output
+    assert "can PUBLISH to config:changes" in result.output
+
+
+def test_doctor_on_a_server_that_is_down_says_so(server: EmbeddedServer) -> None:
+    url = f"redis://{server.host}:1/0"
+    result = CliRunner().invoke(group, ["--url", url, "doctor"])
+    assert result.exit_code != 0
+    assert "could not check" in result.output
