@@ -1,4 +1,5 @@
-"""hotconfig for FastAPI: a lifespan, dependencies, async receivers, ``/health`` and ``/stream``.
+"""hotconfig for FastAPI: a lifespan, dependencies, async receivers, ``/health`` and ``/stream``,
+and the channel bridge's SSE and WebSocket endpoints (:func:`bridge_router`).
 
 ::
 
@@ -24,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
         "hotconfig_fastapi needs FastAPI, which is not installed: pip install 'hotconfig[fastapi]'"
     ) from exc
 
+from .bridge import bridge_router
 from .changes import ChangeFeed, StreamCounts
 from .dependencies import NoClientError, get_config, get_settings, get_snapshot
 from .lifespan import Lifespan, lifespan
@@ -35,6 +37,7 @@ __all__ = [
     "Lifespan",
     "NoClientError",
     "StreamCounts",
+    "bridge_router",
     "get_config",
     "get_settings",
     "get_snapshot",

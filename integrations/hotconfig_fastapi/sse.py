@@ -18,12 +18,11 @@ reading a backlog. Every outbox is read and written on one event loop only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+
+from hotconfig.streams import Ending, Outbox, OutboxEnded
 
 __all__ = [
     "CONTENT_TYPE",
@@ -48,22 +47,6 @@ KEEPALIVE = b": keep-alive\n\n"
 # How long the last frame may take to leave once a stream ends. A browser that does not read
 # it in time has its connection dropped by the server instead of holding this task.
 _FINAL_SEND_TIMEOUT = 1.0
-
-
-class Ending(enum.StrEnum):
-    """Why a stream ended."""
-
-    CLIENT_GONE = "client_gone"  # the browser closed the connection
-    OVERFLOW = "overflow"  # more than max_bytes waited unsent: a slow browser
-    SHUTDOWN = "shutdown"  # the server is stopping (or the producer ended every stream)
-
-
-class OutboxEnded(Exception):
-    """Raised by :meth:`Outbox.take` once the outbox has ended; ``ending`` says why."""
-
-    def __init__(self, ending: Ending) -> None:
-        super().__init__(ending.value)
-        self.ending = ending
 
 
 def frame(
@@ -97,92 +80,6 @@ def _one_line(value: str, field: str) -> str:
     if "\n" in value or "\r" in value or "\0" in value:
         raise ValueError(f"an SSE {field} must be one line without NUL: {value!r}")
     return value
-
-
-class Outbox:
-    """Frames waiting to be written to one connection, bounded in bytes.
-
-    :meth:`put` never blocks: it is how a producer feeds many connections without waiting for
-    any of them. Called on the connection's event loop only.
-    """
-
-    __slots__ = ("_ended", "_frames", "_pending", "_ready", "_unique", "ended", "max_bytes")
-
-    def __init__(self, max_bytes: int = 1 << 20) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.max_bytes = max_bytes
-        self.ended: Ending | None = None
-        self._frames: dict[object, bytes] = {}
-        self._pending = 0
-        self._ready = asyncio.Event()
-        self._ended = asyncio.Event()
-        self._unique = itertools.count()
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes put and not yet taken."""
-        return self._pending
-
-    def put(self, data: bytes, key: str | None = None, *, supersede: bool = False) -> bool:
-        """Queue ``data``; False if the outbox has ended (now or before).
-
-        A frame with the ``key`` of one still waiting replaces it and goes to the end of the
-        queue; ``supersede`` drops everything waiting first (a full reset makes it obsolete).
-        Going over ``max_bytes`` ends the outbox with :attr:`Ending.OVERFLOW`.
-        """
-        if self.ended is not None:
-            return False
-        if supersede:
-            self._frames.clear()
-            self._pending = 0
-        slot: object = next(self._unique) if key is None else key
-        replaced = self._frames.pop(slot, None)
-        if replaced is not None:
-            self._pending -= len(replaced)
-        self._frames[slot] = data
-        self._pending += len(data)
-        if self._pending > self.max_bytes:
-            self.end(Ending.OVERFLOW)
-            return False
-        self._ready.set()
-        return True
-
-    def put_many(self, frames: Iterable[tuple[bytes, str | None]]) -> bool:
-        return all(self.put(data, key) for data, key in frames)
-
-    def end(self, ending: Ending) -> None:
-        """End the outbox (the first reason given stays); what waits unsent is dropped."""
-        if self.ended is None:
-            self.ended = ending
-            self._frames.clear()
-            self._pending = 0
-        self._ended.set()
-        self._ready.set()
-
-    async def take(self, timeout: float | None = None) -> bytes:
-        """Everything waiting, joined; ``b""`` if nothing came within ``timeout`` seconds.
-
-        Raises:
-            OutboxEnded: the outbox has ended.
-        """
-        if not self._frames and self.ended is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._ready.wait()
-        if self.ended is not None:
-            raise OutboxEnded(self.ended)
-        self._ready.clear()
-        data = b"".join(self._frames.values())
-        self._frames.clear()
-        self._pending = 0
-        return data
-
-    async def wait_ended(self) -> Ending:
-        """Wait until the outbox ends; say why."""
-        await self._ended.wait()
-        assert self.ended is not None
-        return self.ended
 
 
 async def serve(

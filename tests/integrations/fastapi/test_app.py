@@ -322,6 +322,7 @@ def test_the_public_names_are_pinned() -> None:
         "Lifespan",
         "NoClientError",
         "StreamCounts",
+        "bridge_router",
         "get_config",
         "get_settings",
         "get_snapshot",

@@ -1,0 +1,304 @@
+"""What one browser receives from the channel bridge: delivery classes and the subscription.
+
+A :class:`Subscription` is one browser's view of one channel (or one pattern). The bridge's
+reader thread hands each message to the subscription's event loop; the subscription applies
+the channel's delivery class and queues the result in a bounded :class:`~hotconfig.streams.Outbox`,
+which the browser's writer reads by iterating the subscription::
+
+    async with bridge.subscribe("ai:stream:sess-abc") as subscription:
+        async for event in subscription:
+            await send(event.data)
+    subscription.ending  # why it ended: Ending.DONE, IDLE, OVERFLOW, SHUTDOWN
+
+Delivery classes, chosen per channel pattern (the first matching pattern wins):
+
+:class:`Ephemeral`
+    latest wins: a message replaces a still-unsent one with the same ``key`` field, so a slow
+    browser gets the newest state of each widget, never a backlog.
+:class:`Sequenced`
+    the ``index`` field orders the messages: a skipped index becomes a ``gap`` event, an index
+    already passed is dropped, a message with ``done: true`` ends the stream after it, and a
+    stream that hears nothing for ``idle_timeout`` seconds ends with an ``idle`` event.
+
+A channel with no class is forwarded as published, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, NamedTuple
+
+from .streams import Ending, Outbox, OutboxEnded
+
+__all__ = [
+    "Delivery",
+    "Ephemeral",
+    "Event",
+    "EventKind",
+    "Sequenced",
+    "Subscription",
+    "Tally",
+    "delivery_for",
+]
+
+log = logging.getLogger("hotconfig.bridge")
+
+
+@dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """Latest-wins coalescing by the JSON field ``key``."""
+
+    key: str = "widgetId"
+
+
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    """Messages ordered by the JSON field ``index`` (from ``first``), ended by ``done: true``."""
+
+    index: str = "index"
+    done: str = "done"
+    idle_timeout: float = 30.0
+    first: int = 0
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, got {self.idle_timeout}")
+
+
+Delivery = Ephemeral | Sequenced
+
+
+def delivery_for(classes: Mapping[str, Delivery], channel: str) -> Delivery | None:
+    """The class of the first pattern (``fnmatch`` syntax, case-sensitive) matching ``channel``."""
+    for pattern, delivery in classes.items():
+        if fnmatchcase(channel, pattern):
+            return delivery
+    return None
+
+
+class EventKind(enum.StrEnum):
+    MESSAGE = "message"  # data: the message exactly as published
+    GAP = "gap"  # data: {"channel", "from", "to"}: the indexes that never arrived
+    IDLE = "idle"  # data: {"channel", "idle_timeout", "next"}: no message, and no done, in time
+
+
+class Event(NamedTuple):
+    """One thing for the browser. ``final``: the last of its stream (``done`` or ``idle``)."""
+
+    kind: EventKind
+    channel: str
+    data: str
+    key: str | None = None
+    final: bool = False
+
+
+class Tally:
+    """The bridge's counters, incremented from the reader thread and from every loop."""
+
+    __slots__ = ("_lock", "counts")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"), 0
+        )
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+# An item waits in the outbox as bytes: a kind tag, the channel, NUL, the coalescing key (JSON,
+# so never a raw NUL; empty for none), NUL, the payload. The outbox counts these bytes against
+# the bound; a pattern subscription needs each item's channel, an SSE writer its key.
+_TAGS = {EventKind.MESSAGE: b"m", EventKind.GAP: b"g", EventKind.IDLE: b"i"}
+_KINDS = {tag[0]: kind for kind, tag in _TAGS.items()}
+
+
+def _pack(kind: EventKind, channel: str, data: bytes, key: str = "") -> bytes:
+    return b"%s%s\0%s\0%s" % (_TAGS[kind], channel.encode(), key.encode(), data)
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Subscription:
+    """One browser's subscription; iterate it on the loop that created it.
+
+    Created by :meth:`hotconfig.bridge.Bridge.subscribe`. Every method runs on that loop,
+    except that the bridge's reader thread schedules :meth:`_receive` and :meth:`_end` there
+    with ``call_soon_threadsafe``.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        *,
+        pattern: bool,
+        classes: Mapping[str, Delivery],
+        max_bytes: int,
+        tally: Tally,
+        release: Callable[[Subscription], None],
+    ) -> None:
+        self.channel, self.pattern = channel, pattern
+        self.loop = asyncio.get_running_loop()
+        self.subscribed = asyncio.Event()  # set once Redis acknowledged the (P)SUBSCRIBE
+        self.ending: Ending | None = None
+        self._classes, self._tally, self._release = classes, tally, release
+        self._outbox = Outbox(max_bytes)
+        self._taken: deque[bytes] = deque()
+        self._next: dict[str, int] = {}  # per channel: the index expected next
+        self._final = False
+        self._released = False
+        self._idle: asyncio.TimerHandle | None = None
+        self._sequenced = None if pattern else delivery_for(classes, channel)
+        self._arm_idle()
+
+    # -- fed by the bridge ----------------------------------------------------------------------
+
+    def _receive(self, channel: str, data: bytes) -> None:
+        """One published message (on this subscription's loop)."""
+        if self._final or self._outbox.ended is not None:
+            return
+        delivery = delivery_for(self._classes, channel)
+        if isinstance(delivery, Ephemeral):
+            obj = _json_object(data)
+            value = None if obj is None else obj.get(delivery.key)
+            key = "" if value is None else json.dumps([channel, value])
+            self._put(_pack(EventKind.MESSAGE, channel, data, key), key or None)
+        elif isinstance(delivery, Sequenced):
+            self._receive_sequenced(delivery, channel, data)
+        else:
+            self._put(_pack(EventKind.MESSAGE, channel, data))
+
+    def _receive_sequenced(self, delivery: Sequenced, channel: str, data: bytes) -> None:
+        obj = _json_object(data) or {}
+        index = obj.get(delivery.index)
+        if isinstance(index, int) and not isinstance(index, bool):
+            expected = self._next.get(channel, delivery.first)
+            if index < expected:
+                self._tally.add("out_of_order")  # a late or repeated message: already passed
+                return
+            if index > expected:
+                self._tally.add("gaps")
+                gap = {"channel": channel, "from": expected, "to": index - 1}
+                self._put(_pack(EventKind.GAP, channel, json.dumps(gap).encode()))
+            self._next[channel] = index + 1
+        self._put(_pack(EventKind.MESSAGE, channel, data))
+        if obj.get(delivery.done) is not True:
+            self._arm_idle()
+        elif self.pattern:
+            self._next.pop(channel, None)  # that stream is over: a pattern sees many come and go
+        else:
+            self._tally.add("done")
+            self._finish()
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if isinstance(self._sequenced, Sequenced):
+            self._idle = self.loop.call_later(self._sequenced.idle_timeout, self._idle_out)
+
+    def _idle_out(self) -> None:
+        assert isinstance(self._sequenced, Sequenced)
+        if self._final or self._outbox.ended is not None:
+            return
+        self._tally.add("idle")
+        data = {
+            "channel": self.channel,
+            "idle_timeout": self._sequenced.idle_timeout,
+            "next": self._next.get(self.channel, self._sequenced.first),
+        }
+        self._put(_pack(EventKind.IDLE, self.channel, json.dumps(data).encode()))
+        self._finish()
+
+    def _put(self, item: bytes, key: str | None = None) -> None:
+        if self._outbox.put(item, key):
+            self._tally.add("delivered")
+        elif self._outbox.ended is Ending.OVERFLOW:
+            self._end(Ending.OVERFLOW)
+
+    def _finish(self) -> None:
+        """The stream is complete: what is queued is still delivered, nothing after it."""
+        self._final = True
+        self._let_go()
+
+    def _end(self, ending: Ending) -> None:
+        """End now, dropping what waits unsent (the bridge closed, the client left)."""
+        if self.ending is None:
+            self.ending = ending
+            if ending is Ending.OVERFLOW:
+                self._tally.add("dropped_slow")
+                log.info("a slow client of %s was dropped at its bound", self.channel)
+        self._outbox.end(ending)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if not self._released:
+            self._released = True
+            self._release(self)
+
+    # -- read by the browser's writer ---------------------------------------------------------
+
+    def close(self, ending: Ending = Ending.CLIENT_GONE) -> None:
+        """Stop receiving; safe to call more than once (the first ending stays).
+
+        An adapter whose own buffer for this browser overflowed passes
+        :attr:`~hotconfig.streams.Ending.OVERFLOW`, so that the drop is counted.
+        """
+        self._end(ending)
+
+    async def wait_dropped(self) -> Ending:
+        """Wait until the subscription is ended before its stream is complete; say why.
+
+        For a writer blocked on a client that stopped reading: the subscription overflows
+        meanwhile, and the writer can give up on that client.
+        """
+        return await self._outbox.wait_ended()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._taken:
+            if self._final and self._outbox.pending_bytes == 0:
+                raise StopAsyncIteration
+            try:
+                self._taken.extend(await self._outbox.take_frames())
+            except OutboxEnded as exc:
+                self.ending = self.ending or exc.ending
+                raise StopAsyncIteration from None
+        item = self._taken.popleft()
+        kind = _KINDS[item[0]]
+        channel, _, rest = item[1:].partition(b"\0")
+        key, _, data = rest.partition(b"\0")
+        final = self._final and not self._taken and self._outbox.pending_bytes == 0
+        if final:
+            self.ending = Ending.IDLE if kind is EventKind.IDLE else Ending.DONE
+        text = data.decode("utf-8", "replace")
+        return Event(kind, channel.decode(), text, key.decode() or None, final)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()

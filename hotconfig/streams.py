@@ -1,0 +1,149 @@
+"""A bounded outbox per connection: what keeps one slow reader from slowing the others.
+
+Framework-neutral (asyncio only): the SSE endpoints of the integrations and the channel bridge
+(:mod:`hotconfig.bridge`) queue what a connection is to receive in an :class:`Outbox` and a
+writer takes it from there. The producer never waits for a connection, items with the same
+``key`` replace each other (the latest wins), and once more than ``max_bytes`` wait unsent
+the outbox ends (:attr:`Ending.OVERFLOW`), so the client reconnects and catches up in one step
+instead of reading a backlog. Every outbox is read and written on one event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+from collections.abc import Iterable
+
+__all__ = ["Ending", "Outbox", "OutboxEnded"]
+
+
+class Ending(enum.StrEnum):
+    """Why a stream ended."""
+
+    CLIENT_GONE = "client_gone"  # the browser closed the connection
+    OVERFLOW = "overflow"  # more than max_bytes waited unsent: a slow browser
+    SHUTDOWN = "shutdown"  # the server is stopping (or the producer ended every stream)
+    DONE = "done"  # a bridged stream's terminal message arrived
+    IDLE = "idle"  # a bridged stream heard nothing for its idle timeout
+
+
+class OutboxEnded(Exception):
+    """Raised by :meth:`Outbox.take` once the outbox has ended; ``ending`` says why."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.value)
+        self.ending = ending
+
+
+class Outbox:
+    """Frames waiting to be written to one connection, bounded in bytes.
+
+    :meth:`put` never blocks: it is how a producer feeds many connections without waiting for
+    any of them. Called on the connection's event loop only.
+    """
+
+    __slots__ = (
+        "_drained",
+        "_ended",
+        "_frames",
+        "_pending",
+        "_ready",
+        "_unique",
+        "ended",
+        "max_bytes",
+    )
+
+    def __init__(self, max_bytes: int = 1 << 20) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.ended: Ending | None = None
+        self._frames: dict[object, bytes] = {}
+        self._pending = 0
+        self._ready = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._unique = itertools.count()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes put and not yet taken."""
+        return self._pending
+
+    def put(self, data: bytes, key: str | None = None, *, supersede: bool = False) -> bool:
+        """Queue ``data``; False if the outbox has ended (now or before).
+
+        A frame with the ``key`` of one still waiting replaces it and goes to the end of the
+        queue; ``supersede`` drops everything waiting first (a full reset makes it obsolete).
+        Going over ``max_bytes`` ends the outbox with :attr:`Ending.OVERFLOW`.
+        """
+        if self.ended is not None:
+            return False
+        if supersede:
+            self._frames.clear()
+            self._pending = 0
+        slot: object = next(self._unique) if key is None else key
+        replaced = self._frames.pop(slot, None)
+        if replaced is not None:
+            self._pending -= len(replaced)
+        self._frames[slot] = data
+        self._pending += len(data)
+        if self._pending > self.max_bytes:
+            self.end(Ending.OVERFLOW)
+            return False
+        self._ready.set()
+        return True
+
+    def put_many(self, frames: Iterable[tuple[bytes, str | None]]) -> bool:
+        return all(self.put(data, key) for data, key in frames)
+
+    def end(self, ending: Ending) -> None:
+        """End the outbox (the first reason given stays); what waits unsent is dropped."""
+        if self.ended is None:
+            self.ended = ending
+            self._frames.clear()
+            self._pending = 0
+        self._ended.set()
+        self._ready.set()
+        self._drained.set()
+
+    async def take(self, timeout: float | None = None) -> bytes:
+        """Everything waiting, joined; ``b""`` if nothing came within ``timeout`` seconds.
+
+        Raises:
+            OutboxEnded: the outbox has ended.
+        """
+        return b"".join(await self.take_frames(timeout))
+
+    async def take_frames(self, timeout: float | None = None) -> list[bytes]:
+        """Everything waiting, one item per frame in queue order; ``[]`` on a timeout.
+
+        Raises:
+            OutboxEnded: the outbox has ended.
+        """
+        if not self._frames and self.ended is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+        if self.ended is not None:
+            raise OutboxEnded(self.ended)
+        self._ready.clear()
+        frames = list(self._frames.values())
+        self._frames.clear()
+        self._pending = 0
+        self._drained.set()
+        return frames
+
+    async def drained(self) -> None:
+        """Wait until everything put so far has been taken (or the outbox has ended)."""
+        while self._frames and self.ended is None:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def wait_ended(self) -> Ending:
+        """Wait until the outbox ends; say why."""
+        await self._ended.wait()
+        assert self.ended is not None
+        return self.ended

@@ -1,0 +1,183 @@
+"""The channel bridge for browsers: ``GET {prefix}/sse/{channel}``, ``WS {prefix}/ws/{channel}``.
+
+::
+
+    bridge = hotconfig.bridge.Bridge(url, classes={"ai:stream:*": Sequenced()})
+
+
+    def check(connection: HTTPConnection, channel: str) -> bool:
+        return channel == f"ai:stream:{connection.cookies.get('session')}"
+
+
+    app.include_router(hotconfig_fastapi.bridge_router(bridge, prefix="/bridge", authorize=check))
+
+``{channel}`` is the full Redis channel name (``ai:stream:sess-abc``). ``authorize`` is required
+and is asked before anything is subscribed: False answers 403 (a WebSocket is closed with
+1008). Over SSE each published message is one event whose ``data:`` is the message as
+published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.delivery`) carries its JSON. Over
+a WebSocket each published message is one text frame as published; a gap or idle notice is a
+frame ``{"event": "gap", ...}``. A sequenced stream ends after its ``done`` message (SSE: the
+response ends; WebSocket: closed with 1000). No lifespan is needed: the bridge connects on
+the first subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable
+
+from fastapi import APIRouter, WebSocket
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from hotconfig.bridge import Bridge, EventKind, Subscription
+from hotconfig.streams import Ending, Outbox
+
+from .sse import frame, serve
+
+__all__ = ["Authorize", "bridge_router"]
+
+Authorize = Callable[[HTTPConnection, str], bool | Awaitable[bool]]
+
+_WS_POLICY_VIOLATION = 1008
+_WS_TRY_AGAIN_LATER = 1013  # a slow client dropped at its bound
+_WS_GOING_AWAY = 1001  # the bridge closed
+
+
+def bridge_router(
+    bridge: Bridge,
+    *,
+    authorize: Authorize,
+    prefix: str = "",
+    keepalive: float = 15.0,
+    max_buffer_bytes: int = 1 << 20,
+    tags: Iterable[str] = ("hotconfig",),
+) -> APIRouter:
+    """An ``APIRouter`` serving ``bridge``; ``authorize(request_or_websocket, channel)`` decides.
+
+    ``authorize`` is called on the app's event loop; it may be ``async``. Each SSE stream
+    keeps at most ``max_buffer_bytes`` unsent before its browser is disconnected.
+    """
+    if not callable(authorize):
+        raise TypeError("bridge_router needs authorize(request_or_websocket, channel) -> bool")
+    api = APIRouter(prefix=prefix, tags=list(tags))
+
+    @api.get("/sse/{channel:path}", summary="a Redis channel as Server-Sent Events")
+    async def sse(request: Request, channel: str) -> Response:
+        if not await _allowed(authorize, request, channel):
+            return Response("forbidden", status_code=403, media_type="text/plain")
+        return _BridgedStream(bridge, channel, keepalive=keepalive, max_bytes=max_buffer_bytes)
+
+    @api.websocket("/ws/{channel:path}")
+    async def ws(websocket: WebSocket, channel: str) -> None:
+        if not await _allowed(authorize, websocket, channel):
+            await websocket.close(code=_WS_POLICY_VIOLATION)
+            return
+        await websocket.accept()
+        await _forward(bridge.subscribe(channel), websocket)
+
+    return api
+
+
+async def _allowed(authorize: Authorize, connection: HTTPConnection, channel: str) -> bool:
+    answer = authorize(connection, channel)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer is True
+
+
+class _BridgedStream(Response):
+    """The ASGI side of one SSE connection: the subscription's events written until it ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, bridge: Bridge, channel: str, *, keepalive: float, max_bytes: int) -> None:
+        super().__init__()
+        self._bridge, self._channel = bridge, channel
+        self._keepalive, self._max_bytes = keepalive, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Subscribed here, not in the endpoint: a response that is never sent holds nothing.
+        subscription = self._bridge.subscribe(self._channel)
+        outbox = Outbox(self._max_bytes)
+        tail: list[bytes] = []
+        pump = asyncio.create_task(_pump(subscription, outbox, tail))
+        ending = Ending.CLIENT_GONE
+        try:
+            ending = await serve(
+                outbox, receive, send, keepalive=self._keepalive, last=lambda _: b"".join(tail)
+            )
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            subscription.close(ending)
+
+
+async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -> None:
+    """Move the subscription's events into the connection's outbox, as SSE frames."""
+    async for event in subscription:
+        data = frame(event.data, event=None if event.kind is EventKind.MESSAGE else event.kind)
+        if event.final:
+            # The last frame goes out as the response's end: wait for the writer to take what
+            # is before it, since ending the outbox drops whatever still waits there.
+            await outbox.drained()
+            tail.append(data)
+            outbox.end(Ending.SHUTDOWN)
+            return
+        if not outbox.put(data, event.key):
+            return  # overflowed: serve() drops the connection
+    outbox.end(Ending.OVERFLOW if subscription.ending is Ending.OVERFLOW else Ending.SHUTDOWN)
+
+
+async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
+    """Send the subscription's events as text frames until it ends or the client leaves."""
+    watcher = asyncio.create_task(_watch_disconnect(websocket, subscription))
+    dropped = asyncio.create_task(subscription.wait_dropped())
+    code = _WS_GOING_AWAY
+    try:
+        async for event in subscription:
+            text = event.data
+            if event.kind is not EventKind.MESSAGE:
+                text = json.dumps({"event": event.kind, **json.loads(event.data)})
+            if not await _send(websocket, text, dropped):
+                return  # dropped at its bound while a frame waited on it: nothing more to send
+            if event.final:
+                code = 1000
+                break
+        else:
+            if subscription.ending is Ending.CLIENT_GONE:
+                return
+            if subscription.ending is Ending.OVERFLOW:
+                code = _WS_TRY_AGAIN_LATER
+        await websocket.close(code=code)
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        return  # the client left while a frame was on its way
+    finally:
+        for task in (watcher, dropped):
+            task.cancel()
+        await asyncio.gather(watcher, dropped, return_exceptions=True)
+        subscription.close()
+
+
+async def _send(websocket: WebSocket, text: str, dropped: asyncio.Task[Ending]) -> bool:
+    """Send one frame; False if the subscription was dropped while the client did not read."""
+    sending = asyncio.create_task(websocket.send_text(text))
+    await asyncio.wait((sending, dropped), return_when=asyncio.FIRST_COMPLETED)
+    if sending.done():
+        sending.result()
+        return True
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+    return False
+
+
+async def _watch_disconnect(websocket: WebSocket, subscription: Subscription) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            subscription.close()
+            return
