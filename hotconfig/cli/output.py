@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..redaction import looks_secret
+from ..redaction import looks_secret, masked
 from ..wire import Entry
 
 __all__ = ["Output", "dumps"]
@@ -34,11 +34,14 @@ class Output:
         self.hidden = 0  # values hidden so far
 
     def value(self, key: str, value: Any) -> Any:
-        """``value``, or ``***`` for a secret key (counted in :attr:`hidden`)."""
-        if not self.show_secrets and looks_secret(key):
+        """``value``, or ``***`` for a secret key (counted in :attr:`hidden`); secret-named
+        keys inside a JSON value are hidden too."""
+        if self.show_secrets:
+            return value
+        if looks_secret(key):
             self.hidden += 1
             return HIDDEN
-        return value
+        return masked(value)
 
     def keeps(self, key: str) -> bool:
         """Whether ``key``'s value may be written out (an export leaves secrets out)."""
