@@ -35,7 +35,7 @@ test: lint types
 
 # The core and fault suites once more on the lowest allowed redis, pydantic, blinker and
 # typing-extensions: the floors in pyproject.toml are a promise, so they are tested.
-$(LOWEST)/.installed: pyproject.toml $(STAMP)
+$(LOWEST)/.installed: pyproject.toml Makefile $(STAMP)
 	rm -rf $(LOWEST)
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --resolution lowest-direct -e .
