@@ -130,8 +130,11 @@ class ConfigState:
             return Staged.GAP  # the change is in the store only: load it from there
         self._staged_version = version
         self._staged_epoch = message.epoch or self._staged_epoch
-        self._staged_digest = message.digest or ""
-        self._remember(version, self._staged_digest)
+        digest = self._staged_digest = message.digest or ""
+        digests = self._digests
+        digests[version] = digest
+        if len(digests) > _RING:
+            del digests[next(iter(digests))]
         if message.sizes:
             sizes = self.store_sizes
             for scope, size in message.sizes.items():
@@ -139,12 +142,6 @@ class ConfigState:
                     sizes[scope] = size
         self._staged.append(message)
         return Staged.QUEUED
-
-    def _remember(self, version: int, digest: str) -> None:
-        digests = self._digests
-        digests[version] = digest
-        if len(digests) > _RING:
-            del digests[next(iter(digests))]
 
     def commit(self) -> Update:
         """Apply the staged messages in one swap; a message the model rejects is left out whole."""

@@ -156,18 +156,28 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         raise InvalidMessageError(
             "bad_field", f"version must be a non-negative int, got {_short(version)}"
         )
-    epoch, prev, digest = _text(obj, "epoch"), _text(obj, "prev"), _text(obj, "digest")
-    sizes = obj.get("sizes")
+    get = obj.get
+    epoch, prev, digest, sig, ns = get("epoch"), get("prev"), get("digest"), get("sig"), get("ns")
+    # One test for the common case (all strings or absent); the culprit is named only on failure.
+    if not (
+        (epoch is None or type(epoch) is str)
+        and (prev is None or type(prev) is str)
+        and (digest is None or type(digest) is str)
+        and (sig is None or type(sig) is str)
+        and (ns is None or type(ns) is str)
+    ):
+        for name in ("epoch", "prev", "digest", "sig", "ns"):
+            _text(obj, name)
+    sizes = get("sizes")
     if sizes is not None and not (
         type(sizes) is dict and all(type(n) is int for n in sizes.values())
     ):
         raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
-    sig = _text(obj, "sig")
-    ts = obj.get("ts")
+    ts = get("ts")
     if ts is not None and type(ts) is not int:
         raise InvalidMessageError("bad_field", f"ts must be an int, got {_short(ts)}")
     if obj.get("reload") is True and version is not None:
-        return Message((), version, epoch, prev, digest, sizes, True, sig, ts, _text(obj, "ns"))
+        return Message((), version, epoch, prev, digest, sizes, True, sig, ts, ns)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
     batch = obj.get("changes", _MISSING)
     if batch is _MISSING:
@@ -180,7 +190,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:
         raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
-    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, _text(obj, "ns"))
+    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns)
 
 
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:

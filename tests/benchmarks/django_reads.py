@@ -50,6 +50,11 @@ def measure(core: HotConfig[Any], url: str) -> list[Row]:
     constance_t = per_call(
         {"constance": "cfg.BENCH_KEY", "django": "dj.get(k)"}, names, repeats=7, target=0.05
     )
+    # Its listener would otherwise go on applying every later section's traffic in this process
+    # (the throughput bursts, the barrier's instance count).
+    from hotconfig_django import lifecycle
+
+    lifecycle.teardown()
     return [
         Row(
             "django_get_vs_core_get",
