@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from hotconfig.testing import EmbeddedServer, ServerKind, free_port
-from hotconfig.testing.server import find_binary
+from hotconfig.testing.server import EmbeddedServerError, find_binary
 from tests.waiting import eventually
 
 SERVICE = "hcmaster"
@@ -56,6 +56,19 @@ class SentinelProcess:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+def _cluster_node(kind: ServerKind, index: int) -> EmbeddedServer:
+    """A started cluster node; another port pair if a stranger took the one picked."""
+    args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+    args += ["--cluster-config-file", f"n{index}.conf"]
+    for _ in range(5):
+        server = EmbeddedServer(kind, port=_cluster_port(), args=args)
+        try:
+            return server.start(timeout=5)
+        except EmbeddedServerError:
+            server.close()
+    raise AssertionError("no cluster node could bind a port pair")
 
 
 def _cluster_port() -> int:
@@ -157,15 +170,7 @@ class Cluster:
     """Three masters with a replica each, slots split evenly, joined with CLUSTER MEET."""
 
     def __init__(self, kind: ServerKind) -> None:
-        args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
-        self.servers = [
-            EmbeddedServer(
-                kind, port=_cluster_port(), args=[*args, "--cluster-config-file", f"n{i}.conf"]
-            )
-            for i in range(6)
-        ]
-        for server in self.servers:
-            server.start()
+        self.servers = [_cluster_node(kind, i) for i in range(6)]
         first = self.servers[0]
         for server in self.servers[1:]:
             with first.client() as c:
