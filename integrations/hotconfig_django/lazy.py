@@ -11,13 +11,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from hotconfig import Change, HotConfig, Snapshot, Stats, Status
+from hotconfig import HotConfig, Snapshot, Stats, Status
+from hotconfig.receivers import Receiver
 
 from .errors import ConfigNotReadyError
 
 __all__ = ["LazyConfig", "Receiver", "config"]
 
-Receiver = Callable[[Change], Any]
 
 _NOT_READY = (
     "hotconfig_django.config was read before the app registry was ready: read it inside "

@@ -30,6 +30,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 import hotconfig
+from hotconfig.receivers import Receiver
 
 from . import cli
 from .current import EXTENSION, current_app_object, current_client, lookup_error
@@ -40,10 +41,9 @@ from .reloader import is_reloader_watcher
 
 __all__ = ["HotConfig"]
 
-log = logging.getLogger("hotconfig")
+log = logging.getLogger("hotconfig.flask")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Receiver = Callable[[hotconfig.Change], object]
 
 # Every client an app made, closed when the interpreter exits (a client that was closed
 # already, or collected with its app, simply drops out of the set).

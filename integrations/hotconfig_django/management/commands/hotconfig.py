@@ -19,10 +19,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from hotconfig import ConfigStore, HotConfigError
+from hotconfig.redaction import looks_secret, masked
 
 from ... import conf, lifecycle
-
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
 
 
 class Command(BaseCommand):
@@ -74,7 +73,8 @@ class Command(BaseCommand):
         value = store.get(key, scope=scope, default=missing)
         if value is missing:
             raise CommandError(f"{key!r} is not set in scope {scope!r}")
-        self.stdout.write("'***'" if _looks_secret(key) else json.dumps(value))
+        # The core's rule: whole-word names, added patterns, secrets nested in JSON values.
+        self.stdout.write("'***'" if looks_secret(key) else json.dumps(masked(value)))
 
     def _set(self, store: ConfigStore, key: str, value: str, scope: str, **options: Any) -> None:
         try:
@@ -119,8 +119,3 @@ class Command(BaseCommand):
             f"imported {len(stored)} keys from {path} into {scope} at version {version}: "
             f"{', '.join(sorted(stored))}"
         )
-
-
-def _looks_secret(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
