@@ -6,6 +6,9 @@ writer takes it from there. The producer never waits for a connection, items wit
 ``key`` replace each other (the latest wins), and once more than ``max_bytes`` wait unsent
 the outbox ends (:attr:`Ending.OVERFLOW`), so the client reconnects and catches up in one step
 instead of reading a backlog. Every outbox is read and written on one event loop only.
+
+:func:`frame` and :func:`comment` write the ``text/event-stream`` format for every adapter,
+ASGI and WSGI alike.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import enum
 import itertools
 from collections.abc import Iterable
 
-__all__ = ["Ending", "Outbox", "OutboxEnded"]
+__all__ = ["CONTENT_TYPE", "KEEPALIVE", "Ending", "Outbox", "OutboxEnded", "comment", "frame"]
+
+# The Server-Sent Events format, shared by every adapter (ASGI and WSGI alike).
+CONTENT_TYPE = "text/event-stream; charset=utf-8"
+KEEPALIVE = b": keep-alive\n\n"
 
 
 class Ending(enum.StrEnum):
@@ -147,3 +154,36 @@ class Outbox:
         await self._ended.wait()
         assert self.ended is not None
         return self.ended
+
+
+def frame(
+    data: str,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """One event in the ``text/event-stream`` format: each line of ``data`` its own field."""
+    lines: list[str] = []
+    if id is not None:
+        lines.append(f"id: {_one_line(id, 'id')}")
+    if event is not None:
+        lines.append(f"event: {_one_line(event, 'event')}")
+    if retry is not None:
+        lines.append(f"retry: {int(retry)}")
+    # CR, LF and CRLF all end a line in the format; a value must not smuggle in a new field.
+    lines.extend(
+        f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    )
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def comment(text: str = "") -> bytes:
+    """A comment line: ignored by browsers, it keeps proxies from closing an idle stream."""
+    return f": {_one_line(text, 'comment')}\n\n".encode()
+
+
+def _one_line(value: str, field: str) -> str:
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError(f"an SSE {field} must be one line without NUL: {value!r}")
+    return value

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from hotconfig.streams import Ending, Outbox, OutboxEnded
+from hotconfig.streams import CONTENT_TYPE, KEEPALIVE, Ending, Outbox, OutboxEnded, comment, frame
 
 __all__ = [
     "CONTENT_TYPE",
@@ -42,44 +42,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-CONTENT_TYPE = "text/event-stream; charset=utf-8"
-KEEPALIVE = b": keep-alive\n\n"
 # How long the last frame may take to leave once a stream ends. A browser that does not read
 # it in time has its connection dropped by the server instead of holding this task.
 _FINAL_SEND_TIMEOUT = 1.0
-
-
-def frame(
-    data: str,
-    *,
-    event: str | None = None,
-    id: str | None = None,
-    retry: int | None = None,
-) -> bytes:
-    """One event in the ``text/event-stream`` format: each line of ``data`` its own field."""
-    lines: list[str] = []
-    if id is not None:
-        lines.append(f"id: {_one_line(id, 'id')}")
-    if event is not None:
-        lines.append(f"event: {_one_line(event, 'event')}")
-    if retry is not None:
-        lines.append(f"retry: {int(retry)}")
-    # CR, LF and CRLF all end a line in the format; a value must not smuggle in a new field.
-    lines.extend(
-        f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    )
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-def comment(text: str = "") -> bytes:
-    """A comment line: ignored by browsers, it keeps proxies from closing an idle stream."""
-    return f": {_one_line(text, 'comment')}\n\n".encode()
-
-
-def _one_line(value: str, field: str) -> str:
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise ValueError(f"an SSE {field} must be one line without NUL: {value!r}")
-    return value
 
 
 async def serve(
