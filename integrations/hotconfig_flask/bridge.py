@@ -15,8 +15,8 @@
 
 ``<channel>`` is the full Redis channel name. Each browser's response is a WSGI body that
 streams (:class:`~hotconfig.bridge_serving.BlockingStream`): it holds one WSGI thread while it
-lasts, so serve it with threads (``gunicorn -k gthread --threads 100``, or gevent), never
-with sync workers, where one browser takes a whole worker. However many browsers, the
+lasts, so serve it with threads (``gunicorn -k gthread --threads 100``), never with sync
+workers, where one browser takes a whole worker. However many browsers, the
 process holds ONE Redis connection and one event loop thread for the bridge.
 
 ``authorize(request, channel)`` is required and is asked, on the request's thread and in its

@@ -1,8 +1,8 @@
 """``hotconfig_django.bridge`` in a real uvicorn process (ASGI) on a real server.
 
 What a browser sees: the AI service's tokens over SSE and over a WebSocket, in order and ended
-by ``done``; a refused channel (403, nothing subscribed); and, under WSGI, a view that refuses
-with a message saying how to serve it.
+by ``done``; a refused channel (403, nothing subscribed); a browser that leaves, let go at
+once; and, under WSGI, a view that refuses with a message saying how to serve it.
 """
 
 from __future__ import annotations
@@ -105,6 +105,19 @@ def test_a_refused_channel_gets_403_over_sse_and_over_a_websocket(
     assert subscribers(redis_client, "secret:payroll") == 0
     # Django itself still answers what the wrapper hands on.
     assert httpx.get(site.url + "/health", timeout=5).text == "ok"
+
+
+def test_a_browser_that_leaves_is_let_go_and_its_channel_unsubscribed(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    channel = "dashboard:refresh:sales"
+    with EventReader(site.url + "/bridge/sse/" + channel) as reader:
+        assert eventually(lambda: subscribers(redis_client, channel) == 1)
+        refresh = json.dumps({"widgetId": "revenue", "dataVersion": 2})
+        redis_client.publish(channel, refresh)
+        assert reader.next().data == refresh
+    # Django cancels the response when the client disconnects; the subscription ends with it.
+    assert eventually(lambda: subscribers(redis_client, channel) == 0)
 
 
 @override_settings(ROOT_URLCONF="tests.integrations.django.bridged")
