@@ -189,6 +189,7 @@ class ConfigState:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
         # Kept until it is reported; its traceback would keep every frame of the batch alive.
+        error.version = message.version
         update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
