@@ -45,8 +45,9 @@ from redis.sentinel import Sentinel
 __all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve"]
 
 _SHARDED: Final = "sharded"  # the URL query parameter that turns sharded Pub/Sub on
-_FLAGS: Final = {"1": True, "true": True, "yes": True, "on": True}
-_FLAGS_OFF: Final = {"0": False, "false": False, "no": False, "off": False}
+_FLAGS: Final = {"1": True, "true": True, "yes": True, "on": True} | dict.fromkeys(
+    ("0", "false", "no", "off"), False
+)
 
 ENV_VAR: Final = "HOTCONFIG_URL"
 DEFAULT_URL: Final = "redis://localhost:6379/0"
@@ -144,7 +145,7 @@ def _nodes(url: str, kind: str) -> _Nodes:
 def _flag(url: str, raw: str | None) -> bool:
     if raw is None:
         return False
-    value = {**_FLAGS, **_FLAGS_OFF}.get(raw.lower())
+    value = _FLAGS.get(raw.lower())
     if value is None:
         raise ValueError(
             f"invalid Redis URL {redacted(url)!r}: sharded must be 1 or 0 (true/false), not {raw!r}"

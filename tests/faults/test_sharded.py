@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from hotconfig import Status
+from hotconfig.connection import Target
 from hotconfig.keyspace import Keyspace
 from hotconfig.testing import EmbeddedServer, ServerKind
 from hotconfig.wire import DEFAULT_CHANNEL
@@ -61,6 +62,11 @@ def test_changes_reach_sharded_clients_by_the_shard_channel(
     before = spublishes(owner)
     time.sleep(1.0)
     assert spublishes(owner) - before >= 10  # the probes went to the slot's master
+    # What a client of other shard channels would use to find and reach their masters.
+    target = Target(cluster.url)
+    assert target.shard_node(SHARD_CHANNEL) == (owner.host, owner.port)
+    with target.shard_subscriber(SHARD_CHANNEL, socket_timeout=2.0) as subscriber:
+        assert int(subscriber.info("server")["tcp_port"]) == owner.port
 
     version = fleet.store.set("limit", 7)
     for config in sharded:
