@@ -48,6 +48,7 @@ _CLUSTER: Final = ("+cluster|slots", "+command")
 _CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname", *_CLUSTER)
 _PROBE: Final = ("+multi", "+discard")
 _SUBSCRIBE: Final = ("+subscribe", "+unsubscribe")
+_SHARD_SUBSCRIBE: Final = ("+ssubscribe", "+sunsubscribe")
 # The listener's snapshot and position scripts (EVAL of GET, HGETALL and HLEN), and the health
 # report script (EVALSHA, SCRIPT LOAD the first time) with its reads: TIME, GET, XREVRANGE.
 _READ_SCRIPTS: Final = ("+eval", "+get", "+hgetall", "+hlen")
@@ -84,6 +85,7 @@ def rules(
     health_channel_prefix: str = HEALTH_CHANNEL_PREFIX,
     *,
     bridge_channels: Sequence[str] = ("*",),
+    sharded: bool = False,
 ) -> list[str]:
     """The ``ACL SETUSER`` rule tokens of ``role``, to follow the user name, ``on`` and password.
 
@@ -98,28 +100,47 @@ def rules(
     - ``bridge``: :mod:`hotconfig.bridge`: SUBSCRIBE and PSUBSCRIBE to ``bridge_channels``
       (glob patterns); no key, no PUBLISH.
 
+    ``sharded``: the store and clients use sharded Pub/Sub (``redis+cluster://...?sharded=1``):
+    the store SPUBLISHes on its shard channel ``{namespace}:<channel>``, clients SSUBSCRIBE to
+    it and send their delivery probe by SPUBLISH in the same slot; the classic ``channel``
+    stays granted as before (raw publishers, a rollout in progress).
+
     The tokens start from nothing (``resetkeys resetchannels clearselectors -@all``), so applying
     them again to an existing user replaces its permissions rather than adding to them.
     """
-    tag = Keyspace(namespace).tag
+    keyspace = Keyspace(namespace)
+    tag = keyspace.tag
     keys = f"~{tag}:*"
     health = health_channel_prefix + namespace
-    probe = f"{channel}:probe:*"  # the listener's delivery probe (Sentinel, Cluster)
+    # The listener's delivery probe (Sentinel, Cluster): on the shard channel's name when
+    # sharded, so that it is published in the store's slot.
+    shard = keyspace.shard_channel(channel) if sharded else None
+    probe = f"{shard or channel}:probe:*"
+    shard_subscribe = _SHARD_SUBSCRIBE if sharded else ()
+    shard_channels = [f"&{shard}"] if shard else []
     base = ["resetkeys", "resetchannels", "clearselectors", "-@all", *_CONNECT, *_PROBE]
     if role == "subscriber":
-        commands = _unique([*_SUBSCRIBE, *_READ_SCRIPTS, *_REPORT_READS])
-        writes = " ".join([*_REPORT_WRITES, f"~{tag}:health:*", f"&{probe}", f"&{health}"])
-        return [*base, *commands, keys, "&" + channel, "&" + probe, f"({writes})"]
+        commands = _unique([*_SUBSCRIBE, *shard_subscribe, *_READ_SCRIPTS, *_REPORT_READS])
+        probe_publish = ("+spublish",) if sharded else ()
+        writes = " ".join(
+            [*_REPORT_WRITES, *probe_publish, f"~{tag}:health:*", f"&{probe}", f"&{health}"]
+        )
+        channels = ["&" + channel, *shard_channels, "&" + probe]
+        return [*base, *commands, keys, *channels, f"({writes})"]
     if role == "publisher":
-        commands = _unique([*_WRITE_SCRIPT, *_STORE_READS])
-        return [*base, *commands, keys, "&" + channel]
+        publish = ("+spublish",) if sharded else ()
+        commands = _unique([*_WRITE_SCRIPT, *publish, *_STORE_READS])
+        return [*base, *commands, keys, "&" + channel, *shard_channels]
     if role == "operator":
-        pubsub = [*_SUBSCRIBE, "+psubscribe", "+punsubscribe"]
-        commands = _unique([*pubsub, *_WRITE_SCRIPT, *_STORE_READS, *_FLEET_READS])
-        return [*base, *commands, keys, "&" + channel, "&" + probe, "&" + health]
+        pubsub = [*_SUBSCRIBE, *shard_subscribe, "+psubscribe", "+punsubscribe"]
+        publish = ("+spublish",) if sharded else ()
+        commands = _unique([*pubsub, *_WRITE_SCRIPT, *publish, *_STORE_READS, *_FLEET_READS])
+        channels = ["&" + channel, *shard_channels, "&" + probe, "&" + health]
+        return [*base, *commands, keys, *channels]
     if role == "bridge":
         patterns = ["&" + pattern for pattern in bridge_channels]
-        return [*base, *_SUBSCRIBE, "+psubscribe", "+punsubscribe", *patterns]
+        pubsub = [*_SUBSCRIBE, *shard_subscribe, "+psubscribe", "+punsubscribe"]
+        return [*base, *pubsub, *patterns]
     raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
 
 

@@ -16,10 +16,18 @@ __all__ = ["acl", "doctor_command"]
 @click.command()
 @click.option("--role", type=click.Choice(ROLES), required=True, help="Who the user is for.")
 @click.option("--user", "name", default=None, help="Print a whole ACL SETUSER for this user.")
+@click.option(
+    "--sharded", is_flag=True, help="Also grant sharded Pub/Sub (redis+cluster://...?sharded=1)."
+)
 @pass_session
-def acl(session: Session, role: str, name: str | None) -> None:
+def acl(session: Session, role: str, name: str | None, sharded: bool) -> None:
     """Print the Redis 7 ACL rules a ROLE needs, and nothing more."""
-    tokens = rules(role, namespace=session.namespace, channel=session.channel)  # type: ignore[arg-type]
+    tokens = rules(
+        role,  # type: ignore[arg-type]
+        namespace=session.namespace,
+        channel=session.channel,
+        sharded=sharded,
+    )
     if session.out.as_json:
         session.out.json({"role": role, "rules": tokens})
     elif name is not None:

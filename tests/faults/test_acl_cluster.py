@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, HotConfig, Status, acl
+from hotconfig.connection import Target
 from hotconfig.testing import ServerKind
 from tests.faults.topology import Cluster
 
@@ -27,6 +28,14 @@ def cluster(server_kind: ServerKind) -> Iterator[Cluster]:
             for role in ("subscriber", "publisher"):
                 admin.execute_command(
                     "ACL", "SETUSER", role, "on", ">" + PASSWORD, *acl.rules(role)
+                )
+                admin.execute_command(
+                    "ACL",
+                    "SETUSER",
+                    f"sharded-{role}",
+                    "on",
+                    ">" + PASSWORD,
+                    *acl.rules(role, sharded=True),
                 )
             admin.acl_log_reset()
     yield topology
@@ -55,3 +64,28 @@ def test_a_subscriber_follows_a_cluster_and_cannot_publish(cluster: Cluster) -> 
         pytest.raises(redis.exceptions.NoPermissionError),
     ):
         sub.publish("config:changes", '{"key": "feature.on", "value": false}')
+
+
+def test_sharded_roles_follow_a_cluster_by_spublish_and_cannot_publish_a_change(
+    cluster: Cluster,
+) -> None:
+    nodes = cluster.url.removeprefix("redis+cluster://")
+    sub_url = f"redis+cluster://sharded-subscriber:{PASSWORD}@{nodes}?sharded=1"
+    pub_url = f"redis+cluster://sharded-publisher:{PASSWORD}@{nodes}?sharded=1"
+    with ConfigStore(pub_url) as store, HotConfig(sub_url, probe_interval=0.1) as config:
+        assert config.status is Status.LIVE, config.stats
+        assert config.wait_for_version(store.set("feature.on", True), timeout=5)
+        time.sleep(0.5)  # delivery probes go out by SPUBLISH and come back meanwhile
+        assert (config.status, config.stats.reconnects) == (Status.LIVE, 0), config.stats
+    refused = []
+    for server in cluster.servers:
+        with server.client(decode_responses=True) as admin:
+            refused += [e for e in admin.acl_log() if e.get("object") not in OPTIONAL]
+    assert refused == []
+    shard = store.keyspace.shard_channel("config:changes")
+    host, port = Target(cluster.url).shard_node(shard)  # the master serving the store's slot
+    with (
+        redis.Redis(host, port, username="sharded-subscriber", password=PASSWORD) as sub,
+        pytest.raises(redis.exceptions.NoPermissionError),
+    ):
+        sub.execute_command("SPUBLISH", shard, '{"key": "feature.on", "value": false}')
