@@ -259,14 +259,13 @@ class Subscription:
             self._finish()
 
     def _receive_replayable(self, channel: str, data: bytes) -> None:
-        unwrapped = unwrap(data)
-        if unwrapped is None:  # not published by ReplayPublisher: forwarded, with no id
-            self._put(_pack(EventKind.MESSAGE, channel, data))
-        elif self._recovery is None:  # a pattern: the ids are shown, nothing is resumed
-            at, message = unwrapped
-            self._put(_pack(EventKind.MESSAGE, channel, message, event_id=at.id))
+        # A message without an envelope (not published by ReplayPublisher) goes as it came,
+        # with no id; on a pattern the ids are shown, and nothing is resumed.
+        at, message = unwrap(data) or (None, data)
+        if self._recovery is not None:
+            self._recovery.live(at, message)
         else:
-            self._recovery.live(*unwrapped)
+            self._put(_pack(EventKind.MESSAGE, channel, message, event_id=at.id if at else ""))
 
     def _acknowledged(self) -> None:
         """Redis acknowledged the (P)SUBSCRIBE, the first time or after a reconnect (on the
@@ -277,8 +276,8 @@ class Subscription:
 
     # -- fed by the recovery (hotconfig.recovery.Feed) ------------------------------------------
 
-    def _deliver(self, data: bytes, event_id: str) -> bool:
-        self._put(_pack(EventKind.MESSAGE, self.channel, data, event_id=event_id))
+    def _deliver(self, data: bytes, event_id: str | None) -> bool:
+        self._put(_pack(EventKind.MESSAGE, self.channel, data, event_id=event_id or ""))
         return self._outbox.ended is None and not self._final
 
     def _notice(self, data: dict[str, Any], event_id: str | None, final: bool) -> None:

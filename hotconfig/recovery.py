@@ -55,7 +55,7 @@ class Reason(enum.StrEnum):
 class Feed(Protocol):
     """What a recovery delivers to: the subscription (every call on its loop)."""
 
-    def _deliver(self, data: bytes, event_id: str) -> bool: ...  # False once it has ended
+    def _deliver(self, data: bytes, event_id: str | None) -> bool: ...  # False once ended
 
     def _notice(self, data: dict[str, Any], event_id: str | None, final: bool) -> None: ...
 
@@ -88,7 +88,9 @@ class Recovery:
         self.position = start  # None: a new browser; its position is read at the first ack
         self._history, self._feed, self._tally = history, feed, tally
         self._authorize, self._max_bytes = authorize, max_bytes
-        self._waiting: deque[tuple[Position, bytes]] = deque()
+        # Live messages heard while catching up; None: a message without an envelope (published
+        # to the channel by something else), kept in its place and delivered without an id.
+        self._waiting: deque[tuple[Position | None, bytes]] = deque()
         self._waiting_bytes = 0
         self._catching_up = True  # nothing goes out before the first catch-up is done
         self._task: asyncio.Task[None] | None = None
@@ -103,8 +105,8 @@ class Recovery:
         self._catching_up = True
         self._task = asyncio.get_running_loop().create_task(self._catch_up())
 
-    def live(self, at: Position, data: bytes) -> None:
-        """A message heard on the channel."""
+    def live(self, at: Position | None, data: bytes) -> None:
+        """A message heard on the channel (``at`` None: it came without an envelope)."""
         if self._closed:
             return
         if self._catching_up:
@@ -120,7 +122,7 @@ class Recovery:
 
     # -- live messages --------------------------------------------------------------------------
 
-    def _wait(self, at: Position, data: bytes, *, first: bool = False) -> None:
+    def _wait(self, at: Position | None, data: bytes, *, first: bool = False) -> None:
         if first:
             self._waiting.appendleft((at, data))
         else:
@@ -129,11 +131,14 @@ class Recovery:
         if self._waiting_bytes > self._max_bytes:
             self._feed._overflow()
 
-    def _accept(self, at: Position, data: bytes) -> None:
+    def _accept(self, at: Position | None, data: bytes) -> None:
         """Deliver a live message in its turn; a gap or another epoch sends it to wait while
         the history says what happened."""
         position = self.position
         assert position is not None
+        if at is None:
+            self._feed._deliver(data, None)
+            return
         same = position.epoch in (at.epoch, "")
         if same and at.offset == position.offset + 1:
             self.position = at
@@ -216,16 +221,17 @@ class Recovery:
         was heard after the subscription, so it is new to the browser)."""
         epoch = page.epoch or ""
         offset = page.top if page.epoch else 0
-        if self._waiting and epoch and self._waiting[0][0].epoch == epoch:
-            offset = min(offset, self._waiting[0][0].offset - 1)
+        first = next((at for at, _ in self._waiting if at is not None), None)
+        if first is not None and epoch and first.epoch == epoch:
+            offset = min(offset, first.offset - 1)
         self.position = Position(epoch, offset)
         return self.position
 
     def _drop_stale(self, epoch: str) -> None:
         # Messages of an epoch the history has left behind can never be placed: the notice
         # that follows tells the browser what it lost.
-        if any(at.epoch != epoch for at, _ in self._waiting):
-            kept = deque((at, data) for at, data in self._waiting if at.epoch == epoch)
+        if any(at is not None and at.epoch != epoch for at, _ in self._waiting):
+            kept = deque(i for i in self._waiting if i[0] is None or i[0].epoch == epoch)
             self._waiting = kept
             self._waiting_bytes = sum(len(data) for _, data in kept)
 
