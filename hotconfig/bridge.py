@@ -153,13 +153,10 @@ class Bridge:
         """Follow ``channel`` (a glob pattern with ``pattern=True``) for one browser.
 
         Call on the event loop that will iterate the subscription. Starts the bridge's thread
-        on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed.
-
-        On a replayable channel, ``last_event_id`` (the id of the last event the browser got)
-        resumes after it; ``authorize_replay()`` (on this loop, may be async) is asked again
-        before stored messages are sent, and anything but True ends the subscription with a
-        ``recovery`` event. Both are ignored on other channels. Raises :class:`ValueError` for
-        an id that is not one (see :meth:`resume_from`).
+        on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed. On a
+        replayable channel, ``last_event_id`` resumes after that event (:meth:`resume_from`),
+        and ``authorize_replay()`` (on this loop; may be async) is asked before stored messages
+        are sent: anything but True ends the subscription with a ``recovery`` event.
         """
         if self._stop.is_set():
             raise ClientClosedError("this bridge is closed: make a new Bridge")
@@ -185,14 +182,11 @@ class Bridge:
         return subscription
 
     def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
-        """Where a subscription to ``channel`` with ``last_event_id`` starts; None: from now
-        (no id, or not a replayable channel). :class:`ValueError` for a malformed id, so an
-        adapter can answer 400 before anything is subscribed."""
-        if last_event_id is None or not isinstance(
-            delivery_for(self._classes, channel), Replayable
-        ):
-            return None
-        return Position.parse(last_event_id)
+        """Where a subscription to ``channel`` with ``last_event_id`` starts; None: from now (no
+        id, or not a replayable channel). :class:`ValueError` for a malformed id (an adapter
+        answers 400 before anything is subscribed)."""
+        replayable = isinstance(delivery_for(self._classes, channel), Replayable)
+        return Position.parse(last_event_id) if replayable and last_event_id else None
 
     @property
     def stats(self) -> BridgeStats:

@@ -48,7 +48,7 @@ def publisher(server: EmbeddedServer) -> Iterator[ReplayPublisher]:
         yield publisher
 
 
-async def take(subscription: Subscription, count: int, timeout: float = 5.0) -> list[Event]:
+async def take(subscription: Subscription, count: int, timeout: float = 10.0) -> list[Event]:
     async with asyncio.timeout(timeout):
         return [await anext(subscription) for _ in range(count)]
 
@@ -113,7 +113,7 @@ def test_each_message_arrives_once_and_in_order_while_the_bridges_connection_is_
         for _ in range(3):
             got += await take(subscription, 40)
             redis_client.client_kill_filter(_type="pubsub")
-        got += await take(subscription, len(sent) - len(got), timeout=15)
+        got += await take(subscription, len(sent) - len(got), timeout=20)
         await writer
         return got
 
