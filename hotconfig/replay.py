@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from .connection import Target, resolve
+from .errors import ClientClosedError
 from .keyspace import as_text
 
 __all__ = [
@@ -203,10 +204,13 @@ class History:
         self._target = target
         self._lock = threading.Lock()
         self._client: Any = None
+        self._closed = False
 
     def read(self, channel: str, after: int, count: int) -> Page:
         """Up to ``count`` stored messages after offset ``after`` (0: only the position)."""
         with self._lock:
+            if self._closed:
+                raise ClientClosedError("this bridge is closed: its histories are not read")
             if self._client is None:
                 self._client = self._target.command_client()
             client = self._client
@@ -220,6 +224,6 @@ class History:
 
     def close(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
+            client, self._client, self._closed = self._client, None, True
         if client is not None:
             client.close()

@@ -183,7 +183,25 @@ async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -
             return
         if not outbox.put(data, event.key):
             return  # overflowed: serve() drops the connection
+        if event.id is not None and outbox.pending_bytes > outbox.max_bytes // 2:
+            # A replayable channel's backlog is paced by the browser: the subscription keeps
+            # the rest, under its own bound, instead of this buffer overflowing on a replay.
+            await _drained_or_dropped(outbox, subscription)
     outbox.end(Ending.OVERFLOW if subscription.ending is Ending.OVERFLOW else Ending.SHUTDOWN)
+
+
+async def _drained_or_dropped(outbox: Outbox, subscription: Subscription) -> None:
+    """Wait until the writer took what waits, or the subscription was dropped at its bound."""
+    waits = [
+        asyncio.ensure_future(outbox.drained()),
+        asyncio.ensure_future(subscription.wait_dropped()),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _forward(subscription: Subscription, websocket: WebSocket) -> None:

@@ -303,3 +303,43 @@ def test_a_slow_reader_and_concurrent_publishers_still_get_each_message_once(
         assert [e.data for e in events if e.data[0] == prefix] == [
             f"{prefix}{n}" for n in range(100)
         ]
+
+
+def test_a_gap_heard_live_is_filled_from_the_history(
+    bridge: Bridge, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    meta, stream = history_keys(CHANNEL)
+
+    async def main() -> list[Event]:
+        subscription = await subscribed(bridge.subscribe(CHANNEL))
+        publisher.publish(CHANNEL, "m0")
+        got = await take(subscription, 1)
+        # Stored, but its PUBLISH never reached the bridge (as a cluster's bus may lose one).
+        redis_client.hincrby(meta, "offset", 1)
+        redis_client.xadd(stream, {"m": "stored only"}, id="0-2")
+        publisher.publish(CHANNEL, "m2")
+        return got + await take(subscription, 2)
+
+    events = run(main)
+    assert [e.data for e in events] == ["m0", "stored only", "m2"]
+    assert offsets(events) == [1, 2, 3]
+    assert bridge.stats.unrecovered == 0
+
+
+def test_a_history_wiped_while_subscribed_shows_as_a_recovery_event_before_the_new_epoch(
+    bridge: Bridge, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    async def main() -> list[Event]:
+        subscription = await subscribed(bridge.subscribe(CHANNEL))
+        old = publisher.publish(CHANNEL, "m0")
+        got = await take(subscription, 1)
+        redis_client.flushall()
+        new = publisher.publish(CHANNEL, "new")
+        assert Position.parse(new).epoch != Position.parse(old).epoch
+        return got + await take(subscription, 2)
+
+    events = run(main)
+    assert [e.kind for e in events] == [EventKind.MESSAGE, EventKind.RECOVERY, EventKind.MESSAGE]
+    new = Position.parse(events[2].id or "")
+    assert json.loads(events[1].data)["epoch"] == new.epoch
+    assert (events[2].data, new.offset) == ("new", 1)

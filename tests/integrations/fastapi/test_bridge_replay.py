@@ -3,12 +3,14 @@
 What a browser sees: SSE events with ids; after it reconnects with ``Last-Event-ID`` (or a
 ``last_event_id`` parameter), exactly the messages it missed; a stream that stays open while
 the bridge's Redis connection is killed, each message exactly once; a ``recovery`` event when
-the history was trimmed; a refusal at replay; a WebSocket resuming from an id.
+the history was trimmed; a refusal at replay; a WebSocket resuming from an id; a long backlog
+paced by the browser, and a stalled browser still dropped at its bound.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from hotconfig.testing import EmbeddedServer
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import Event, EventReader
 from tests.integrations.fastapi.test_bridge import BRIDGE_APP, stats, wait_subscribed
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -142,3 +145,38 @@ def test_a_malformed_last_event_id_answers_400_and_a_websocket_resumes_from_the_
         assert [ws.recv() for _ in range(2)] == ["m2", "m3"]  # as published, no envelope
     finally:
         ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_a_long_backlog_reaches_the_browser_whole_and_in_order(
+    app: Served, publisher: ReplayPublisher
+) -> None:
+    blob = "x" * 4096
+    for n in range(600):  # 2.4 MB, over the 1 MiB that each browser may have waiting
+        publisher.publish("chat:s7", f"{n} {blob}")
+    with EventReader(app.url + "/bridge/sse/chat:s7", last_event_id=":0") as reader:
+        events = [reader.next() for _ in range(600)]
+    assert [e.data for e in events] == [f"{n} {blob}" for n in range(600)]
+    assert stats(app)["dropped_slow"] == 0
+
+
+def test_a_stalled_browser_on_a_replayable_channel_is_still_dropped_at_its_bound(
+    server: EmbeddedServer, publisher: ReplayPublisher, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env = {"BRIDGE_MAX_BUFFER": str(512 * 1024)}
+    channel = "chat:stall"
+    with uvicorn_app(server, tmp_path, app=BRIDGE_APP, env=env) as app:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+        stalled.connect(("127.0.0.1", app.port))
+        stalled.sendall(f"GET /bridge/sse/{channel} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        with stalled, EventReader(app.url + f"/bridge/sse/{channel}") as fast:
+            assert eventually(lambda: stats(app)["subscribers"] == 2)
+            wait_subscribed(redis_client, channel)
+            blob = "x" * 200 * 1024
+            written = 0
+            while stats(app)["dropped_slow"] == 0:
+                assert written < 400, "the stalled client was never disconnected"
+                publisher.publish(channel, f"{written} {blob}")
+                assert fast.next(timeout=2.0).data == f"{written} {blob}"
+                written += 1
+            assert eventually(lambda: stats(app)["subscribers"] == 1)
