@@ -194,7 +194,9 @@ class Subscription:
     ) -> None:
         self.channel, self.pattern = channel, pattern
         self.loop = asyncio.get_running_loop()
-        self.subscribed = asyncio.Event()  # set once Redis acknowledged the (P)SUBSCRIBE
+        # Set once Redis acknowledged the (P)SUBSCRIBE (on a replayable channel: and the
+        # subscription caught up): everything published from then on is delivered.
+        self.subscribed = asyncio.Event()
         self.ending: Ending | None = None
         self._classes, self._tally, self._release = classes, tally, release
         self._outbox = Outbox(max_bytes)
@@ -269,9 +271,10 @@ class Subscription:
 
     def _acknowledged(self) -> None:
         """Redis acknowledged the (P)SUBSCRIBE, the first time or after a reconnect (on the
-        loop); a replayable subscription catches up from its position."""
-        self.subscribed.set()
-        if self._recovery is not None and not self._released:
+        loop); a replayable subscription catches up from its position first."""
+        if self._recovery is None:
+            self.subscribed.set()
+        elif not self._released:
             self._recovery.restart()
 
     # -- fed by the recovery (hotconfig.recovery.Feed) ------------------------------------------
@@ -292,6 +295,9 @@ class Subscription:
 
     def _overflow(self) -> None:
         self._end(Ending.OVERFLOW)
+
+    def _caught_up(self) -> None:
+        self.subscribed.set()
 
     def _arm_idle(self) -> None:
         if self._idle is not None:

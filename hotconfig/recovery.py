@@ -7,7 +7,8 @@ just to learn where the history is), after every reconnect of the bridge, and wh
 message shows a gap or another epoch. Catching up is always the same three steps:
 
 1. live messages wait (bounded by the subscription's bytes) from the acknowledgement on, so
-   nothing published from then on can be missed;
+   nothing published from then on can be missed (a browser without an id starts where the
+   history stands right after the acknowledgement);
 2. the history is read after the position, off the event loop, a page at a time, paced by the
    browser's outbox; the stored messages are delivered in order;
 3. the waiting live messages follow, each only if its offset is higher than the last one
@@ -60,6 +61,8 @@ class Feed(Protocol):
     def _notice(self, data: dict[str, Any], event_id: str | None, final: bool) -> None: ...
 
     async def _room(self, size: int) -> None: ...  # wait until ``size`` more bytes fit well
+
+    def _caught_up(self) -> None: ...  # from now on, every message published is delivered
 
     def _overflow(self) -> None: ...
 
@@ -177,6 +180,7 @@ class Recovery:
                 delay = min(_RETRY_MAX, delay * 2)
         if not self._closed:
             self._release_waiting()
+            self._feed._caught_up()
 
     async def _read(self, after: int, count: int) -> Page:
         page = await asyncio.to_thread(self._history.read, self.channel, after, count)

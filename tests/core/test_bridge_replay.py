@@ -29,8 +29,9 @@ from hotconfig.bridge import (
 )
 from hotconfig.replay import history_keys
 from hotconfig.streams import Ending
-from hotconfig.testing import EmbeddedServer
+from hotconfig.testing import EmbeddedServer, ServerKind
 from tests.core.test_bridge import run, subscribed
+from tests.faults.topology import Cluster
 
 CHANNEL = "chat:sess-1"
 CLASSES = {"chat:*": Replayable(maxlen=1000)}
@@ -343,3 +344,32 @@ def test_a_history_wiped_while_subscribed_shows_as_a_recovery_event_before_the_n
     new = Position.parse(events[2].id or "")
     assert json.loads(events[1].data)["epoch"] == new.epoch
     assert (events[2].data, new.offset) == ("new", 1)
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_on_a_cluster_each_channels_history_lives_on_its_own_slot_and_resumes(
+    server_kind: ServerKind,
+) -> None:
+    cluster = Cluster(server_kind)
+    channels = [f"chat:room-{n}" for n in range(6)]  # spread over the three masters
+    try:
+        with ReplayPublisher(cluster.url) as publisher:
+            first = {c: publisher.publish(c, f"{c} 0") for c in channels}
+            for channel in channels:
+                publisher.publish(channel, f"{channel} 1")
+
+            async def main(bridge: Bridge) -> dict[str, list[str]]:
+                subs = {c: bridge.subscribe(c, last_event_id=first[c]) for c in channels}
+                got = {c: [e.data for e in await take(s, 1)] for c, s in subs.items()}
+                for channel, subscription in subs.items():
+                    await subscribed(subscription)
+                    await asyncio.to_thread(publisher.publish, channel, f"{channel} 2")
+                    got[channel] += [e.data for e in await take(subscription, 1)]
+                return got
+
+            with Bridge(cluster.url, classes=CLASSES) as bridge:
+                got = run(lambda: main(bridge), timeout=20)
+    finally:
+        cluster.close()
+    assert got == {c: [f"{c} 1", f"{c} 2"] for c in channels}

@@ -48,9 +48,8 @@ def test_a_browser_that_reconnects_with_last_event_id_gets_exactly_the_messages_
     app: Served, publisher: ReplayPublisher, redis_client: redis.Redis
 ) -> None:
     url = app.url + "/bridge/sse/chat:s1"
-    with EventReader(url) as reader:
-        wait_subscribed(redis_client, "chat:s1")
-        ids = [publisher.publish("chat:s1", json.dumps({"n": n})) for n in range(3)]
+    ids = [publisher.publish("chat:s1", json.dumps({"n": n})) for n in range(3)]
+    with EventReader(url, last_event_id=":0") as reader:  # ":0": all that the history holds
         seen = [reader.next() for _ in ids]
     assert [(e.event, e.id) for e in seen] == [("message", i) for i in ids]
     assert [e.json() for e in seen] == [{"n": n} for n in range(3)]
@@ -80,7 +79,8 @@ def test_a_first_connection_resumes_from_the_query_parameter_and_the_header_wins
 def test_the_stream_stays_open_while_the_bridges_connection_is_killed_and_misses_nothing(
     app: Served, publisher: ReplayPublisher, redis_client: redis.Redis
 ) -> None:
-    with EventReader(app.url + "/bridge/sse/chat:s3") as reader:
+    # ":0" on a channel with no history yet: every message from its first one.
+    with EventReader(app.url + "/bridge/sse/chat:s3", last_event_id=":0") as reader:
         wait_subscribed(redis_client, "chat:s3")
         publisher.publish("chat:s3", "before")
         assert reader.next().data == "before"
@@ -169,7 +169,8 @@ def test_a_stalled_browser_on_a_replayable_channel_is_still_dropped_at_its_bound
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
         stalled.connect(("127.0.0.1", app.port))
         stalled.sendall(f"GET /bridge/sse/{channel} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        with stalled, EventReader(app.url + f"/bridge/sse/{channel}") as fast:
+        fast_reader = EventReader(app.url + f"/bridge/sse/{channel}", last_event_id=":0")
+        with stalled, fast_reader as fast:
             assert eventually(lambda: stats(app)["subscribers"] == 2)
             wait_subscribed(redis_client, channel)
             blob = "x" * 200 * 1024
