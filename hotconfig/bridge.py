@@ -21,7 +21,10 @@ Like the config listener (:mod:`hotconfig.listener`), the connection never retri
 a PING with a token proves it alive, every fault surfaces, and the thread reconnects with
 capped, jittered backoff and subscribes again to everything followed at that moment. Pub/Sub
 is at-most-once: what is published while the connection is down is lost; a ``sequenced``
-channel shows that loss as a ``gap`` event.
+channel shows that loss as a ``gap`` event. A ``replayable`` channel (:mod:`hotconfig.replay`)
+loses nothing that its history still holds: after each reconnect every subscription on one
+catches up from its last offset (:mod:`hotconfig.recovery`), and a browser that comes back
+with ``last_event_id`` gets exactly what it missed.
 
 The bridge imports no web framework; adapters (``hotconfig_fastapi.bridge_router``) serve it.
 """
@@ -42,9 +45,21 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .connection import Target, resolve
-from .delivery import Delivery, Ephemeral, Event, EventKind, Sequenced, Subscription, Tally
+from .delivery import (
+    Delivery,
+    Ephemeral,
+    Event,
+    EventKind,
+    Replayable,
+    Sequenced,
+    Subscription,
+    Tally,
+    delivery_for,
+)
 from .errors import ClientClosedError
 from .listener import Heartbeat, LivenessError, Outage, misconfiguration
+from .recovery import Authorize, Reason
+from .replay import History, Position, ReplayPublisher
 from .streams import Ending
 
 __all__ = [
@@ -54,6 +69,10 @@ __all__ = [
     "Ephemeral",
     "Event",
     "EventKind",
+    "Position",
+    "Reason",
+    "ReplayPublisher",
+    "Replayable",
     "Sequenced",
     "Subscription",
 ]
@@ -81,6 +100,9 @@ class BridgeStats(NamedTuple):
     idle: int  # sequenced streams ended by the idle timeout
     reconnects: int
     last_error: str | None
+    replayed: int = 0  # stored messages sent to catch a subscription up
+    unrecovered: int = 0  # recovery events: what was missed could not be replayed
+    replay_errors: int = 0  # history reads that failed (and were retried)
 
 
 class Bridge:
@@ -115,15 +137,26 @@ class Bridge:
         self._sessions = 0
         self._last_error: str | None = None
         self._private = f"hotconfig:bridge:{uuid.uuid4().hex[:16]}"
+        self._history = History(self._target)
         atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- the public side ------------------------------------------------------------------------
 
-    def subscribe(self, channel: str, *, pattern: bool = False) -> Subscription:
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        pattern: bool = False,
+        last_event_id: str | None = None,
+        authorize_replay: Authorize | None = None,
+    ) -> Subscription:
         """Follow ``channel`` (a glob pattern with ``pattern=True``) for one browser.
 
         Call on the event loop that will iterate the subscription. Starts the bridge's thread
-        on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed.
+        on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed. On a
+        replayable channel, ``last_event_id`` resumes after that event (:meth:`resume_from`),
+        and ``authorize_replay()`` (on this loop; may be async) is asked before stored messages
+        are sent: anything but True ends the subscription with a ``recovery`` event.
         """
         if self._stop.is_set():
             raise ClientClosedError("this bridge is closed: make a new Bridge")
@@ -134,16 +167,26 @@ class Bridge:
             max_bytes=self._max_bytes,
             tally=self._tally,
             release=self._release,
+            start=None if pattern else self.resume_from(channel, last_event_id),
+            history=self._history,
+            authorize_replay=authorize_replay,
         )
         with self._lock:
             self._after_fork()
             self._followed.setdefault((pattern, channel), set()).add(subscription)
             if (pattern, channel) in self._acknowledged:
-                subscription.subscribed.set()
+                subscription._acknowledged()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
         return subscription
+
+    def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
+        """Where a subscription to ``channel`` with ``last_event_id`` starts; None: from now (no
+        id, or not a replayable channel). :class:`ValueError` for a malformed id (an adapter
+        answers 400 before anything is subscribed)."""
+        replayable = isinstance(delivery_for(self._classes, channel), Replayable)
+        return Position.parse(last_event_id) if replayable and last_event_id else None
 
     @property
     def stats(self) -> BridgeStats:
@@ -174,6 +217,7 @@ class Bridge:
             self._followed.clear()
         for subscription in subscriptions:
             _call_soon(subscription, subscription._end, Ending.SHUTDOWN)
+        self._history.close()
 
     def __enter__(self) -> Bridge:
         return self
@@ -198,6 +242,7 @@ class Bridge:
             self._pid, self._thread, self._pubsub, self._clients = os.getpid(), None, None, ()
             self._followed = {}
             self._acknowledged = set()
+            self._history = History(self._target)  # the parent's sockets stay the parent's
 
     # -- the thread -----------------------------------------------------------------------------
 
@@ -284,7 +329,7 @@ class Bridge:
             self._acknowledged.add(key)
             subs = list(self._followed.get(key, ()))
         for subscription in subs:
-            _call_soon(subscription, subscription.subscribed.set)
+            _call_soon(subscription, subscription._acknowledged)
 
     def _dispatch(self, key: tuple[bool, str], channel: bytes, data: bytes) -> None:
         self._tally.add("messages")

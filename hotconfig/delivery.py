@@ -19,6 +19,11 @@ Delivery classes, chosen per channel pattern (the first matching pattern wins):
     the ``index`` field orders the messages: a skipped index becomes a ``gap`` event, an index
     already passed is dropped, a message with ``done: true`` ends the stream after it, and a
     stream that hears nothing for ``idle_timeout`` seconds ends with an ``idle`` event.
+:class:`Replayable`
+    kept in a capped history by :class:`~hotconfig.replay.ReplayPublisher`: each event has an
+    id (``"{epoch}:{offset}"``), and a subscription started from one (``Last-Event-ID``), or
+    one whose bridge reconnected, gets exactly the messages it missed, or a ``recovery`` event
+    saying it cannot (:mod:`hotconfig.recovery`).
 
 A channel with no class is forwarded as published, in order.
 """
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
+from .recovery import Authorize, Recovery
+from .replay import History, Position, Replayable, unwrap
 from .streams import Ending, Outbox, OutboxEnded
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "Ephemeral",
     "Event",
     "EventKind",
+    "Replayable",
     "Sequenced",
     "Subscription",
     "Tally",
@@ -73,7 +81,7 @@ class Sequenced:
             raise ValueError(f"idle_timeout must be positive, got {self.idle_timeout}")
 
 
-Delivery = Ephemeral | Sequenced
+Delivery = Ephemeral | Sequenced | Replayable
 
 
 def delivery_for(classes: Mapping[str, Delivery], channel: str) -> Delivery | None:
@@ -88,16 +96,29 @@ class EventKind(enum.StrEnum):
     MESSAGE = "message"  # data: the message exactly as published
     GAP = "gap"  # data: {"channel", "from", "to"}: the indexes that never arrived
     IDLE = "idle"  # data: {"channel", "idle_timeout", "next"}: no message, and no done, in time
+    # data: {"channel", "recovered": false, "reason", "epoch", "offset"}: what was missed cannot
+    # be replayed (see hotconfig.recovery); the event's id is where the subscription now stands
+    RECOVERY = "recovery"
 
 
 class Event(NamedTuple):
-    """One thing for the browser. ``final``: the last of its stream (``done`` or ``idle``)."""
+    """One thing for the browser. ``final``: the last of its stream (``done`` or ``idle``).
+
+    ``id``: the event id on a replayable channel (``"{epoch}:{offset}"``), None elsewhere.
+    """
 
     kind: EventKind
     channel: str
     data: str
     key: str | None = None
     final: bool = False
+    id: str | None = None
+
+
+_COUNTERS = (
+    *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
+    *("replayed", "unrecovered", "replay_errors"),
+)
 
 
 class Tally:
@@ -107,9 +128,7 @@ class Tally:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.counts: dict[str, int] = dict.fromkeys(
-            ("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"), 0
-        )
+        self.counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -121,14 +140,27 @@ class Tally:
 
 
 # An item waits in the outbox as bytes: a kind tag, the channel, NUL, the coalescing key (JSON,
-# so never a raw NUL; empty for none), NUL, the payload. The outbox counts these bytes against
-# the bound; a pattern subscription needs each item's channel, an SSE writer its key.
-_TAGS = {EventKind.MESSAGE: b"m", EventKind.GAP: b"g", EventKind.IDLE: b"i"}
+# so never a raw NUL; empty for none), NUL, the event id (empty for none), NUL, the payload.
+# The outbox counts these bytes against the bound; a pattern subscription needs each item's
+# channel, an SSE writer its key and id.
+_TAGS = {
+    EventKind.MESSAGE: b"m",
+    EventKind.GAP: b"g",
+    EventKind.IDLE: b"i",
+    EventKind.RECOVERY: b"r",
+}
 _KINDS = {tag[0]: kind for kind, tag in _TAGS.items()}
+_FINAL_ENDING = {EventKind.IDLE: Ending.IDLE, EventKind.RECOVERY: Ending.SHUTDOWN}
 
 
-def _pack(kind: EventKind, channel: str, data: bytes, key: str = "") -> bytes:
-    return b"%s%s\0%s\0%s" % (_TAGS[kind], channel.encode(), key.encode(), data)
+def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: str = "") -> bytes:
+    return b"%s%s\0%s\0%s\0%s" % (
+        _TAGS[kind],
+        channel.encode(),
+        key.encode(),
+        event_id.encode(),
+        data,
+    )
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
@@ -156,10 +188,15 @@ class Subscription:
         max_bytes: int,
         tally: Tally,
         release: Callable[[Subscription], None],
+        start: Position | None = None,
+        history: History | None = None,
+        authorize_replay: Authorize | None = None,
     ) -> None:
         self.channel, self.pattern = channel, pattern
         self.loop = asyncio.get_running_loop()
-        self.subscribed = asyncio.Event()  # set once Redis acknowledged the (P)SUBSCRIBE
+        # Set once Redis acknowledged the (P)SUBSCRIBE (on a replayable channel: and the
+        # subscription caught up): everything published from then on is delivered.
+        self.subscribed = asyncio.Event()
         self.ending: Ending | None = None
         self._classes, self._tally, self._release = classes, tally, release
         self._outbox = Outbox(max_bytes)
@@ -168,7 +205,18 @@ class Subscription:
         self._final = False
         self._released = False
         self._idle: asyncio.TimerHandle | None = None
-        self._sequenced = None if pattern else delivery_for(classes, channel)
+        self._delivery = None if pattern else delivery_for(classes, channel)
+        self._recovery: Recovery | None = None
+        if isinstance(self._delivery, Replayable) and history is not None:
+            self._recovery = Recovery(
+                channel,
+                start,
+                history=history,
+                feed=self,
+                tally=tally,
+                authorize=authorize_replay,
+                max_bytes=max_bytes,
+            )
         self._arm_idle()
 
     # -- fed by the bridge ----------------------------------------------------------------------
@@ -185,6 +233,8 @@ class Subscription:
             self._put(_pack(EventKind.MESSAGE, channel, data, key), key or None)
         elif isinstance(delivery, Sequenced):
             self._receive_sequenced(delivery, channel, data)
+        elif isinstance(delivery, Replayable):
+            self._receive_replayable(channel, data)
         else:
             self._put(_pack(EventKind.MESSAGE, channel, data))
 
@@ -210,21 +260,60 @@ class Subscription:
             self._tally.add("done")
             self._finish()
 
+    def _receive_replayable(self, channel: str, data: bytes) -> None:
+        # A message without an envelope (not published by ReplayPublisher) goes as it came,
+        # with no id; on a pattern the ids are shown, and nothing is resumed.
+        at, message = unwrap(data) or (None, data)
+        if self._recovery is not None:
+            self._recovery.live(at, message)
+        else:
+            self._put(_pack(EventKind.MESSAGE, channel, message, event_id=at.id if at else ""))
+
+    def _acknowledged(self) -> None:
+        """Redis acknowledged the (P)SUBSCRIBE, the first time or after a reconnect (on the
+        loop); a replayable subscription catches up from its position first."""
+        if self._recovery is None:
+            self.subscribed.set()
+        elif not self._released:
+            self._recovery.restart()
+
+    # -- fed by the recovery (hotconfig.recovery.Feed) ------------------------------------------
+
+    def _deliver(self, data: bytes, event_id: str | None) -> bool:
+        self._put(_pack(EventKind.MESSAGE, self.channel, data, event_id=event_id or ""))
+        return self._outbox.ended is None and not self._final
+
+    def _notice(self, data: dict[str, Any], event_id: str | None, final: bool) -> None:
+        notice = json.dumps(data).encode()
+        self._put(_pack(EventKind.RECOVERY, self.channel, notice, event_id=event_id or ""))
+        if final:
+            self._finish()
+
+    async def _room(self, size: int) -> None:
+        if self._outbox.pending_bytes + size > self._outbox.max_bytes // 2:
+            await self._outbox.drained()
+
+    def _overflow(self) -> None:
+        self._end(Ending.OVERFLOW)
+
+    def _caught_up(self) -> None:
+        self.subscribed.set()
+
     def _arm_idle(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        if isinstance(self._sequenced, Sequenced):
-            self._idle = self.loop.call_later(self._sequenced.idle_timeout, self._idle_out)
+        if isinstance(self._delivery, Sequenced):
+            self._idle = self.loop.call_later(self._delivery.idle_timeout, self._idle_out)
 
     def _idle_out(self) -> None:
-        assert isinstance(self._sequenced, Sequenced)
+        assert isinstance(self._delivery, Sequenced)
         if self._final or self._outbox.ended is not None:
             return
         self._tally.add("idle")
         data = {
             "channel": self.channel,
-            "idle_timeout": self._sequenced.idle_timeout,
-            "next": self._next.get(self.channel, self._sequenced.first),
+            "idle_timeout": self._delivery.idle_timeout,
+            "next": self._next.get(self.channel, self._delivery.first),
         }
         self._put(_pack(EventKind.IDLE, self.channel, json.dumps(data).encode()))
         self._finish()
@@ -253,6 +342,8 @@ class Subscription:
     def _let_go(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
+        if self._recovery is not None:
+            self._recovery.close()
         if not self._released:
             self._released = True
             self._release(self)
@@ -290,12 +381,15 @@ class Subscription:
         item = self._taken.popleft()
         kind = _KINDS[item[0]]
         channel, _, rest = item[1:].partition(b"\0")
-        key, _, data = rest.partition(b"\0")
+        key, _, rest = rest.partition(b"\0")
+        event_id, _, data = rest.partition(b"\0")
         final = self._final and not self._taken and self._outbox.pending_bytes == 0
         if final:
-            self.ending = Ending.IDLE if kind is EventKind.IDLE else Ending.DONE
+            self.ending = _FINAL_ENDING.get(kind, Ending.DONE)
         text = data.decode("utf-8", "replace")
-        return Event(kind, channel.decode(), text, key.decode() or None, final)
+        return Event(
+            kind, channel.decode(), text, key.decode() or None, final, event_id.decode() or None
+        )
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -19,6 +19,15 @@ a WebSocket each published message is one text frame as published; a gap or idle
 frame ``{"event": "gap", ...}``. A sequenced stream ends after its ``done`` message (SSE: the
 response ends; WebSocket: closed with 1000). No lifespan is needed: the bridge connects on
 the first subscriber.
+
+On a replayable channel each SSE event carries ``id: {epoch}:{offset}``, so a browser's
+``EventSource`` sends it back as ``Last-Event-ID`` when it reconnects and gets exactly what it
+missed; a ``last_event_id`` query parameter does the same for a first connection and for a
+WebSocket (the header wins when both are given; a malformed id answers 400). ``authorize`` is
+asked again, with the same request, before stored messages are sent (at such a resume, and
+each time the bridge catches up after a reconnect): a refusal sends a ``recovery`` event
+``{"recovered": false, "reason": "forbidden"}`` and ends the stream (a WebSocket is closed
+with 1008), so a revoked grant sees nothing stored.
 """
 
 from __future__ import annotations
@@ -70,17 +79,46 @@ def bridge_router(
     async def sse(request: Request, channel: str) -> Response:
         if not await _allowed(authorize, request, channel):
             return Response("forbidden", status_code=403, media_type="text/plain")
-        return _BridgedStream(bridge, channel, keepalive=keepalive, max_bytes=max_buffer_bytes)
+        last_event_id = _last_event_id(request)
+        try:
+            bridge.resume_from(channel, last_event_id)
+        except ValueError as exc:
+            return Response(str(exc), status_code=400, media_type="text/plain")
+        return _BridgedStream(
+            bridge,
+            channel,
+            last_event_id=last_event_id,
+            authorize_replay=lambda: _allowed(authorize, request, channel),
+            keepalive=keepalive,
+            max_bytes=max_buffer_bytes,
+        )
 
     @api.websocket("/ws/{channel:path}")
     async def ws(websocket: WebSocket, channel: str) -> None:
         if not await _allowed(authorize, websocket, channel):
             await websocket.close(code=_WS_POLICY_VIOLATION)
             return
+        last_event_id = _last_event_id(websocket)
+        try:
+            bridge.resume_from(channel, last_event_id)
+        except ValueError:
+            await websocket.close(code=_WS_POLICY_VIOLATION, reason="malformed last_event_id")
+            return
         await websocket.accept()
-        await _forward(bridge.subscribe(channel), websocket)
+        subscription = bridge.subscribe(
+            channel,
+            last_event_id=last_event_id,
+            authorize_replay=lambda: _allowed(authorize, websocket, channel),
+        )
+        await _forward(subscription, websocket)
 
     return api
+
+
+def _last_event_id(connection: HTTPConnection) -> str | None:
+    # EventSource sends the header on each reconnect, with the URL of the first connection:
+    # the header is the newer position.
+    return connection.headers.get("last-event-id") or connection.query_params.get("last_event_id")
 
 
 async def _allowed(authorize: Authorize, connection: HTTPConnection, channel: str) -> bool:
@@ -95,14 +133,28 @@ class _BridgedStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, bridge: Bridge, channel: str, *, keepalive: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        bridge: Bridge,
+        channel: str,
+        *,
+        last_event_id: str | None,
+        authorize_replay: Callable[[], Awaitable[bool]],
+        keepalive: float,
+        max_bytes: int,
+    ) -> None:
         super().__init__()
         self._bridge, self._channel = bridge, channel
+        self._last_event_id, self._authorize_replay = last_event_id, authorize_replay
         self._keepalive, self._max_bytes = keepalive, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Subscribed here, not in the endpoint: a response that is never sent holds nothing.
-        subscription = self._bridge.subscribe(self._channel)
+        subscription = self._bridge.subscribe(
+            self._channel,
+            last_event_id=self._last_event_id,
+            authorize_replay=self._authorize_replay,
+        )
         outbox = Outbox(self._max_bytes)
         tail: list[bytes] = []
         pump = asyncio.create_task(_pump(subscription, outbox, tail))
@@ -120,7 +172,8 @@ class _BridgedStream(Response):
 async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -> None:
     """Move the subscription's events into the connection's outbox, as SSE frames."""
     async for event in subscription:
-        data = frame(event.data, event=None if event.kind is EventKind.MESSAGE else event.kind)
+        kind = None if event.kind is EventKind.MESSAGE else event.kind
+        data = frame(event.data, event=kind, id=event.id)
         if event.final:
             # The last frame goes out as the response's end: wait for the writer to take what
             # is before it, since ending the outbox drops whatever still waits there.
@@ -130,7 +183,25 @@ async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -
             return
         if not outbox.put(data, event.key):
             return  # overflowed: serve() drops the connection
+        if event.id is not None and outbox.pending_bytes > outbox.max_bytes // 2:
+            # A replayable channel's backlog is paced by the browser: the subscription keeps
+            # the rest, under its own bound, instead of this buffer overflowing on a replay.
+            await _drained_or_dropped(outbox, subscription)
     outbox.end(Ending.OVERFLOW if subscription.ending is Ending.OVERFLOW else Ending.SHUTDOWN)
+
+
+async def _drained_or_dropped(outbox: Outbox, subscription: Subscription) -> None:
+    """Wait until the writer took what waits, or the subscription was dropped at its bound."""
+    waits = [
+        asyncio.ensure_future(outbox.drained()),
+        asyncio.ensure_future(subscription.wait_dropped()),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
@@ -145,8 +216,8 @@ async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
                 text = json.dumps({"event": event.kind, **json.loads(event.data)})
             if not await _send(websocket, text, dropped):
                 return  # dropped at its bound while a frame waited on it: nothing more to send
-            if event.final:
-                code = 1000
+            if event.final:  # done, idle, or refused at replay
+                code = _WS_POLICY_VIOLATION if event.kind is EventKind.RECOVERY else 1000
                 break
         else:
             if subscription.ending is Ending.CLIENT_GONE:

@@ -2,7 +2,10 @@
 
 Configured by environment variables: ``HOTCONFIG_URL``, ``BRIDGE_IDLE`` (the ``ai:stream:*``
 idle timeout, seconds) and ``BRIDGE_MAX_BUFFER`` (bytes per browser). A channel under
-``secret:`` is refused to everyone. ``GET /bridge-stats`` shows the bridge's counters.
+``secret:`` is refused to everyone. ``chat:*`` and ``revocable:*`` are replayable; a
+``revocable:`` channel is allowed once per request, so its grant is gone by the time stored
+messages would be replayed (as if the session were revoked right after it subscribed).
+``GET /bridge-stats`` shows the bridge's counters.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
 import hotconfig_fastapi
-from hotconfig.bridge import Bridge, Ephemeral, Sequenced
+from hotconfig.bridge import Bridge, Ephemeral, Replayable, Sequenced
 
 bridge = Bridge(
     os.environ["HOTCONFIG_URL"],
     classes={
         "ai:stream:*": Sequenced(idle_timeout=float(os.environ.get("BRIDGE_IDLE", "30"))),
         "dashboard:refresh:*": Ephemeral("widgetId"),
+        "chat:*": Replayable(),
+        "revocable:*": Replayable(),
     },
 )
 
 
 def check(connection: HTTPConnection, channel: str) -> bool:
+    if channel.startswith("revocable:"):
+        asked = getattr(connection.state, "asked", 0)
+        connection.state.asked = asked + 1
+        return asked == 0
     return not channel.startswith("secret:")
 
 

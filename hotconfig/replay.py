@@ -1,0 +1,229 @@
+"""Replayable channels: a capped history per channel, so a browser resumes where it left off.
+
+The publisher writes each message to the channel's history and publishes it in one Lua script::
+
+    with hotconfig.bridge.ReplayPublisher(url, history=Replayable(maxlen=1000)) as publisher:
+        event_id = publisher.publish("ai:stream:sess-abc", json.dumps({"token": "Rev"}))
+
+Each channel has an **epoch** (a random id, made by the first publish) and an **offset** (1, 2,
+3, ... within the epoch); together they are the message's event id, ``"{epoch}:{offset}"``. The
+history lives in two keys that share a hash tag on the channel, so the script runs on one
+Redis Cluster slot::
+
+    hotconfig:replay:{<channel>}:meta     hash: epoch, offset (the last one given)
+    hotconfig:replay:{<channel>}:stream   capped stream (XADD MAXLEN ~), entry ID 0-<offset>
+
+What goes out on the channel is an envelope (a NUL, ``replay:``, the event id, a newline, then
+the message byte for byte); the bridge takes it apart, so a browser receives the message as
+published. If the history is lost (a restart without persistence, FLUSHALL, its ``ttl``
+expired), the next publish starts a new epoch from offset 1, and a browser that asks to resume
+in the old epoch is told that recovery was impossible instead of being handed the wrong messages.
+
+The bridge's side of resuming is :class:`~hotconfig.recovery.Recovery`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from .connection import Target, resolve
+from .errors import ClientClosedError
+from .keyspace import as_text
+
+__all__ = [
+    "HISTORY_SCRIPT",
+    "PUBLISH_SCRIPT",
+    "History",
+    "Page",
+    "Position",
+    "ReplayPublisher",
+    "Replayable",
+    "history_keys",
+    "unwrap",
+]
+
+_PREFIX: Final = "hotconfig:replay"
+_MAGIC: Final = b"\0replay:"
+
+# KEYS: meta, stream. ARGV: channel, epoch candidate, maxlen, ttl in ms ('0': none), message.
+# A meta hash that is gone (or was never there) starts a new epoch: the old stream, whose IDs
+# belong to the lost epoch, goes with it, so offsets start again from 1.
+PUBLISH_SCRIPT: Final = """
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'offset', 0)
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. offset, 'm', ARGV[5])
+if ARGV[4] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[1], string.char(0) .. 'replay:' .. epoch .. ':' .. offset .. '\\n' ..
+  ARGV[5])
+return {epoch, offset}
+"""
+
+# KEYS: meta, stream. ARGV: the first offset wanted, how many (0: only the position). Returns
+# {epoch or false, the last offset given, {{'0-<offset>', {'m', message}}, ...}}, atomically.
+HISTORY_SCRIPT: Final = """
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
+if not meta[1] then
+  return {false, 0, {}}
+end
+local entries = {}
+if ARGV[2] ~= '0' then
+  entries = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
+return {meta[1], tonumber(meta[2]), entries}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayable:
+    """A channel kept in a capped history (``maxlen`` messages, dropped ``ttl`` seconds after
+    its last publish; None: kept until trimmed), so that a browser resumes with its last id.
+
+    The bridge reads the history; :class:`ReplayPublisher` writes it, with these numbers.
+    """
+
+    maxlen: int = 1000
+    ttl: float | None = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.maxlen <= 0:
+            raise ValueError(f"maxlen must be positive, got {self.maxlen}")
+        if self.ttl is not None and self.ttl <= 0:
+            raise ValueError(f"ttl must be positive seconds or None, got {self.ttl}")
+
+
+class Position(NamedTuple):
+    """Where a browser is in a channel's history. ``epoch`` "" means "before any history":
+    it matches whatever epoch comes, from offset 1 (the id after a recovery found nothing)."""
+
+    epoch: str
+    offset: int
+
+    @property
+    def id(self) -> str:
+        """The event id: ``"{epoch}:{offset}"``."""
+        return f"{self.epoch}:{self.offset}"
+
+    @classmethod
+    def parse(cls, event_id: str) -> Position:
+        """The position an event id names; :class:`ValueError` for anything else."""
+        epoch, colon, offset = event_id.strip().rpartition(":")
+        if not colon or not offset.isdigit() or (epoch != "" and not epoch.isalnum()):
+            raise ValueError(
+                f"not an event id of a replayable channel: {event_id[:80]!r} (expected "
+                "'<epoch>:<offset>', as sent in the 'id:' of the events; omit it to start anew)"
+            )
+        if not epoch and int(offset) != 0:
+            raise ValueError(f"an event id without an epoch must have offset 0: {event_id!r}")
+        return cls(epoch, int(offset))
+
+
+class Page(NamedTuple):
+    """One read of a history: its epoch (None: there is none), the last offset given, and
+    the stored messages asked for, ``(offset, message)`` in order."""
+
+    epoch: str | None
+    top: int
+    entries: list[tuple[int, bytes]]
+
+
+def history_keys(channel: str) -> tuple[str, str]:
+    """The meta hash and the stream of ``channel``; one hash tag, one cluster slot."""
+    tag = "{" + channel + "}"
+    return f"{_PREFIX}:{tag}:meta", f"{_PREFIX}:{tag}:stream"
+
+
+def unwrap(data: bytes) -> tuple[Position, bytes] | None:
+    """The position and the message of an envelope; None if ``data`` is not one (a message
+    published to the channel by something else than :class:`ReplayPublisher`)."""
+    if not data.startswith(_MAGIC):
+        return None
+    header, newline, message = data.partition(b"\n")
+    if not newline:
+        return None
+    try:
+        return Position.parse(header[len(_MAGIC) :].decode("ascii")), message
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+class ReplayPublisher:
+    """Publishes to replayable channels: one script stores, numbers and publishes each message.
+
+    Thread-safe (one redis-py client with its pool); the URL follows
+    :mod:`hotconfig.connection` (``None``: ``$HOTCONFIG_URL``, else localhost).
+    """
+
+    def __init__(self, url: str | None = None, *, history: Replayable | None = None) -> None:
+        self.history = history or Replayable()
+        self._client: Any = Target(resolve(url)).command_client()
+
+    def publish(self, channel: str, message: str | bytes) -> str:
+        """Store ``message`` in the history of ``channel`` and publish it; its event id."""
+        ttl = self.history.ttl
+        ttl_ms = "0" if ttl is None else str(max(1, round(ttl * 1000)))
+        epoch, offset = self._client.eval(
+            PUBLISH_SCRIPT,
+            2,
+            *history_keys(channel),
+            channel,
+            secrets.token_hex(8),
+            self.history.maxlen,
+            ttl_ms,
+            message,
+        )
+        return Position(as_text(epoch), int(offset)).id
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ReplayPublisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class History:
+    """The bridge's reader of histories: one command client, made on first use.
+
+    :meth:`read` blocks on the network: the bridge calls it off the event loop (a worker
+    thread of ``asyncio.to_thread``), never on its reader thread.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._closed = False
+
+    def read(self, channel: str, after: int, count: int) -> Page:
+        """Up to ``count`` stored messages after offset ``after`` (0: only the position)."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("this bridge is closed: its histories are not read")
+            if self._client is None:
+                self._client = self._target.command_client()
+            client = self._client
+        reply = client.eval(HISTORY_SCRIPT, 2, *history_keys(channel), after + 1, count)
+        if not reply[0]:
+            return Page(None, 0, [])
+        entries = [
+            (int(as_text(entry_id).partition("-")[2]), fields[1]) for entry_id, fields in reply[2]
+        ]
+        return Page(as_text(reply[0]), int(reply[1]), entries)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client, self._closed = self._client, None, True
+        if client is not None:
+            client.close()
