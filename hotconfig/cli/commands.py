@@ -17,6 +17,7 @@ from ..connection import ENV_VAR
 from ..keyspace import DEFAULT_NAMESPACE
 from ..wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
 from .access import acl, doctor_command
+from .demo import demo
 from .files import dump_file, load_file
 from .fleet import status, wait_options, watch
 from .output import Output
@@ -247,3 +248,4 @@ group.add_command(status)
 group.add_command(watch)
 group.add_command(acl)
 group.add_command(doctor_command)
+group.add_command(demo)
