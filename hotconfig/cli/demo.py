@@ -26,156 +26,31 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..connection import Target
 from ..fleet import Convergence
 from ..registry import Report
 from .fleet import report_convergence
 from .output import Output
+from .processes import EXAMPLES, HOST, WORKERS, App, DemoError, Processes, apps
 from .session import Session, pass_session
 
-__all__ = ["EXAMPLES", "demo"]
+__all__ = ["demo"]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 KEY = "ai.model.default"
 GOOD, REFUSED = "gpt-4o", "llama-3-70b"  # the FastAPI example allows gpt-4o and gpt-4o-mini
 SESSION = "demo"
 TOKENS = ("Revenue", " grew", " 12%", " in", " the", " EU", ".")
-WORKERS = 2
-_HOST = "127.0.0.1"
-_STOP_GRACE = 10.0  # seconds a process group has to exit after SIGTERM
-_LOG_TAIL = 2000
-
-
-class DemoError(click.ClickException):
-    """A step of the demo that could not run: a server that did not start, an app that died."""
-
-
-class App(NamedTuple):
-    """A process the demo runs: its name, how it is started, and where it answers."""
-
-    name: str
-    framework: str | None  # what its instances report; None: it reports none (the bridge)
-    command: tuple[str, ...]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{_HOST}:{self.port}/"
-
-
-def apps(ports: Sequence[int]) -> list[App]:
-    """The four example apps, on the given free loopback ports."""
-    py, workers = sys.executable, str(WORKERS)
-
-    def gunicorn(folder: str, target: str, port: int) -> tuple[str, ...]:
-        bind = f"{_HOST}:{port}"
-        chdir = str(EXAMPLES / folder)
-        return (py, "-m", "gunicorn", "-w", workers, "-b", bind, "--chdir", chdir, target)
-
-    def uvicorn(folder: str, port: int, *more: str) -> tuple[str, ...]:
-        where = ("--app-dir", str(EXAMPLES / folder), "--host", _HOST, "--port", str(port))
-        return (py, "-m", "uvicorn", "app:app", *where, "--log-level", "warning", *more)
-
-    django, flask, fastapi, bridge = ports
-    return [
-        App("django", "django", gunicorn("django_app", "shop.wsgi", django), django),
-        App("flask", "flask", gunicorn("flask_app", "shop:create_app()", flask), flask),
-        App("fastapi", "fastapi", uvicorn("fastapi_app", fastapi, "--workers", workers), fastapi),
-        App("bridge", None, uvicorn("bridge", bridge), bridge),
-    ]
-
-
-class Running(NamedTuple):
-    app: App
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-class Processes:
-    """Every process the demo started, each the leader of its own process group, so that
-    stopping it stops its workers too, and Ctrl-C in the terminal reaches only the demo."""
-
-    def __init__(self, directory: Path, env: dict[str, str]) -> None:
-        self.directory = directory
-        self.env = env
-        self.running: list[Running] = []
-
-    def start(self, app: App) -> Running:
-        log = self.directory / f"{app.name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                app.command,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        running = Running(app, process, log)
-        self.running.append(running)
-        return running
-
-    def check(self) -> None:
-        """Raise :class:`DemoError` with its log's tail when a process has exited."""
-        for running in self.running:
-            code = running.process.poll()
-            if code is not None:
-                tail = running.log.read_text(errors="replace")[-_LOG_TAIL:]
-                raise DemoError(f"the {running.app.name} app exited with {code}:\n{tail}")
-
-    def owner(self, report: Report) -> App | None:
-        """The app whose process group holds the instance that sent ``report``, if ours."""
-        for running in self.running:
-            with contextlib.suppress(OSError):
-                if os.getpgid(report.pid) == running.process.pid:
-                    return running.app
-        return None
-
-    def stop(self) -> list[str]:
-        """SIGTERM every group, SIGKILL what is left after the grace; what needed SIGKILL."""
-        for running in self.running:
-            _signal_group(running.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE
-        killed = []
-        for running in self.running:
-            pgid = running.process.pid
-            try:
-                running.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                killed.append(running.app.name)
-            # The leader may be gone while a worker of its group lingers.
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _group_alive(pgid):
-                killed.append(running.app.name)
-            _signal_group(pgid, signal.SIGKILL)
-            running.process.wait()
-        return sorted(set(killed))
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 @click.command("demo")
@@ -190,16 +65,24 @@ def demo(session: Session, url: str | None, once: bool, timeout: float) -> None:
             f"the example apps are not in {EXAMPLES}: run the demo from a source checkout "
             "(git clone, then `make demo`)"
         )
+    url = url or _named_url(session)
     with contextlib.ExitStack() as stack:
         if url is None:
             url = stack.enter_context(_embedded(session.out))
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hotconfig-")))
-        failures = Demo(Session(url, session.namespace, session.channel, session.out)).run(
-            Processes(directory, _environment(url, directory)), timeout, once
-        )
+        processes = Processes(directory, _environment(url, directory))
+        run = Demo(Session(url, session.namespace, session.channel, session.out), processes)
+        failures = run.run(timeout, once)
     session.out.line("stopped every process the demo started")
     if failures:
         raise DemoError("the demo failed:\n  " + "\n  ".join(failures))
+
+
+def _named_url(session: Session) -> str | None:
+    """The group's ``--url`` when given on the command line (never ``$HOTCONFIG_URL``)."""
+    parent = click.get_current_context().parent
+    given = parent is not None and parent.get_parameter_source("url") is ParameterSource.COMMANDLINE
+    return session.url if given else None
 
 
 @contextlib.contextmanager
@@ -234,18 +117,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 class Demo:
     """One run of the scenario against one server; it writes through the CLI's session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, processes: Processes) -> None:
         self.session = session
+        self.processes = processes
         self.out = session.out
         self.publisher = Target(session.url).command_client()  # the AI service's messages
 
-    def run(self, processes: Processes, timeout: float, once: bool) -> list[str]:
+    def run(self, timeout: float, once: bool) -> list[str]:
         """Start the apps, run the scenario and, unless ``once``, serve until Ctrl-C; the
         failures, returned once every process has been stopped."""
         from ..testing.server import free_port
 
-        self.processes = processes
-        failures: list[str] = []
+        processes, failures = self.processes, []
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             for app in apps([free_port() for _ in range(4)]):
@@ -390,7 +273,7 @@ class Demo:
 
 
 def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection(_HOST, port, timeout=2)
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
     try:
         connection.request("GET", "/")
         return connection.getresponse().status == 200
@@ -422,7 +305,7 @@ def _written_at(session: Session, version: int) -> float:
 
 def _read_stream(port: int, channel: str, received: list[dict[str, Any]]) -> None:
     """Runs on the reader thread: the data of one SSE stream's default events, until done."""
-    connection = http.client.HTTPConnection(_HOST, port, timeout=15)
+    connection = http.client.HTTPConnection(HOST, port, timeout=15)
     try:
         path = f"/bridge/sse/{channel}?session={SESSION}"
         connection.request("GET", path, headers={"Accept": "text/event-stream"})
