@@ -75,7 +75,7 @@ def test_status_and_set_wait_see_this_projects_live_client(
     live: LazyConfig, server: EmbeddedServer
 ) -> None:
     with Fleet(server.url) as fleet:
-        assert eventually(lambda: len(fleet.instances()) == 1)
+        assert eventually(lambda: [r.status for r in fleet.instances()] == ["LIVE"])
     written = run("set", "greeting", "hi", "--wait").splitlines()
     assert written[0] == "set greeting in global: version 1"
     assert written[1].startswith("version 1: 1 applied, 0 rejected, 0 behind, 0 gone")
