@@ -140,9 +140,16 @@ class Demo:
                 self.serve()
         except KeyboardInterrupt:
             self.out.line("\nstopping")
+            if once:
+                failures.append("interrupted before the scenario ended")
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            killed = processes.stop()
+            # A second Ctrl-C must not leave half the apps running.
+            interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                killed = processes.stop()
+            finally:
+                signal.signal(signal.SIGINT, interrupt)
+                signal.signal(signal.SIGTERM, previous)
             self.publisher.close()
             self.session.close()
         if killed:
