@@ -213,6 +213,14 @@ class HotConfig(Generic[ModelT]):
 
         return register
 
+    def remove_receiver(self, receiver: Receiver, pattern: str | None = None) -> bool:
+        """Unregister a receiver of :meth:`on_change` (only for ``pattern``, if given).
+
+        True if it was registered. A change being dispatched while this runs may still reach
+        it once; none after that does.
+        """
+        return self._sink.receivers.remove(receiver, pattern)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self, timeout: float | None = 5.0) -> bool:

@@ -53,10 +53,12 @@ class InvalidMessageError(HotConfigError, ValueError):
 class InvalidValueError(HotConfigError, ValueError):
     """A value that the typed model rejects; the previous value stays in effect."""
 
-    def __init__(self, key: str, detail: str) -> None:
+    def __init__(self, key: str, detail: str, version: int | None = None) -> None:
         super().__init__(f"invalid value for {key!r}: {detail}")
         self.key = key
         self.detail = detail
+        self.version = version
+        """The version of the change that carried the value, when it had one."""
 
 
 class NotConfiguredError(HotConfigError, RuntimeError):

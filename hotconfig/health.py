@@ -218,7 +218,7 @@ class Reporter:
             "framework": self.framework,
             "version": snapshot.version,
             "epoch": snapshot.epoch,
-            "digest": getattr(snapshot, "digest", None),
+            "digest": snapshot.digest,
             "status": str(config.status),
             "scopes": list(config.scopes),
             "counts": {name: getattr(stats, name) for name in COUNTS},

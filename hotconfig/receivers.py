@@ -130,10 +130,11 @@ class Receivers:
     runs once per key, not once per change.
     """
 
-    __slots__ = ("_cache", "_entries", "_lock", "_tally")
+    __slots__ = ("_cache", "_entries", "_lock", "_registered", "_tally")
 
     def __init__(self, tally: Tally) -> None:
         self._entries: list[tuple[str, Receiver]] = []
+        self._registered: list[tuple[str, Receiver]] = []  # as given: what remove() compares
         self._cache: dict[str, tuple[Receiver, ...]] = {}
         self._lock = threading.Lock()
         self._tally = tally
@@ -154,7 +155,26 @@ class Receivers:
 
         with self._lock:
             self._entries.append((pattern, target))
+            self._registered.append((pattern, receiver))
             self._cache = {}  # a new dict, so a dispatch in progress keeps a consistent one
+
+    def remove(self, receiver: Receiver, pattern: str | None = None) -> bool:
+        """Unregister ``receiver`` (for ``pattern`` only, if given); False if it was not there.
+
+        Compared with ``==``, so a bound method given again (a new object) still matches.
+        """
+        with self._lock:
+            kept = [
+                i
+                for i, (pat, fn) in enumerate(self._registered)
+                if not (fn == receiver and (pattern is None or pat == pattern))
+            ]
+            if len(kept) == len(self._registered):
+                return False
+            self._entries = [self._entries[i] for i in kept]  # new lists: see add()
+            self._registered = [self._registered[i] for i in kept]
+            self._cache = {}
+        return True
 
     def matching(self, key: str) -> tuple[Receiver, ...]:
         if not self._entries:

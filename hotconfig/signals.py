@@ -44,8 +44,8 @@ config_changed: NamedSignal = _signals.signal(
 )
 config_rejected: NamedSignal = _signals.signal(
     "config-rejected",
-    doc="Sent with the client as sender and ``reason``, ``error``, ``key`` (or None) when a "
-    "message or value is refused; the previous value stays in effect.",
+    doc="Sent with the client as sender and ``reason``, ``error``, ``key`` and ``version`` (each "
+    "None when unknown) when a message or value is refused; the previous value stays in effect.",
 )
 status_changed: NamedSignal = _signals.signal(
     "status-changed",

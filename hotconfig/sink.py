@@ -94,7 +94,9 @@ class Sink:
             self._publish(update, save=True)
             self.flush()  # raw messages read before the resync apply over the store's state
 
-    def reject(self, reason: str, error: Exception, key: str | None = None) -> None:
+    def reject(
+        self, reason: str, error: Exception, key: str | None = None, version: int | None = None
+    ) -> None:
         """Count, log and signal a message or value that was refused."""
         self.counters.rejected += 1
         self.counters.last_rejection = f"{reason}: {error}"
@@ -106,6 +108,7 @@ class Sink:
             reason=reason,
             error=error,
             key=key,
+            version=version,
         )
 
     def set_status(self, status: Status) -> None:
@@ -161,7 +164,7 @@ class Sink:
             self._lastgood.save(self.state.stored())
 
     def _reject_value(self, error: InvalidValueError) -> None:
-        self.reject("invalid_value", error, key=error.key)
+        self.reject("invalid_value", error, key=error.key, version=error.version)
 
     # -- fork safety ---------------------------------------------------------------------------
 

@@ -15,20 +15,30 @@ class Snapshot(Mapping[str, Any]):
     reference, so holding one gives a consistent view across keys for as long as you keep it.
     """
 
-    __slots__ = ("_values", "epoch", "settings", "version")
+    __slots__ = ("_values", "digest", "epoch", "settings", "version")
 
     _values: dict[str, Any]
     version: int
     epoch: str | None
     settings: Any
+    digest: str | None
+    """The store's rolling digest of its history at ``version`` (see docs/wire-format.md):
+    two instances at one version with one digest hold the same writes. None when unknown (no
+    store read yet, or only unversioned messages)."""
 
     def __init__(
-        self, values: dict[str, Any], version: int, epoch: str | None, settings: Any
+        self,
+        values: dict[str, Any],
+        version: int,
+        epoch: str | None,
+        settings: Any,
+        digest: str | None = None,
     ) -> None:
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "version", version)
         object.__setattr__(self, "epoch", epoch)
         object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "digest", digest)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")

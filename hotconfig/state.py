@@ -189,6 +189,7 @@ class ConfigState:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
         # Kept until it is reported; its traceback would keep every frame of the batch alive.
+        error.version = message.version
         update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
@@ -196,7 +197,11 @@ class ConfigState:
         if message.version is not None and message.version > self.snapshot.version:
             old = self.snapshot
             update.snapshot = self.snapshot = Snapshot(
-                old._values, message.version, message.epoch or old.epoch, old.settings
+                old._values,
+                message.version,
+                message.epoch or old.epoch,
+                old.settings,
+                self._digest_at(message.version),
             )
         return update
 
@@ -252,7 +257,9 @@ class ConfigState:
     def _swap(self, touched: dict[str, Entry], version: int, epoch: str | None) -> Update:
         old = self.snapshot
         if not touched:  # only other scopes' keys: a new version, nothing to copy
-            self.snapshot = Snapshot(old._values, version, epoch, old.settings)
+            self.snapshot = Snapshot(
+                old._values, version, epoch, old.settings, self._digest_at(version)
+            )
             return Update(self.snapshot)
         schema = self.schema
         values = dict(old._values)
@@ -285,8 +292,11 @@ class ConfigState:
                 entry = touched.get(key, last)
                 op = entry.op if key in touched else "set"
                 changes.append(_change(key, before, after, entry.scope, version, op))
-        self.snapshot = Snapshot(values, version, epoch, settings)
+        self.snapshot = Snapshot(values, version, epoch, settings, self._digest_at(version))
         return Update(self.snapshot, changes)
+
+    def _digest_at(self, version: int) -> str | None:
+        return self._digests.get(version) or None
 
     def _effective(self, key: str) -> Any:
         for scope in reversed(self.scopes):
@@ -346,7 +356,8 @@ class ConfigState:
             merged.update(self.schema.flatten(settings))
         self.layers = layers
         update.changes = self._diff(merged, origin, old_layers, version)
-        self.snapshot = update.snapshot = Snapshot(merged, version, epoch, settings)
+        digest = store.digest or None
+        self.snapshot = update.snapshot = Snapshot(merged, version, epoch, settings, digest)
         return update
 
     def _build_keeping_old(

@@ -95,6 +95,10 @@ class LazyConfig:
         """Register a receiver with the client (see :meth:`hotconfig.HotConfig.on_change`)."""
         return self.client.on_change(pattern, loop=loop)
 
+    def remove_receiver(self, receiver: Receiver, pattern: str | None = None) -> bool:
+        """Unregister a receiver (see :meth:`hotconfig.HotConfig.remove_receiver`)."""
+        return self.client.remove_receiver(receiver, pattern)
+
     # No __getattr__: a class with one loses CPython's fast attribute paths, and `get` with it.
 
     def __repr__(self) -> str:

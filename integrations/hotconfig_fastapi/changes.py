@@ -105,8 +105,12 @@ class ChangeFeed:
         self._unwatch = shutdown.watch(self.end_all)
 
     def stop(self) -> None:
-        """End every stream and stop watching for signals."""
+        """End every stream, stop following the client and stop watching for signals."""
         self.end_all()
+        if self._started:
+            self._started = False
+            for pattern in self.allow:
+                self._config.remove_receiver(self._changed, pattern)
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None

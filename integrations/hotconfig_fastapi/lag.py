@@ -1,16 +1,18 @@
 """How many versions the store is ahead of a client, for ``/health``.
 
 The client's own URL is not readable back (``HotConfig.url`` hides the password), so the
-lifespan that made the client from a URL hands that URL here. One read at a time, each with
-short socket timeouts, and never longer than half a second for the request that asked: a
-frozen or absent server reads as ``None`` ("unknown") instead of stalling health probes.
+lifespan that made the client from a URL hands that URL (and its ``redis_kwargs``) here; the
+core's URL rules apply, so Sentinel, Cluster and TLS URLs work as they do for the client.
+One read at a time, each with short socket timeouts, and never longer than half a second for
+the request that asked: a frozen or absent server reads as ``None`` ("unknown") instead of
+stalling health probes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -28,10 +30,19 @@ _SOCKET_TIMEOUT = 1.0
 class LagProbe:
     """Reads the store's version for one URL; used from one event loop."""
 
-    def __init__(self, url: str | None, namespace: str | None = None) -> None:
-        # The same choice HotConfig makes for a missing URL (DESIGN §5).
-        self._url = url or os.environ.get("HOTCONFIG_URL", "").strip() or "redis://localhost:6379/0"
+    def __init__(
+        self,
+        url: str | None,
+        namespace: str | None = None,
+        redis_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._url = url  # None: the same rule as HotConfig's ($HOTCONFIG_URL, then localhost)
         self._namespace = namespace
+        self._redis_kwargs = {
+            "socket_timeout": _SOCKET_TIMEOUT,
+            "socket_connect_timeout": _SOCKET_TIMEOUT,
+            **(redis_kwargs or {}),
+        }
         self._store: ConfigStore | None = None
         self._pending: asyncio.Future[int] | None = None
 
@@ -53,13 +64,8 @@ class LagProbe:
 
     def _read(self) -> int:
         if self._store is None:
-            client = redis.Redis.from_url(
-                self._url,
-                socket_timeout=_SOCKET_TIMEOUT,
-                socket_connect_timeout=_SOCKET_TIMEOUT,
-            )
             options: dict[str, Any] = {"namespace": self._namespace} if self._namespace else {}
-            self._store = ConfigStore(client=client, **options)
+            self._store = ConfigStore(self._url, redis_kwargs=self._redis_kwargs, **options)
         return self._store.version
 
     def close(self) -> None:

@@ -187,5 +187,5 @@ def lifespan(
         return Lifespan(config, owned=False, start_timeout=start_timeout, inner=lifespan)
     options.setdefault("framework", "fastapi")  # how this instance shows in fleet health
     made: HotConfig[Any] = HotConfig(url, **options)
-    lag = LagProbe(url, options.get("namespace"))
+    lag = LagProbe(url, options.get("namespace"), options.get("redis_kwargs"))
     return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan, lag=lag)

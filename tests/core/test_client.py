@@ -162,6 +162,23 @@ def test_a_rejected_value_fires_config_rejected_with_its_key(
         signals.config_rejected.disconnect(rejected, sender=client)
 
 
+def test_a_rejected_stored_change_is_signalled_with_its_version(
+    client: HotConfig[Settings], server: EmbeddedServer
+) -> None:
+    rejected = Recorder()
+    signals.config_rejected.connect(rejected, sender=client)
+    try:
+        with ConfigStore(server.url) as store:
+            version = store.set("feature_x", "maybe")
+        call = rejected.wait_for(lambda call: call["key"] == "feature_x")
+        assert call["version"] == version
+        assert isinstance(call["error"], hotconfig.InvalidValueError)
+        assert call["error"].version == version
+        assert client.settings.feature_x is False
+    finally:
+        signals.config_rejected.disconnect(rejected, sender=client)
+
+
 def test_a_batch_with_one_bad_value_applies_nothing(
     client: HotConfig[Settings], redis_client: redis.Redis
 ) -> None:

@@ -85,6 +85,21 @@ def test_each_instance_is_listed_with_what_it_applied(
     assert [r.service for r in fleet.instances("search")] == ["search"]
 
 
+def test_instances_at_one_version_report_the_store_s_digest(
+    start: Start, fleet: Fleet, store: ConfigStore
+) -> None:
+    # Live messages (the first client) and a resync (the second, started after) agree.
+    first, _ = start("billing")
+    store.set("a", 1)
+    store.set("b", 2)
+    assert first.wait_for_version(2, timeout=5)
+    start("search")
+    digest = store.snapshot(["global"]).digest
+    assert digest
+    assert first.snapshot().digest == digest
+    assert eventually(lambda: {r.digest for r in fleet.instances()} == {digest})
+
+
 def test_wait_names_the_instance_that_rejected_with_its_reason(
     start: Start, fleet: Fleet, store: ConfigStore
 ) -> None:

@@ -74,6 +74,33 @@ def test_on_change_returns_the_receiver_so_it_stacks_as_a_decorator(
     assert callable(both)
 
 
+def test_a_removed_receiver_hears_no_later_change(offline: HotConfig[Any]) -> None:
+    class Watcher:
+        def __init__(self) -> None:
+            self.keys: list[str] = []
+
+        def changed(self, change: Change) -> None:
+            self.keys.append(change.key)
+
+    watcher, other = Watcher(), Recorder()
+    offline.on_change("a")(watcher.changed)
+    offline.on_change("b")(watcher.changed)
+    offline.on_change("*")(other)
+    with override(offline, {"a": 1, "b": 1}):
+        pass
+    # A bound method is a new object at every access: it is found by equality.
+    assert offline.remove_receiver(watcher.changed, "a") is True
+    with override(offline, {"a": 2, "b": 2}):
+        pass
+    assert offline.remove_receiver(watcher.changed) is True
+    assert offline.remove_receiver(watcher.changed) is False
+    with override(offline, {"a": 3, "b": 3}):
+        pass
+    assert watcher.keys.count("a") == 2  # set and unset by the first override only
+    assert watcher.keys.count("b") == 4  # both overrides that came before the last removal
+    assert len(other.calls) == 12
+
+
 def test_an_async_receiver_runs_on_its_loop_and_coalesces_by_key_while_busy(
     client: HotConfig[Any], store: ConfigStore
 ) -> None:

@@ -1,0 +1,216 @@
+"""Serving the channel bridge as Server-Sent Events, for async and for threaded servers.
+
+What the Django and Flask adapters share, free of any web framework::
+
+    async for chunk in sse_stream(bridge, "ai:stream:sess-abc", keepalive=15.0):
+        await write(chunk)  # an ASGI server: Django's StreamingHttpResponse
+
+    return BlockingStream(bridge, "ai:stream:sess-abc", keepalive=15.0)  # a WSGI body
+
+:func:`sse_stream` subscribes when it is first iterated, writes each event as one SSE frame
+(:func:`sse_frame`), a keep-alive comment while nothing comes, and ends after the final event
+of a sequenced stream, or when the subscription is dropped (too slow) or the bridge closes.
+Its first chunk is written once Redis acknowledged the subscription, so a browser whose
+``EventSource`` opened misses nothing published after.
+
+The bridge is asyncio-based and a WSGI server is not: a :class:`BlockingStream` runs the same
+:func:`sse_stream` on ONE event loop per process (:func:`shared_loop`, a daemon thread started
+on first use, and again in a forked child, e.g. a gunicorn worker), and the WSGI thread of
+each browser waits for its next chunk there. Every browser holds a WSGI thread, inherent to
+WSGI, but no Redis connection: the bridge reads one for all of them, and hands each message
+to the shared loop once, however many browsers follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import AsyncGenerator, Iterator
+
+from .bridge import Bridge, Event, EventKind, Subscription
+from .streams import CONTENT_TYPE, KEEPALIVE, frame
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SSE_HEADERS",
+    "BlockingStream",
+    "shared_loop",
+    "sse_frame",
+    "sse_stream",
+    "websocket_text",
+]
+
+log = logging.getLogger("hotconfig.bridge")
+
+# Headers of every bridged event stream, besides its content type.
+SSE_HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+}
+
+# How much longer than a keep-alive a WSGI thread waits on the loop before it gives up: the
+# loop always answers within a keep-alive, unless it is stuck.
+_LOOP_GRACE = 10.0
+
+
+def sse_frame(event: Event) -> bytes:
+    """One event as an SSE frame: a message unnamed (``onmessage``), a notice by its kind."""
+    name = None if event.kind is EventKind.MESSAGE else event.kind.value
+    return frame(event.data, event=name, id=getattr(event, "id", None))
+
+
+def websocket_text(event: Event) -> str:
+    """One event as a WebSocket text frame: a message as published, a notice as JSON."""
+    if event.kind is EventKind.MESSAGE:
+        return event.data
+    return json.dumps({"event": event.kind.value, **json.loads(event.data)})
+
+
+async def sse_stream(
+    bridge: Bridge, channel: str, *, keepalive: float = 15.0
+) -> AsyncGenerator[bytes, None]:
+    """The event stream of one browser following ``channel``; see the module docstring.
+
+    Iterate it on the event loop that serves the browser; closing it (``aclose()``, or the
+    cancellation of the task iterating it) ends the subscription.
+    """
+    if keepalive <= 0:
+        raise ValueError(f"keepalive must be positive, got {keepalive}")
+    subscription = bridge.subscribe(channel)
+    pending: asyncio.Task[Event | None] | None = None
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(keepalive):
+                await subscription.subscribed.wait()
+        yield KEEPALIVE  # the response starts: the browser's EventSource opens
+        while True:
+            # The same pending read is waited on again after a keep-alive: cancelling it would
+            # be safe too, but there is no need to.
+            pending = pending or asyncio.ensure_future(_next_event(subscription))
+            done, _ = await asyncio.wait((pending,), timeout=keepalive)
+            if not done:
+                yield KEEPALIVE
+                continue
+            event, pending = pending.result(), None
+            if event is None:
+                return  # dropped (too slow) or the bridge closed
+            yield sse_frame(event)
+            if event.final:
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+        subscription.close()
+
+
+async def _next_event(subscription: Subscription) -> Event | None:
+    try:
+        return await subscription.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class BlockingStream:
+    """One browser's :func:`sse_stream` as a blocking iterator of bytes: a WSGI response body.
+
+    Each ``next()`` waits on the calling (WSGI) thread while the stream runs on
+    :func:`shared_loop`. The WSGI server calls :meth:`close` when the response ends, also
+    when a write to a browser that left failed; that ends the subscription. A browser that
+    left is noticed at the next write, a keep-alive at the latest.
+    """
+
+    def __init__(self, bridge: Bridge, channel: str, *, keepalive: float = 15.0) -> None:
+        if keepalive <= 0:
+            raise ValueError(f"keepalive must be positive, got {keepalive}")
+        self._loop = shared_loop()
+        self._stream = sse_stream(bridge, channel, keepalive=keepalive)
+        self._timeout = keepalive + _LOOP_GRACE
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        future = asyncio.run_coroutine_threadsafe(_next_chunk(self._stream), self._loop)
+        try:
+            chunk = future.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.error(
+                "the bridge's event loop did not answer in %.0fs: stream ended", self._timeout
+            )
+            chunk = None
+        except BaseException:
+            self.close()
+            raise
+        if chunk is None:
+            self._closed = True
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        """End the stream and its subscription (called by the WSGI server); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        future = asyncio.run_coroutine_threadsafe(_close(self._stream), self._loop)
+        try:
+            future.result(_LOOP_GRACE)
+        except concurrent.futures.TimeoutError:
+            log.error("the bridge's event loop did not close a stream in %.0fs", _LOOP_GRACE)
+
+
+async def _next_chunk(stream: AsyncGenerator[bytes, None]) -> bytes | None:
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _close(stream: AsyncGenerator[bytes, None]) -> None:
+    try:
+        await stream.aclose()
+    except RuntimeError:  # still running: a next() that timed out is being cancelled
+        log.warning("a bridged stream was closed while it ran; its subscription ends with it")
+
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = 0
+_loop_thread: threading.Thread | None = None
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for blocking streams, on a daemon thread started on first use.
+
+    A forked child (a gunicorn worker of a ``--preload`` master) inherits the loop object but
+    not its thread: the first call in the child starts a loop of its own.
+    """
+    global _loop, _loop_pid, _loop_thread
+    with _lock:
+        alive = _loop_thread is not None and _loop_thread.is_alive()
+        if _loop is None or _loop_pid != os.getpid() or not alive:
+            if _loop is not None and _loop_pid == os.getpid():
+                log.error("the bridge's event loop thread had stopped: starting another")
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=_run_loop, args=(loop,), name="hotconfig-bridge-loop", daemon=True
+            )
+            thread.start()
+            _loop, _loop_pid, _loop_thread = loop, os.getpid(), thread
+        return _loop
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    except BaseException:  # the thread must never die unseen
+        log.exception("the bridge's event loop thread failed")

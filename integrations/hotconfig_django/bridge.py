@@ -1,0 +1,124 @@
+"""The channel bridge for Django under ASGI: ``GET .../sse/<channel>``, ``WS /bridge/ws/<channel>``.
+
+::
+
+    # urls.py
+    from hotconfig_django.bridge import bridge_urls
+
+    bridge = Bridge(classes={"ai:stream:*": Sequenced()})
+
+
+    def check(request: HttpRequest, channel: str) -> bool:
+        return channel == f"ai:stream:{request.session.session_key}"
+
+
+    urlpatterns = [path("bridge/", include(bridge_urls(bridge, authorize=check)))]
+
+    # asgi.py: WebSockets too (Django has none of its own without Channels)
+    application = hotconfig_django.bridge.asgi(
+        get_asgi_application(), bridge, authorize=check_ws, prefix="/bridge/ws/"
+    )
+
+``<channel>`` is the full Redis channel name. An event stream is a ``StreamingHttpResponse``
+over an async iterator: under ASGI (uvicorn, daphne, gunicorn with uvicorn workers) a
+thousand browsers cost one event loop and ONE Redis connection. Under WSGI it cannot work
+(each browser would hold a worker, and Django would read the endless stream whole before
+sending it), so the view refuses with :class:`~django.core.exceptions.ImproperlyConfigured`.
+
+``authorize`` is required, asked before anything is subscribed; it may be ``async`` (called
+on the event loop) or plain (called in a thread by ``sync_to_async``, so it may use the ORM
+and ``request.user``). Anything but True answers 403; a WebSocket handshake is refused (403).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.urls import URLPattern, path
+
+from hotconfig.bridge import Bridge
+from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, sse_stream
+from hotconfig.bridge_websocket import ASGIApp, Handshake, websocket_app
+
+__all__ = ["Authorize", "Handshake", "asgi", "bridge_urls", "sse_view"]
+
+R = TypeVar("R")
+Authorize = Callable[[R, str], bool | Awaitable[bool]]
+
+_UNDER_WSGI = (
+    "hotconfig_django.bridge streams need Django under ASGI: serve the project with "
+    "uvicorn, daphne or gunicorn -k uvicorn.workers.UvicornWorker (the asgi.py application). "
+    "Under WSGI every browser would hold a worker and the stream would never be sent."
+)
+
+
+def sse_view(
+    bridge: Bridge, *, authorize: Authorize[HttpRequest], keepalive: float = 15.0
+) -> Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponseBase]]:
+    """An async view ``(request, channel)`` answering with ``channel`` as Server-Sent Events."""
+    allowed = _checker(authorize, "sse_view needs authorize(request, channel) -> bool")
+    if keepalive <= 0:
+        raise ValueError(f"keepalive must be positive, got {keepalive}")
+
+    async def bridged_events(request: HttpRequest, channel: str) -> HttpResponseBase:
+        if not isinstance(request, ASGIRequest):
+            raise ImproperlyConfigured(_UNDER_WSGI)
+        if not await allowed(request, channel):
+            return HttpResponse("forbidden", status=403, content_type="text/plain")
+        # Subscribed when Django first iterates it, on the loop that sends the response.
+        stream = sse_stream(bridge, channel, keepalive=keepalive)
+        return StreamingHttpResponse(stream, content_type=CONTENT_TYPE, headers=SSE_HEADERS)
+
+    return bridged_events
+
+
+def bridge_urls(
+    bridge: Bridge,
+    *,
+    authorize: Authorize[HttpRequest],
+    keepalive: float = 15.0,
+    name: str = "hotconfig-bridge-sse",
+) -> list[URLPattern]:
+    """URL patterns to ``include()``: ``sse/<path:channel>``, the view named ``name``."""
+    view = sse_view(bridge, authorize=authorize, keepalive=keepalive)
+    return [path("sse/<path:channel>", view, name=name)]
+
+
+def asgi(
+    application: ASGIApp,
+    bridge: Bridge,
+    *,
+    authorize: Authorize[Handshake],
+    prefix: str = "/bridge/ws/",
+) -> ASGIApp:
+    """Django's ASGI ``application`` with the bridge's WebSockets under ``prefix``.
+
+    ``authorize(handshake, channel)`` gets a :class:`~hotconfig.bridge_websocket.Handshake`
+    (``headers``, ``cookies``, ``query``, the raw ``scope``); every other connection goes to
+    ``application`` unchanged.
+    """
+    allowed = _checker(authorize, "asgi() needs authorize(handshake, channel) -> bool")
+    return websocket_app(application, bridge, authorize=allowed, prefix=prefix)
+
+
+def _checker(authorize: Authorize[R], message: str) -> Callable[[R, str], Awaitable[bool]]:
+    """``authorize`` as a coroutine function: a plain one runs in a thread (it may use the ORM)."""
+    if not callable(authorize):
+        raise TypeError(message)
+    call: Callable[[R, str], Any] = (
+        authorize if inspect.iscoroutinefunction(authorize) else sync_to_async(authorize)
+    )
+
+    async def allowed(subject: R, channel: str) -> bool:
+        answer = call(subject, channel)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer is True
+
+    return allowed

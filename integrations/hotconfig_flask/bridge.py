@@ -1,0 +1,72 @@
+"""The channel bridge for Flask: ``GET {url_prefix}/sse/<channel>`` as Server-Sent Events.
+
+::
+
+    from hotconfig_flask.bridge import bridge_blueprint
+
+    bridge = Bridge(classes={"ai:stream:*": Sequenced()})
+
+
+    def check(request: flask.Request, channel: str) -> bool:
+        return channel == f"ai:stream:{flask.session.get('id')}"
+
+
+    app.register_blueprint(bridge_blueprint(bridge, authorize=check, url_prefix="/bridge"))
+
+``<channel>`` is the full Redis channel name. Each browser's response is a WSGI body that
+streams (:class:`~hotconfig.bridge_serving.BlockingStream`): it holds one WSGI thread while it
+lasts, so serve it with threads (``gunicorn -k gthread --threads 100``), never with sync
+workers, where one browser takes a whole worker. However many browsers, the
+process holds ONE Redis connection and one event loop thread for the bridge.
+
+``authorize(request, channel)`` is required and is asked, on the request's thread and in its
+request context, before anything is subscribed; an ``async def`` one runs through Flask's
+``ensure_sync`` (``pip install 'flask[async]'``). Anything but True answers 403. There is no
+WebSocket endpoint: Flask and WSGI have none; use SSE, or serve the bridge from an ASGI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from flask import Blueprint, Request, Response, current_app, request
+
+from hotconfig.bridge import Bridge
+from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream
+
+__all__ = ["Authorize", "bridge_blueprint"]
+
+Authorize = Callable[[Request, str], bool | Awaitable[bool]]
+
+
+def bridge_blueprint(
+    bridge: Bridge,
+    *,
+    authorize: Authorize,
+    url_prefix: str = "/bridge",
+    keepalive: float = 15.0,
+    name: str = "hotconfig_bridge",
+) -> Blueprint:
+    """A blueprint serving ``bridge``; ``authorize(request, channel)`` decides who reads what.
+
+    A browser that left is noticed when a write to it fails: at the next event or keep-alive
+    comment, every ``keepalive`` seconds at the latest.
+    """
+    if not callable(authorize):
+        raise TypeError("bridge_blueprint needs authorize(request, channel) -> bool")
+    if keepalive <= 0:
+        raise ValueError(f"keepalive must be positive, got {keepalive}")
+    blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
+
+    @blueprint.get("/sse/<path:channel>")
+    def sse(channel: str) -> Response:
+        if current_app.ensure_sync(authorize)(request, channel) is not True:
+            return Response("forbidden", status=403, mimetype="text/plain")
+        stream = BlockingStream(bridge, channel, keepalive=keepalive)
+        # direct_passthrough: the server writes each chunk as it comes, and calls
+        # stream.close() when the response ends, however it ends.
+        return Response(
+            stream, content_type=CONTENT_TYPE, headers=SSE_HEADERS, direct_passthrough=True
+        )
+
+    return blueprint

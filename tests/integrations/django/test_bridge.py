@@ -1,0 +1,127 @@
+"""``hotconfig_django.bridge`` in a real uvicorn process (ASGI) on a real server.
+
+What a browser sees: the AI service's tokens over SSE and over a WebSocket, in order and ended
+by ``done``; a refused channel (403, nothing subscribed); a browser that leaves, let go at
+once; and, under WSGI, a view that refuses with a message saying how to serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import websocket
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+
+from hotconfig.testing import EmbeddedServer, free_port
+from tests.integrations.fastapi.servers import ROOT, Served, serving
+from tests.integrations.fastapi.sse_client import EventReader
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+TOKENS = [
+    {"token": "Revenue", "index": 0, "type": "text"},
+    {"token": " grew", "index": 1, "type": "text"},
+    {"token": " 12%", "index": 2, "type": "text"},
+]
+DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
+
+
+@pytest.fixture
+def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
+    """The bridge's test project under uvicorn; streams still open at the end are cut in 1 s."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.integrations.django.bridge_asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--timeout-graceful-shutdown", "1",
+    ]  # fmt: skip
+    env = {"DJANGO_SETTINGS_MODULE": "tests.integrations.django.bridge_settings"}
+    with serving(command, port, tmp_path / "uvicorn.log", redis=server, env=env, cwd=ROOT) as s:
+        yield s
+
+
+def publish(client: redis.Redis, channel: str, *messages: Any) -> list[str]:
+    sent = [json.dumps(m) for m in messages]
+    for message in sent:
+        client.publish(channel, message)
+    return sent
+
+
+def subscribers(client: redis.Redis, channel: str) -> int:
+    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+
+
+def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    with EventReader(site.url + "/bridge/sse/ai:stream:sess-abc") as reader:
+        assert reader.status == 200
+        assert reader.content_type.startswith("text/event-stream")
+        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 1)
+        sent = publish(redis_client, "ai:stream:sess-abc", *TOKENS, DONE)
+        events = [reader.next() for _ in sent]
+        assert [(e.event, e.data) for e in events] == [("message", s) for s in sent]
+        assert reader.ended.wait(5), "the stream stayed open after done"
+        assert reader.pending() == []
+    assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 0)
+
+
+def test_the_token_sequence_reaches_a_websocket_client_and_it_is_closed_on_done(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    url = site.url.replace("http", "ws") + "/bridge/ws/ai:stream:sess-ws"
+    ws = websocket.create_connection(url, timeout=5)
+    try:
+        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-ws") == 1)
+        sent = publish(redis_client, "ai:stream:sess-ws", TOKENS[0], TOKENS[2], DONE)
+        gap = {"event": "gap", "channel": "ai:stream:sess-ws", "from": 1, "to": 1}
+        assert [ws.recv() for _ in range(4)] == [sent[0], json.dumps(gap), *sent[1:]]
+        opcode, payload = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(payload[:2], "big") == 1000
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]  # close() is a no-op once closed
+
+
+def test_a_refused_channel_gets_403_over_sse_and_over_a_websocket(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    response = httpx.get(site.url + "/bridge/sse/secret:payroll", timeout=5)
+    assert (response.status_code, response.text) == (403, "forbidden")
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            site.url.replace("http", "ws") + "/bridge/ws/secret:payroll", timeout=5
+        )
+    assert refused.value.status_code == 403
+    assert subscribers(redis_client, "secret:payroll") == 0
+    # Django itself still answers what the wrapper hands on.
+    assert httpx.get(site.url + "/health", timeout=5).text == "ok"
+
+
+def test_a_browser_that_leaves_is_let_go_and_its_channel_unsubscribed(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    channel = "dashboard:refresh:sales"
+    with EventReader(site.url + "/bridge/sse/" + channel) as reader:
+        assert eventually(lambda: subscribers(redis_client, channel) == 1)
+        refresh = json.dumps({"widgetId": "revenue", "dataVersion": 2})
+        redis_client.publish(channel, refresh)
+        assert reader.next().data == refresh
+    # Django cancels the response when the client disconnects; the subscription ends with it.
+    assert eventually(lambda: subscribers(redis_client, channel) == 0)
+
+
+@override_settings(ROOT_URLCONF="tests.integrations.django.bridged")
+def test_under_wsgi_the_view_refuses_and_says_to_serve_the_project_under_asgi() -> None:
+    # Django's test Client makes a WSGIRequest, as a WSGI server's handler does.
+    with pytest.raises(ImproperlyConfigured, match="need Django under ASGI: serve the project"):
+        Client().get("/bridge/sse/ai:stream:sess-abc")

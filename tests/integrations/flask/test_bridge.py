@@ -1,0 +1,105 @@
+"""``hotconfig_flask.bridge`` under gunicorn's threaded workers (``-k gthread``), real server.
+
+What a browser sees: the AI service's tokens in order, the stream ended by ``done``; a refused
+channel; and what the operator sees: fifty browsers on one worker hold ONE subscription
+connection, each gets the dashboard's refresh, and the bridge lets go of each that left.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from hotconfig.testing import EmbeddedServer, free_port
+from tests.integrations.fastapi.servers import ROOT, Served, serving
+from tests.integrations.fastapi.sse_client import EventReader
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+TOKENS = [
+    {"token": "Revenue", "index": 0, "type": "text"},
+    {"token": " grew", "index": 1, "type": "text"},
+    {"token": " 12%", "index": 2, "type": "text"},
+]
+DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
+BROWSERS = 50
+
+
+@pytest.fixture
+def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
+    """One gthread worker with room for every browser; open streams are cut 1 s into a stop."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.integrations.flask.bridge_app:app",
+        "--worker-class", "gthread", "--threads", str(BROWSERS + 8), "--workers", "1",
+        "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "1",
+    ]  # fmt: skip
+    with serving(command, port, tmp_path / "gunicorn.log", redis=server, cwd=ROOT) as served:
+        yield served
+
+
+def stats(site: Served) -> dict[str, Any]:
+    answer: dict[str, Any] = httpx.get(site.url + "/bridge-stats", timeout=5).json()
+    return answer
+
+
+def subscribers(client: redis.Redis, channel: str) -> int:
+    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+
+
+def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    with EventReader(site.url + "/bridge/sse/ai:stream:sess-abc") as reader:
+        assert reader.status == 200
+        assert reader.content_type.startswith("text/event-stream")
+        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 1)
+        sent = [json.dumps(m) for m in (*TOKENS, DONE)]
+        for message in sent:
+            redis_client.publish("ai:stream:sess-abc", message)
+        events = [reader.next() for _ in sent]
+        assert [(e.event, e.data) for e in events] == [("message", s) for s in sent]
+        assert reader.ended.wait(5), "the stream stayed open after done"
+        assert reader.pending() == []
+    assert eventually(lambda: stats(site)["subscribers"] == 0)
+
+
+def test_a_refused_channel_gets_403_and_nothing_is_subscribed(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    response = httpx.get(site.url + "/bridge/sse/secret:payroll", timeout=5)
+    assert (response.status_code, response.text) == (403, "forbidden")
+    assert subscribers(redis_client, "secret:payroll") == 0
+    assert stats(site)["subscribers"] == 0
+
+
+def test_fifty_browsers_share_one_redis_connection_and_each_gets_the_refresh(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    channel = "dashboard:refresh:sales"
+    url = site.url + "/bridge/sse/" + channel
+    readers: list[EventReader] = []
+    try:
+        readers.extend(EventReader(url) for _ in range(BROWSERS))
+        assert eventually(lambda: stats(site)["subscribers"] == BROWSERS, timeout=10)
+        assert subscribers(redis_client, channel) == 1
+        # The worker's bridge is the server's only subscribed connection, however many browsers.
+        assert len(redis_client.client_list(_type="pubsub")) == 1
+        refresh = json.dumps({"widgetId": "revenue", "dataVersion": 7})
+        redis_client.publish(channel, refresh)
+        assert [reader.next().data for reader in readers] == [refresh] * BROWSERS
+    finally:
+        with ThreadPoolExecutor(BROWSERS) as pool:  # each reader stops at its next keep-alive
+            list(pool.map(EventReader.close, readers))
+    # Each browser that left is noticed at its next keep-alive write, and let go.
+    assert eventually(lambda: stats(site)["subscribers"] == 0, timeout=10)
+    assert eventually(lambda: subscribers(redis_client, channel) == 0)
