@@ -25,11 +25,13 @@ import contextlib
 import http.client
 import json
 import os
+import random
+import runpy
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -49,8 +51,9 @@ __all__ = ["demo"]
 
 KEY = "ai.model.default"
 GOOD, REFUSED = "gpt-4o", "llama-3-70b"  # the FastAPI example allows gpt-4o and gpt-4o-mini
-SESSION = "demo"
-TOKENS = ("Revenue", " grew", " 12%", " in", " the", " EU", ".")
+SESSION, DASHBOARD = "demo", "sales"  # the chat page's session, the dashboard's id
+_REFRESH_EVERY = 5.0  # seconds between the dashboard's new figures while the demo serves
+Received = list[dict[str, Any]]
 
 
 @click.command("demo")
@@ -121,7 +124,9 @@ class Demo:
         self.session = session
         self.processes = processes
         self.out = session.out
-        self.publisher = Target(session.url).command_client()  # the AI service's messages
+        self.publisher = Target(session.url).command_client()  # the AI and BI services'
+        # The bridge example's own publishing code (docs/examples/bridge/publisher.py).
+        self.example = runpy.run_path(str(EXAMPLES / "bridge" / "publisher.py"))
 
     def run(self, timeout: float, once: bool) -> list[str]:
         """Start the apps, run the scenario and, unless ``once``, serve until Ctrl-C; the
@@ -199,7 +204,7 @@ class Demo:
         out.line(f"{KEY} is back to {GOOD} (version {version})")
 
         out.line("\n3. the bridge example: an AI answer token by token, and a dashboard refresh")
-        return failures + self.stream_answer()
+        return failures + self.stream_answer() + self.refresh_dashboard()
 
     def write_and_wait(self, value: str) -> Convergence:
         """Set KEY, wait at the barrier, print when each instance applied (or refused) it."""
@@ -220,62 +225,83 @@ class Demo:
         return result
 
     def stream_answer(self) -> list[str]:
-        """Read the page's stream as a browser would while the AI service publishes on it."""
+        """The chat page's stream while the AI service answers, token by token."""
         channel = f"ai:stream:{SESSION}"
-        received: list[dict[str, Any]] = []
-        args = (self.bridge.port, channel, received)
+        got = self.through_bridge(channel, lambda: self.ai_answer(0.05), _ends)
+        tokens = "".join(m.get("token", "") for m in got if m.get("type") == "text")
+        self.out.line(f"the chat page's stream received {tokens!r}, done: {_ends(got)}")
+        self.out.line(f"   {self.bridge.url}?session={SESSION}")
+        return [] if _ends(got) and tokens else [f"the chat page received {got!r}"]
+
+    def refresh_dashboard(self) -> list[str]:
+        """The dashboard's stream while the BI service writes new data for each widget; then
+        each widget's data, refetched as the page does on a notice."""
+        widgets: list[str] = self.example["WIDGETS"]
+        got = self.through_bridge(
+            f"dashboard:refresh:{DASHBOARD}", self.new_figures, lambda got: len(got) >= len(widgets)
+        )
+        notices = {str(m.get("widgetId")): m.get("dataVersion") for m in got}
+        served = {w: _widget(self.bridge.port, w).get("dataVersion") for w in notices}
+        shown = ", ".join(f"{w} v{v}" for w, v in notices.items())
+        self.out.line(f"the dashboard's stream received {shown}; refetched: {served == notices}")
+        self.out.line(f"   {self.bridge.url}dashboard?id={DASHBOARD}")
+        if sorted(notices) != sorted(widgets) or served != notices:
+            return [f"the dashboard received {notices}, its widgets serve {served}"]
+        return []
+
+    def through_bridge(
+        self, channel: str, publish: Callable[[], None], enough: Callable[[Received], bool]
+    ) -> Received:
+        """What a browser following ``channel`` through the bridge receives while
+        ``publish`` runs, until ``enough`` of it (or 10 s)."""
+        received: Received = []
+        args = (self.bridge.port, channel, received, enough)
         reader = threading.Thread(target=_read_stream, args=args, daemon=True)
         reader.start()
         deadline = time.monotonic() + 10.0
         while not self.followers(channel):
             if time.monotonic() > deadline or not reader.is_alive():
-                return [f"the bridge did not subscribe to {channel} within 10s"]
+                raise DemoError(f"the bridge did not subscribe to {channel} within 10s")
             time.sleep(0.05)
-        self.publish_answer(channel, delay=0.05)
+        publish()
         reader.join(10.0)
-        tokens = "".join(m.get("token", "") for m in received if m.get("type") == "text")
-        done = any(m.get("done") for m in received)
-        self.out.line(f"the page's stream received {tokens!r}, done: {done}")
-        refresh = json.dumps({"widgetId": "revenue", "reason": f"{KEY} changed"})
-        listening = self.publisher.publish("dashboard:refresh:sales", refresh)
-        self.out.line(
-            f"dashboard:refresh:sales published, {listening} listening (the example page "
-            "follows only its own session's answer)"
-        )
-        self.out.line(f"the page: {self.bridge.url}?session={SESSION}")
-        if tokens != "".join(TOKENS) or not done:
-            return [f"the bridge page received {tokens!r} (done: {done}), not the answer"]
-        return []
+        return received
+
+    def ai_answer(self, delay: float) -> None:
+        self.example["stream_answer"](self.publisher, SESSION, delay)
+
+    def new_figures(self) -> None:
+        for widget in self.example["WIDGETS"]:
+            self.example["refresh"](
+                self.publisher, DASHBOARD, widget, f"{random.randint(100, 999):,}"
+            )
 
     def followers(self, channel: str) -> int:
         counts = dict(self.publisher.pubsub_numsub(channel))
         return int(counts.get(channel.encode(), 0))
 
-    def publish_answer(self, channel: str, delay: float) -> None:
-        for index, token in enumerate(TOKENS):
-            message = {"token": token, "index": index, "type": "text"}
-            self.publisher.publish(channel, json.dumps(message))
-            time.sleep(delay)
-        done = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
-        self.publisher.publish(channel, json.dumps(done))
-
     def serve(self) -> None:
-        """Until Ctrl-C: stream the answer again to each page that opens it."""
+        """Until Ctrl-C: the answer again for each chat page that opens, new figures for the
+        dashboard every few seconds."""
         out, shown = self.out, self.session.redacted
         out.line("\nrunning; Ctrl-C stops every process the demo started")
         for running in self.processes.running:
             out.line(f"  {running.app.name:<8} {running.app.url}")
-        out.line(f"  the bridge page: {self.bridge.url}?session={SESSION}")
+        out.line(f"  the chat page:  {self.bridge.url}?session={SESSION}")
+        out.line(f"  the dashboard:  {self.bridge.url}dashboard?id={DASHBOARD}")
         out.line(f"  watch the fleet: hotconfig --url {shown} watch")
         out.line(f"  change a value:  hotconfig --url {shown} set {KEY} gpt-4o-mini --wait")
-        channel, answered = f"ai:stream:{SESSION}", False
+        channel, answered, refreshed = f"ai:stream:{SESSION}", False, time.monotonic()
         while True:
             self.processes.check()
             followers = self.followers(channel)
             if followers and not answered:
                 time.sleep(0.5)  # let the page show that it is streaming
-                self.publish_answer(channel, delay=0.2)
+                self.ai_answer(0.2)
             answered = bool(followers)
+            if time.monotonic() - refreshed > _REFRESH_EVERY:
+                self.new_figures()
+                refreshed = time.monotonic()
             time.sleep(0.5)
 
 
@@ -310,8 +336,10 @@ def _written_at(session: Session, version: int) -> float:
     raise DemoError(f"version {version} is not in the store's history")
 
 
-def _read_stream(port: int, channel: str, received: list[dict[str, Any]]) -> None:
-    """Runs on the reader thread: the data of one SSE stream's default events, until done."""
+def _read_stream(
+    port: int, channel: str, received: Received, enough: Callable[[Received], bool]
+) -> None:
+    """Runs on the reader thread: the data of one SSE stream's default events, until enough."""
     connection = http.client.HTTPConnection(HOST, port, timeout=15)
     try:
         path = f"/bridge/sse/{channel}?session={SESSION}"
@@ -325,9 +353,26 @@ def _read_stream(port: int, channel: str, received: list[dict[str, Any]]) -> Non
                 event = line[6:].strip()
             elif line.startswith("data:") and event == "message":
                 received.append(json.loads(line[5:]))
-                if received[-1].get("done"):
+                if enough(received):
                     return
     except (OSError, http.client.HTTPException, ValueError):
-        return  # the caller finds the answer incomplete and says so
+        return  # the caller finds what arrived incomplete and says so
+    finally:
+        connection.close()
+
+
+def _ends(received: Received) -> bool:
+    return bool(received) and bool(received[-1].get("done"))
+
+
+def _widget(port: int, widget: str) -> dict[str, Any]:
+    """A widget's data as the dashboard page fetches it."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("GET", f"/dashboards/{DASHBOARD}/widgets/{widget}")
+        data: dict[str, Any] = json.loads(connection.getresponse().read())
+        return data
+    except (OSError, http.client.HTTPException, ValueError):
+        return {}
     finally:
         connection.close()

@@ -73,7 +73,8 @@ def test_six_workers_apply_the_change_one_service_refuses_a_model_and_all_stops(
     assert bridge == []
     reason = "ai.model.default: invalid_value: Input should be 'gpt-4o-mini' or 'gpt-4o'"
     assert out.count(f"(service example): {reason}") == 2
-    assert "the page's stream received 'Revenue grew 12% in the EU.', done: True" in out
+    assert "the chat page's stream received 'Revenue grew 12% in the EU.', done: True" in out
+    assert "the dashboard's stream received revenue v1, orders v1, churn v1; refetched: True" in out
 
     pids = started_pids(out)
     assert len(pids) == 4 + 6  # four servers' first processes, six workers
