@@ -49,6 +49,7 @@ def apps(ports: Sequence[int]) -> list[App]:
     py, workers = sys.executable, str(WORKERS)
 
     def gunicorn(folder: str, target: str, port: int) -> tuple[str, ...]:
+        # No --preload: its master would run the app too, and count as a third instance.
         bind = f"{HOST}:{port}"
         chdir = str(EXAMPLES / folder)
         return (py, "-m", "gunicorn", "-w", workers, "-b", bind, "--chdir", chdir, target)
