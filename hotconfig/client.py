@@ -106,11 +106,13 @@ class HotConfig(Generic[ModelT]):
         signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
         health: bool = True,
         framework: str | None = None,
+        sharded: bool | None = None,
     ) -> None:
         redis_options = dict(redis_kwargs or {})
         if service:
             redis_options.setdefault("client_name", f"hotconfig:{service}"[:64].replace(" ", "_"))
-        self._target = Target(resolve(url), redis_options)
+        # sharded: SSUBSCRIBE the store's shard channel too (None: the URL's ?sharded=).
+        self._target = Target(resolve(url), redis_options, sharded=sharded)
         self.url = self._target.redacted
         """The Redis URL this client follows, with its password hidden."""
         self.scopes = _scopes(scopes)
@@ -132,6 +134,7 @@ class HotConfig(Generic[ModelT]):
                 _positive("max_depth", max_depth),
                 _positive("max_batch", max_batch),
             ),
+            shard_channel=self.keyspace.shard_channel(channel) if self._target.sharded else None,
         )
         self._listener: Listener | None = None
         self._lifecycle = _Lifecycle.UNOPENED

@@ -17,9 +17,13 @@ Topologies, by URL scheme:
     the master that Sentinel names for ``service`` (``rediss+sentinel://`` for TLS), resolved
     again on every connection; the listener also asks the sentinels now and then whether the
     master moved, so it never stays on a demoted or partitioned one.
-``redis+cluster://[user:password@]host:port,host:port`` (``rediss+cluster://``)
+``redis+cluster://[user:password@]host:port,host:port[?sharded=1]`` (``rediss+cluster://``)
     a Redis Cluster: the store's keys share one hash tag, so its scripts run on one slot; the
-    subscription is a classic SUBSCRIBE, which reaches subscribers on every node.
+    subscription is a classic SUBSCRIBE, which reaches subscribers on every node. With
+    ``sharded=1`` (or ``sharded=True`` given to the store and the client) changes travel by
+    sharded Pub/Sub instead: SPUBLISH on a channel in the store's slot, SSUBSCRIBE on the master
+    serving it (:meth:`Target.shard_node`, :meth:`Target.shard_subscriber`), so a write costs
+    one shard, not a broadcast over the cluster bus to every node.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 __all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve"]
+
+_SHARDED: Final = "sharded"  # the URL query parameter that turns sharded Pub/Sub on
+_FLAGS: Final = {"1": True, "true": True, "yes": True, "on": True} | dict.fromkeys(
+    ("0", "false", "no", "off"), False
+)
 
 ENV_VAR: Final = "HOTCONFIG_URL"
 DEFAULT_URL: Final = "redis://localhost:6379/0"
@@ -67,6 +76,7 @@ class _Nodes:
     db: int
     options: dict[str, Any]  # username, password, ssl
     sentinel_password: str | None
+    sharded: bool = False
 
 
 def resolve(url: str | None) -> str:
@@ -125,7 +135,29 @@ def _nodes(url: str, kind: str) -> _Nodes:
         options["ssl"] = True
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     topology = Topology.SENTINEL if kind == "sentinel" else Topology.CLUSTER
-    return _Nodes(topology, tuple(hosts), service, db, options, query.get("sentinel_password"))
+    sharded = _flag(url, query.get(_SHARDED))
+    if sharded and topology is not Topology.CLUSTER:
+        raise ValueError(_not_a_cluster(url, "?sharded=1"))
+    secret = query.get("sentinel_password")
+    return _Nodes(topology, tuple(hosts), service, db, options, secret, sharded)
+
+
+def _flag(url: str, raw: str | None) -> bool:
+    if raw is None:
+        return False
+    value = _FLAGS.get(raw.lower())
+    if value is None:
+        raise ValueError(
+            f"invalid Redis URL {redacted(url)!r}: sharded must be 1 or 0 (true/false), not {raw!r}"
+        )
+    return value
+
+
+def _not_a_cluster(url: str, what: str) -> str:
+    return (
+        f"{what} asks for sharded Pub/Sub, which exists only in a Redis Cluster, but "
+        f"{redacted(url)!r} is not one: use a redis+cluster:// URL, or leave sharded off"
+    )
 
 
 def _validate(url: str) -> dict[str, Any]:
@@ -133,6 +165,8 @@ def _validate(url: str) -> dict[str, Any]:
     if scheme in _MULTI:
         _nodes(url, _MULTI[scheme])
         return {}
+    if _SHARDED in parse_qs(urlsplit(url).query):
+        raise ValueError(_not_a_cluster(url, "?sharded=..."))
     if scheme not in _SCHEMES:
         raise ValueError(
             f"unsupported Redis URL {redacted(url)!r}: it must start with redis://, rediss://, "
@@ -158,17 +192,26 @@ class Target:
     """One validated Redis URL and the options every client made for it shares.
 
     Raises :class:`ValueError` at construction for a URL that can never work (a bad scheme, a
-    port that is not a number, a database that is not one), naming the URL without its password.
+    port that is not a number, a database that is not one, sharded Pub/Sub asked of anything
+    but a cluster), naming the URL without its password. ``sharded`` (None: the URL's
+    ``?sharded=``, default off) overrides the URL.
     """
 
-    __slots__ = ("_nodes", "_options", "url")
+    __slots__ = ("_nodes", "_options", "sharded", "url")
 
-    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, options: Mapping[str, Any] | None = None, *, sharded: bool | None = None
+    ) -> None:
         _validate(url)
         self.url = url
         self._options = dict(options or {})
         scheme = url.partition("://")[0].lower()
         self._nodes = _nodes(url, _MULTI[scheme]) if scheme in _MULTI else None
+        if sharded and self.topology is not Topology.CLUSTER:
+            raise ValueError(_not_a_cluster(url, "sharded=True"))
+        from_url = self._nodes is not None and self._nodes.sharded
+        self.sharded: bool = from_url if sharded is None else sharded
+        """Whether changes travel by sharded Pub/Sub (SPUBLISH/SSUBSCRIBE); only on a cluster."""
 
     @property
     def redacted(self) -> str:
@@ -183,17 +226,64 @@ class Target:
         redis-py's usual pooling and retries."""
         return self._client({**self._options, **overrides})
 
-    def listener_clients(self, socket_timeout: float) -> tuple[Any, redis.Redis]:
+    def listener_clients(
+        self, socket_timeout: float, shard_channel: str | None = None
+    ) -> tuple[Any, redis.Redis]:
         """``(commands, subscriber)`` for the listener: no silent retries, no health-check
         PINGs, bytes, RESP2. One client for both, except on a cluster (a cluster client for
-        the store's slot, and a plain connection to one node for the classic subscription).
+        the store's slot, and a plain connection to one node for the classic subscription:
+        the master serving ``shard_channel``'s slot if given, where it can be SSUBSCRIBEd).
 
         The listener detects every failure itself and resyncs after it, so redis-py must not
         hide one by reconnecting (and re-subscribing) under it. RESP2 is pinned: under RESP3
         redis-py routes every Pub/Sub message through its push-notification hooks, which cost
         more than applying the message.
         """
-        options = {
+        options = self._listener_options(socket_timeout)
+        if self._nodes is None or self._nodes.topology is Topology.SENTINEL:
+            client = self._client(options)
+            return client, client
+        commands = self._client({**options, "retry": None})
+        if shard_channel is None:
+            node = commands.get_default_node()
+            host, port = node.host, node.port
+        else:
+            host, port = self.shard_node(shard_channel, commands)
+        subscriber = redis.Redis(host=host, port=port, **_plain(options, self._nodes))
+        return commands, subscriber
+
+    def shard_node(self, channel: str, commands: Any = None) -> tuple[str, int]:
+        """The address of the master serving ``channel``'s slot, where SSUBSCRIBE to it must go.
+
+        ``commands``: a cluster client of this target to ask (its slot map, refreshed by every
+        redirection it followed); by default a fresh one, which reads the map anew. Raises
+        :class:`ValueError` if this is not a cluster URL.
+        """
+        nodes = self._nodes
+        if nodes is None or nodes.topology is not Topology.CLUSTER:
+            raise ValueError(f"{self.redacted!r} is not a Redis Cluster URL: no slot has an owner")
+        client = commands if commands is not None else self._client(self._options)
+        try:
+            node = client.get_node_from_key(channel)
+            return str(node.host), int(node.port)
+        finally:
+            if commands is None:
+                client.close()
+
+    def shard_subscriber(self, channel: str, socket_timeout: float) -> redis.Redis:
+        """A plain client to the master serving ``channel``'s slot, with the listener's options
+        (no silent retries, bytes, RESP2): what SSUBSCRIBE to exact channels needs. A client of
+        several channels groups them by :meth:`shard_node`, one subscriber per master; each
+        must resubscribe after an unsolicited ``sunsubscribe`` (its slot moved away)."""
+        nodes = self._nodes
+        host, port = self.shard_node(channel)
+        assert nodes is not None  # shard_node refused any other URL
+        return redis.Redis(
+            host=host, port=port, **_plain(self._listener_options(socket_timeout), nodes)
+        )
+
+    def _listener_options(self, socket_timeout: float) -> dict[str, Any]:
+        return {
             **self._options,
             "protocol": 2,
             "socket_timeout": socket_timeout,
@@ -202,13 +292,6 @@ class Target:
             "retry": Retry(NoBackoff(), 0, supported_errors=()),
             "decode_responses": False,  # replies are matched as bytes
         }
-        if self._nodes is None or self._nodes.topology is Topology.SENTINEL:
-            client = self._client(options)
-            return client, client
-        commands = self._client({**options, "retry": None})
-        node = commands.get_default_node()
-        subscriber = redis.Redis(host=node.host, port=node.port, **_plain(options, self._nodes))
-        return commands, subscriber
 
     def master_address(self) -> tuple[str, int] | None:
         """Where the sentinels say the master is now; None if not a Sentinel URL."""

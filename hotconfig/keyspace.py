@@ -8,6 +8,10 @@ runs on one Redis Cluster slot. The layout::
     {ns}:scope:<name>  hash: key → JSON-encoded value, one per scope
     {ns}:scopes        set of scope names ever written
     {ns}:history       capped stream of every write (version, epoch, body)
+
+and, in sharded mode, the channel ``{ns}:<channel>`` (:meth:`Keyspace.shard_channel`): a shard
+channel hashes like a key, so with the same tag the write script can SPUBLISH on it from the
+store's slot, and subscribers find it on the master serving that slot.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ DEFAULT_NAMESPACE: Final = "hotconfig"
 # of the body ('' for none: a reload notice replaces a change too large for one message), the
 # version this write must get and the digest it must follow ('' for any: a signed write is
 # signed for one position, so the script refuses it, returning version 0, if the store moved),
-# the namespace (so that stores sharing a channel tell their messages apart), n, then n times
-# (op, scope, key, value).
+# the namespace (so that stores sharing a channel tell their messages apart), the command that
+# publishes ('PUBLISH', or 'SPUBLISH' in sharded mode, ARGV[1] then being the store's shard
+# channel), n, then n times (op, scope, key, value).
 # One script does the write, the version bump, the digest, the history and the PUBLISH, so no
 # subscriber can ever see a version whose data is not in the store yet.
 #
@@ -71,13 +76,13 @@ if fresh then
   redis.call('SET', KEYS[2], epoch)
 end
 local version = redis.call('INCR', KEYS[1])
-local n = tonumber(ARGV[9])
+local n = tonumber(ARGV[10])
 local touched, order = {}, {}
 for i = 0, n - 1 do
-  local op, scope, key = ARGV[10 + i * 4], ARGV[11 + i * 4], ARGV[12 + i * 4]
+  local op, scope, key = ARGV[11 + i * 4], ARGV[12 + i * 4], ARGV[13 + i * 4]
   local hash = KEYS[6 + i]
   if op == 'set' then
-    redis.call('HSET', hash, key, ARGV[13 + i * 4])
+    redis.call('HSET', hash, key, ARGV[14 + i * 4])
   else
     redis.call('HDEL', hash, key)
   end
@@ -104,7 +109,11 @@ end
 local message = '{"version":' .. version .. ',"ns":"' .. ARGV[8] .. '","epoch":"' .. epoch ..
   '","prev":"' .. prev ..
   '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. tail
-redis.call('PUBLISH', ARGV[1], message)
+if ARGV[9] == 'SPUBLISH' then
+  redis.call('SPUBLISH', ARGV[1], message)
+else
+  redis.call('PUBLISH', ARGV[1], message)
+end
 return {version, epoch}
 """
 
@@ -199,6 +208,11 @@ class Keyspace:
 
     def scope(self, name: str) -> str:
         return f"{self.tag}:scope:{name}"
+
+    def shard_channel(self, channel: str) -> str:
+        """The sharded twin of ``channel``: in the store's slot, so the write script may
+        SPUBLISH on it (a script's shard channels must hash like its keys)."""
+        return f"{self.tag}:{channel}"
 
 
 def read_snapshot(client: redis.Redis, keyspace: Keyspace, scopes: Sequence[str]) -> StoreSnapshot:

@@ -12,6 +12,9 @@ channel alone (DESIGN §4):
    socket says nothing (a frozen server, a black-holed route) → reconnect.
 4. Poll the store's version now and then; behind → resync (a lost message with nothing after it).
 5. Reconnect forever with capped, jittered exponential backoff; the thread never dies unseen.
+
+In sharded mode (:mod:`hotconfig.shards`) the same connection also SSUBSCRIBEs the store's
+shard channel on the master serving its slot; a slot move ends the session like any drop.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import redis
 
+from . import shards
 from .connection import Target
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
@@ -83,6 +87,9 @@ class ListenerOptions:
     probe_interval: float | None = None
     limits: Limits = field(default=DEFAULT_LIMITS)
     signing: KeyRing | None = None  # when set, only messages signed with one of its keys apply
+    # Sharded mode: the store's shard channel, SSUBSCRIBEd besides ``channel`` (which stays
+    # SUBSCRIBEd for raw publishers); the probe then goes by SPUBLISH in the same slot.
+    shard_channel: str | None = None
 
 
 def misconfiguration(exc: BaseException) -> str | None:
@@ -209,7 +216,9 @@ class Listener:
         self._pubsub: Any = None
         self._lock = threading.Lock()  # guards _clients/_pubsub against close() from another thread
         # A private channel on the same subscription: an echo on it proves delivery end to end.
-        self._probe_channel = f"{options.channel}:probe:{uuid.uuid4().hex[:16]}"
+        self._probe_channel = (
+            f"{options.shard_channel or options.channel}:probe:{uuid.uuid4().hex[:16]}"
+        )
         self._probe_bytes = self._probe_channel.encode()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
@@ -264,7 +273,10 @@ class Listener:
                     break
                 hint = misconfiguration(exc)
                 self._counters.last_error = f"{type(exc).__name__}: {exc}"
-                self._outage.failed(self._counters.last_error, hint)
+                if isinstance(exc, shards.SlotMoved):  # a reshard or failover, not an outage
+                    log.info("%s; subscribing on its new master", exc)
+                else:
+                    self._outage.failed(self._counters.last_error, hint)
             finally:
                 self._teardown()
             if self._stop.is_set():
@@ -288,18 +300,21 @@ class Listener:
         return delay * random.uniform(0.5, 1.0)
 
     def _session(self) -> None:
-        client, subscriber = self._target.listener_clients(self._options.socket_timeout)
+        shard = self._options.shard_channel
+        client, subscriber = self._target.listener_clients(self._options.socket_timeout, shard)
         pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
         with self._lock:
             self._clients = (client,) if subscriber is client else (client, subscriber)
             self._pubsub = pubsub
         if self._stop.is_set():
             return
-        channels = [self._options.channel]
-        if self._options.probe_interval is not None:
-            channels.append(self._probe_channel)
+        probes = [self._probe_channel] if self._options.probe_interval is not None else []
+        # Sharded: the probe channel is a shard channel, in the store's slot.
+        channels = [self._options.channel, *([] if shard else probes)]
         pubsub.subscribe(*channels)
         self._await_subscribe(pubsub, len(channels))
+        if shard is not None and not self._stop.is_set():
+            shards.subscribe(pubsub.connection, [shard, *probes], self._options.socket_timeout)
         if self._stop.is_set():
             return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
@@ -370,7 +385,9 @@ class Listener:
             if token is not None:
                 pubsub.ping(token.decode())
             token = probe.send_due(now)
-            if token is not None:
+            if token is not None and self._options.shard_channel is not None:
+                shards.publish(client, self._probe_channel, token)
+            elif token is not None:
                 client.publish(self._probe_channel, token)
             if now >= next_poll:
                 next_poll = now + self._poll(client, connection)
@@ -385,13 +402,16 @@ class Listener:
                 break  # in a child forked by a receiver, this socket is the parent's
             reply = connection.read_response(push_request=True)
             kind = reply[0]
-            if kind == b"message":
+            if kind == b"message" or kind == b"smessage":
                 if len(reply[1]) == len(self._probe_channel) and reply[1] == self._probe_bytes:
                     probe.answered(reply[2])
                 else:
                     self._on_message(client, reply[2])
             elif kind == b"pong":
                 heartbeat.answered(reply[1])
+            elif kind == b"sunsubscribe":  # never asked for: the slot moved away
+                self._sink.flush()
+                raise shards.unsubscribed(reply[1])
             if not connection.can_read(timeout=0):
                 break
         self._sink.flush()
@@ -447,6 +467,8 @@ class Listener:
         demoted or partitioned master would hear nothing more, and say nothing.
         """
         self._check_master(connection)
+        if self._options.shard_channel is not None:
+            shards.check_owner(client, connection, self._options.shard_channel)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
         mine = self._sink.state.position
         if store == mine:

@@ -77,21 +77,34 @@ class ConfigStore:
         client: redis.Redis | None = None,
         signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
         redis_kwargs: Mapping[str, Any] | None = None,
+        sharded: bool | None = None,
     ) -> None:
         if client is not None and client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError(
                 "ConfigStore needs a client with decode_responses=False (values are JSON bytes); "
                 "pass a URL, or a client made without decode_responses"
             )
+        if client is not None and sharded:
+            raise ValueError(
+                "sharded=True needs a redis+cluster:// URL to know the cluster; pass the URL "
+                "instead of a client"
+            )
         self.url: str | None = None
         """The URL the store connects to, its password hidden; None for a client given."""
+        self.sharded = False
+        """Whether writes are announced by SPUBLISH on the store's shard channel (see
+        :meth:`~hotconfig.keyspace.Keyspace.shard_channel`) instead of PUBLISH."""
         if client is None:
-            target = Target(resolve(url), redis_kwargs)  # e.g. ssl_ca_certs for rediss://
-            self.url = target.redacted
+            target = Target(resolve(url), redis_kwargs, sharded=sharded)  # e.g. ssl_ca_certs
+            self.url, self.sharded = target.redacted, target.sharded
             client = target.command_client()
         self._redis = client
         self.channel = channel
         self.keyspace = Keyspace(namespace)
+        # Sharded: only clients in sharded mode hear the writes (they SUBSCRIBE the classic
+        # channel too, for raw publishers), so roll the clients out first, then the store.
+        self._publish_to = self.keyspace.shard_channel(channel) if self.sharded else channel
+        self._publish_with = "SPUBLISH" if self.sharded else "PUBLISH"
         self.history_size = history_size
         self.max_message_bytes = max_message_bytes
         self._write = client.register_script(WRITE_SCRIPT)
@@ -151,7 +164,7 @@ class ConfigStore:
         candidate = uuid.uuid4().hex
         for _ in range(_SIGN_ATTEMPTS):
             head = self._signed_head(entries, body, reload, candidate)
-            args = [*head, self.keyspace.namespace, len(entries), *values]
+            args = [*head, self.keyspace.namespace, self._publish_with, len(entries), *values]
             try:
                 version, _epoch = self._write(keys=keys, args=args)
             except redis.ResponseError as exc:
@@ -172,7 +185,7 @@ class ConfigStore:
         ring = self._ring
         if ring is None:
             notice = '"reload":true}' if reload else ""
-            return [self.channel, candidate, self.history_size, body, notice, "", ""]
+            return [self._publish_to, candidate, self.history_size, body, notice, "", ""]
         keyspace = self.keyspace
         raw_version, raw_epoch, raw_digest = self._redis.mget(
             keyspace.version, keyspace.epoch, keyspace.digest
@@ -186,7 +199,7 @@ class ConfigStore:
         )
         notice = f'"sig":"{sig}","reload":true}}' if reload else ""
         tail = body if reload else f'"sig":"{sig}",{body}'
-        return [self.channel, epoch, self.history_size, tail, notice, str(version), prev]
+        return [self._publish_to, epoch, self.history_size, tail, notice, str(version), prev]
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 
 from hotconfig import ConfigStore, HotConfig, Status
-from hotconfig.connection import DEFAULT_URL, redacted
+from hotconfig.connection import DEFAULT_URL, Target, Topology, redacted
+from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
 
 PASSWORD = "pw-Secr3t"
@@ -126,3 +128,63 @@ def test_a_client_with_a_password_connects_and_never_shows_it(
         assert config.get("limit") == 3
         shown: list[Any] = [config.url, repr(config), repr(config.stats), store.url, repr(store)]
         assert all(PASSWORD not in str(text) for text in shown), shown
+
+
+# -- sharded Pub/Sub: a cluster URL's ?sharded=, or sharded=True; refused anywhere else ----------
+
+CLUSTER = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
+
+
+@pytest.mark.parametrize(
+    ("url", "sharded", "expected"),
+    [
+        (CLUSTER, None, False),
+        (CLUSTER + "?sharded=1", None, True),
+        (CLUSTER + "?sharded=true", None, True),
+        (CLUSTER + "?sharded=0", None, False),
+        (CLUSTER, True, True),
+        (CLUSTER + "?sharded=1", False, False),  # the argument wins over the URL
+    ],
+)
+def test_sharded_mode_comes_from_the_cluster_url_or_the_argument(
+    url: str, sharded: bool | None, expected: bool
+) -> None:
+    assert Target(url, sharded=sharded).sharded is expected
+    assert Target(url, sharded=sharded).topology is Topology.CLUSTER
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?sharded=1",
+        "unix:///run/redis.sock?sharded=1",
+        "redis+sentinel://127.0.0.1:26379/mymaster?sharded=1",
+    ],
+)
+def test_sharded_mode_in_a_url_without_a_cluster_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"only in a Redis Cluster.*redis\+cluster://"):
+        HotConfig(url)
+    with pytest.raises(ValueError, match=r"only in a Redis Cluster.*redis\+cluster://"):
+        ConfigStore(url)
+
+
+def test_sharded_true_without_a_cluster_is_refused_by_client_and_store(
+    redis_client: redis.Redis, server: EmbeddedServer
+) -> None:
+    for url in (server.url, "redis+sentinel://127.0.0.1:26379/mymaster"):
+        with pytest.raises(ValueError, match=r"sharded=True.*redis\+cluster://"):
+            HotConfig(url, sharded=True)
+        with pytest.raises(ValueError, match=r"sharded=True.*redis\+cluster://"):
+            ConfigStore(url, sharded=True)
+    with pytest.raises(ValueError, match=r"sharded=True needs a redis\+cluster:// URL"):
+        ConfigStore(client=redis_client, sharded=True)
+    with pytest.raises(ValueError, match="not a Redis Cluster URL"):
+        Target(server.url).shard_node("{hotconfig}:config:changes")
+    # Off, the same server serves as before.
+    with ConfigStore(server.url, sharded=False) as store, HotConfig(server.url) as config:
+        assert config.wait_for_version(store.set("limit", 1), timeout=5)
+
+
+def test_a_sharded_flag_that_is_not_a_boolean_is_refused() -> None:
+    with pytest.raises(ValueError, match="sharded must be 1 or 0"):
+        Target(CLUSTER + "?sharded=maybe")

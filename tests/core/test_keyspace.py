@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from hotconfig import ConfigStore, HotConfig, signals
 from hotconfig.keyspace import Keyspace, decode_hash
@@ -27,6 +28,15 @@ def test_every_key_of_a_namespace_shares_one_hash_tag() -> None:
     assert all(name.startswith("{billing}:") for name in names)
     assert len(set(names)) == len(names)
     assert Keyspace().scope("global") == "{hotconfig}:scope:global"
+
+
+@pytest.mark.parametrize("namespace", ["hotconfig", "billing", "a:b", "x" * 40])
+def test_the_shard_channel_lives_in_the_slot_of_the_store_keys(namespace: str) -> None:
+    # The write script may SPUBLISH only on a shard channel of the slot its keys are in.
+    keyspace = Keyspace(namespace)
+    channel = keyspace.shard_channel("config:changes")
+    assert channel == "{" + namespace + "}:config:changes"
+    assert key_slot(channel.encode()) == key_slot(keyspace.version.encode())
 
 
 def test_decode_hash_decodes_every_value() -> None:

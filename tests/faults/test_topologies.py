@@ -6,7 +6,6 @@ restarted: each ends with every client equal to the store within 2 s of the topo
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Status
+from hotconfig import Status
 from hotconfig.testing import ServerKind
 from tests.faults.harness import Fleet
-from tests.faults.topology import Cluster, SentinelSet
+from tests.faults.topology import Cluster, SentinelSet, Writer
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -38,39 +37,6 @@ def cluster(server_kind: ServerKind) -> Iterator[Cluster]:
     topology = Cluster(server_kind)
     yield topology
     topology.close()
-
-
-class Writer:
-    """Writes ``count`` values in a thread, retrying each one through a failover."""
-
-    def __init__(self, store: ConfigStore, count: int) -> None:
-        self.store, self.count = store, count
-        self.written = 0
-        self.failures = 0
-        self.halfway = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        for value in range(self.count):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    self.store.set("counter", value)
-                    break
-                except (redis.RedisError, OSError):
-                    self.failures += 1
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            self.written = value + 1
-            if self.written == self.count // 2:
-                self.halfway.set()
-            time.sleep(0.005)
-
-    def join(self) -> None:
-        self._thread.join(60)
-        assert self.written == self.count, f"only {self.written} of {self.count} written"
 
 
 def test_a_sentinel_failover_during_200_writes_converges(

@@ -2,7 +2,9 @@
 
 ``SentinelSet``: one master, one replica and three sentinels (quorum 2), all real processes of
 the test's server kind. ``Cluster``: three masters, each with a replica, joined and given their
-slots with CLUSTER commands (no redis-cli needed).
+slots with CLUSTER commands (no redis-cli needed); ``Cluster.migrate_slot`` moves one slot and
+its keys to another master the way ``redis-cli --cluster reshard`` does. ``Writer``: a store's
+writes in a thread, each retried through the fault under test.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer, ServerKind, free_port
 from hotconfig.testing.server import EmbeddedServerError, find_binary
 from tests.waiting import eventually
@@ -88,6 +93,19 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _node_id(client: Any) -> str:
+    node_id: bytes = client.execute_command("CLUSTER", "MYID")
+    return node_id.decode()
+
+
+def _owner(client: Any, slot: int) -> int | None:
+    """The port of the master serving ``slot``, as the node behind ``client`` sees it."""
+    for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+        if int(start) <= slot <= int(end):
+            return int(master[1])
+    return None
 
 
 def _pings(client: redis.Redis) -> bool:
@@ -215,9 +233,72 @@ class Cluster:
                     return next(s for s in self.servers if s.port == int(master[1]))
         raise AssertionError(f"no node serves the slot of {key!r}")
 
+    def masters(self) -> list[EmbeddedServer]:
+        """The masters now (a restart or a failover may have changed which nodes they are)."""
+        with self.servers[0].client() as c:
+            ports = {int(master[1]) for _, _, master, *_ in c.execute_command("CLUSTER", "SLOTS")}
+        return [s for s in self.servers if s.port in ports]
+
+    def migrate_slot(self, key: str, to: EmbeddedServer) -> None:
+        """Move ``key``'s slot, keys and all, to the master ``to``; return once every master
+        agrees. The steps of a live reshard: IMPORTING on the target, MIGRATING on the source,
+        MIGRATE the keys in batches, then SETSLOT NODE on the target, the source and the rest.
+        """
+        source = self.master_of(key)
+        assert source.port != to.port, "the slot is already there"
+        with source.client() as src, to.client() as dst:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            source_id, target_id = _node_id(src), _node_id(dst)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", _HOST, to.port, "", 0, 5000, "KEYS", *keys)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for master in self.masters():
+            if master.port not in (source.port, to.port):
+                with master.client() as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self._wait(lambda c: _owner(c, slot) == to.port)
+
     def wait_ok(self) -> None:
         self._wait(lambda c: c.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0)
 
     def close(self) -> None:
         for server in self.servers:
             server.close()
+
+
+class Writer:
+    """Writes ``count`` values in a thread, retrying each one through a failover: all to
+    ``"counter"``, or each to a key of its own (``k0``, ``k1``...) with ``distinct``, so that
+    the store's final state shows every write."""
+
+    def __init__(self, store: ConfigStore, count: int, *, distinct: bool = False) -> None:
+        self.store, self.count, self.distinct = store, count, distinct
+        self.written = 0
+        self.failures = 0
+        self.halfway = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for value in range(self.count):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    self.store.set(f"k{value}" if self.distinct else "counter", value)
+                    break
+                except (redis.RedisError, OSError):
+                    self.failures += 1
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            self.written = value + 1
+            if self.written == self.count // 2:
+                self.halfway.set()
+            time.sleep(0.005)
+
+    def join(self) -> None:
+        self._thread.join(60)
+        assert self.written == self.count, f"only {self.written} of {self.count} written"
