@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # A second virtualenv with the lowest versions the dependency floors allow.
 LOWEST := .venv-lowest
+# `make demo` installs only what the demo runs (the `demo` extra), not the dev toolchain.
+DEMO   := .venv-demo
 
 .DEFAULT_GOAL := test
 .PHONY: .venv lint types test test-lowest demo bench docs fuzz clean
@@ -52,8 +54,16 @@ fuzz: $(STAMP)
 	HOTCONFIG_FUZZ_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 --hypothesis-show-statistics \
 		tests/core/test_wire_properties.py tests/faults/test_hostile_properties.py
 
-demo: $(STAMP)
-	$(BIN)/python docs/examples/demo.py
+$(DEMO)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO)
+	$(DEMO)/bin/python -m pip install --quiet --upgrade pip
+	$(DEMO)/bin/python -m pip install --quiet -e '.[demo]'
+	touch $@
+
+# The example apps under real servers, changed live, until Ctrl-C (docs/cli.md, "hotconfig
+# demo"); `python docs/examples/demo.py` is the core-only walk-through.
+demo: $(DEMO)/.installed
+	$(DEMO)/bin/hotconfig demo
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
@@ -63,5 +73,5 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(LOWEST) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
+	rm -rf $(VENV) $(LOWEST) $(DEMO) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

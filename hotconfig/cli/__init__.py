@@ -7,6 +7,10 @@ is :data:`group` (a :class:`click.Group`), so that framework CLIs can mount the 
     from hotconfig.cli import group
 
     app.cli.add_command(group, "hotconfig")
+
+The integrations mount it with their app's settings through :func:`framework_group` and
+:class:`AppDefaults` (the app's URL and client options, used unless the command line says
+otherwise).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .commands import group
+    from .commands import framework_group, group
+    from .session import AppDefaults
 
-__all__ = ["group", "main"]
+__all__ = ["AppDefaults", "framework_group", "group", "main"]
 
 HINT = "the hotconfig command needs click and rich: pip install 'hotconfig[cli]'"
 
@@ -35,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "group":
+    if name in ("AppDefaults", "framework_group", "group"):
         try:
-            from .commands import group
+            from . import commands
         except ImportError as exc:
             if exc.name not in ("click", "rich"):
                 raise
             raise ImportError(HINT) from None
-        return group
+        return getattr(commands, name)
     raise AttributeError(f"module 'hotconfig.cli' has no attribute {name!r}")

@@ -8,22 +8,25 @@ server that cannot be reached.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..connection import ENV_VAR
 from ..keyspace import DEFAULT_NAMESPACE
 from ..wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
 from .access import acl, doctor_command
+from .demo import demo
 from .files import dump_file, load_file
 from .fleet import status, wait_options, watch
 from .output import Output
 from .rollback import rollback_entries
-from .session import Failure, Group, Session, pass_session
+from .session import AppDefaults, Failure, Group, Session, pass_session
 
-__all__ = ["group", "parse_value"]
+__all__ = ["framework_group", "group", "parse_value"]
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,22 +36,66 @@ __all__ = ["group", "parse_value"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.option("--show-secrets", is_flag=True, help="Show values of secret-looking keys.")
 @click.pass_context
-def group(
+def group(ctx: click.Context, /, **options: Any) -> None:
+    """Read and write hotconfig's store; see which instances applied what."""
+    _open_session(ctx, None, **options)
+
+
+def _open_session(
     ctx: click.Context,
+    defaults: AppDefaults | None,
+    *,
     url: str | None,
     namespace: str,
     channel: str,
     as_json: bool,
     show_secrets: bool,
 ) -> None:
-    """Read and write hotconfig's store; see which instances applied what."""
+    options: dict[str, Any] = {}
+    if defaults is not None:
+        options = dict(defaults.options)
+        # The app's settings win over the environment and the defaults, not over the user.
+        if ctx.get_parameter_source("url") is not ParameterSource.COMMANDLINE:
+            url = defaults.url or url
+        if ctx.get_parameter_source("namespace") is not ParameterSource.COMMANDLINE:
+            namespace = options.get("namespace", namespace)
+        if ctx.get_parameter_source("channel") is not ParameterSource.COMMANDLINE:
+            channel = options.get("channel", channel)
+        options.pop("namespace", None)
+        options.pop("channel", None)
     try:
         out = Output(as_json=as_json, show_secrets=show_secrets)
-        session = Session(url, namespace, channel, out)
+        session = Session(url, namespace, channel, out, options)
     except ValueError as exc:
         raise Failure(str(exc)) from None
     ctx.obj = session
     ctx.call_on_close(session.close)
+
+
+def framework_group(
+    defaults: Callable[[click.Context], AppDefaults], *extra: click.Command, help: str
+) -> click.Group:
+    """The ``hotconfig`` commands for a framework's CLI (``manage.py hotconfig``, ``flask
+    hotconfig``): the same commands and options, with ``defaults(ctx)`` (the app's settings)
+    for what the command line does not say, and the framework's ``extra`` commands."""
+
+    @click.pass_context
+    def callback(ctx: click.Context, /, **options: Any) -> None:
+        _open_session(ctx, defaults(ctx), **options)
+
+    # demo starts apps of its own: it has nothing to take from the app at hand.
+    commands = {name: c for name, c in group.commands.items() if name != "demo"}
+    wrapped = Group(
+        "hotconfig",
+        commands=commands,
+        params=list(group.params),
+        callback=callback,
+        help=help,
+        context_settings=group.context_settings,
+    )
+    for command in extra:
+        wrapped.add_command(command)
+    return wrapped
 
 
 scope_option = click.option("--scope", default=DEFAULT_SCOPE, show_default=True)
@@ -247,3 +294,4 @@ group.add_command(status)
 group.add_command(watch)
 group.add_command(acl)
 group.add_command(doctor_command)
+group.add_command(demo)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import click
 import redis
@@ -13,18 +15,45 @@ from ..fleet import Fleet
 from ..store import ConfigStore
 from .output import Output
 
-__all__ = ["Failure", "Group", "Session", "pass_session"]
+__all__ = ["STORE_OPTIONS", "AppDefaults", "Failure", "Group", "Session", "pass_session"]
+
+# The client options that writes must share with the app's clients: where they are published,
+# how large they may be, the key ring that signs them, the connection's TLS files.
+STORE_OPTIONS: Final = ("channel", "namespace", "max_message_bytes", "signing_keys", "redis_kwargs")
+
+
+@dataclass(frozen=True, slots=True)
+class AppDefaults:
+    """What a framework's wrapper (``manage.py hotconfig``, ``flask hotconfig``) knows of its
+    app: the URL and the options its clients use. ``--url``, ``--namespace`` and
+    ``--channel`` on the command line win over them."""
+
+    url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, url: str | None, client_options: Mapping[str, Any]) -> AppDefaults:
+        """From the app's URL and its client's options (the store's kept, the rest ignored)."""
+        return cls(url, {k: client_options[k] for k in STORE_OPTIONS if k in client_options})
 
 
 class Session:
     """The group's options, and the store and fleet connections, opened on first use."""
 
-    def __init__(self, url: str | None, namespace: str, channel: str, out: Output) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        namespace: str,
+        channel: str,
+        out: Output,
+        store_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = resolve(url)
         self.redacted = Target(self.url).redacted  # validates the URL first
         self.namespace = namespace
         self.channel = channel
         self.out = out
+        self.store_options = dict(store_options or {})  # signing keys, TLS files...
         self._store: ConfigStore | None = None
         self._fleet: Fleet | None = None
         self.written: dict[str, Any] | None = None  # what the command wrote, for --json
@@ -32,7 +61,9 @@ class Session:
     @property
     def store(self) -> ConfigStore:
         if self._store is None:
-            self._store = ConfigStore(self.url, channel=self.channel, namespace=self.namespace)
+            self._store = ConfigStore(
+                self.url, channel=self.channel, namespace=self.namespace, **self.store_options
+            )
         return self._store
 
     @property

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
@@ -32,8 +32,19 @@ class UI(BaseModel):
     color: str = "#2563eb"
 
 
+class AIModel(BaseModel):
+    # The models this service is contracted for: any other value is refused, the old one
+    # stays, and the refusal shows in `hotconfig status` with its reason.
+    default: Literal["gpt-4o-mini", "gpt-4o"] = "gpt-4o-mini"
+
+
+class AI(BaseModel):
+    model: AIModel = AIModel()
+
+
 class Settings(BaseModel):
     ui: UI = UI()
+    ai: AI = AI()
     checkout_enabled: bool = True
 
 

@@ -9,11 +9,12 @@ import sys
 from click.testing import Result
 from flask import Flask
 
-from hotconfig import ConfigStore
+from hotconfig import ConfigStore, Fleet
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
 from tests.integrations.flask.conftest import AppFactory
 from tests.integrations.flask.serving import APP, ROOT, app_env
+from tests.waiting import eventually
 
 PASSWORD = "s3cret-Pa55"
 
@@ -22,20 +23,28 @@ def run(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["hotconfig", *args])
 
 
-def test_status_tells_where_the_client_stands_without_showing_the_password(
+def test_status_lists_this_apps_client_without_showing_the_password(
     server_factory: ServerFactory, make_app: AppFactory
 ) -> None:
     guarded = server_factory(password=PASSWORD)
     with ConfigStore(guarded.url) as store:
         version = store.set("greeting", "v1")
     app = make_app(HOTCONFIG_URL=guarded.url, HOTCONFIG_SCOPES=["global", "env:prod"])
-    result = run(app, "status")
+    client = app.extensions["hotconfig"]
+    with Fleet(guarded.url) as fleet:
+        assert eventually(lambda: [r.status for r in fleet.instances()] == ["LIVE"])
+    result = run(app, "--json", "status")
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
-    assert f"redis://:***@127.0.0.1:{guarded.port}/0" in result.output
-    assert "status:  LIVE" in result.output
-    assert f"version: {version}" in result.output
-    assert "scopes:  global, env:prod" in result.output
+    listed = json.loads(result.stdout)
+    assert listed["store_version"] == version
+    [instance] = listed["instances"]
+    assert (instance["framework"], instance["version"], instance["status"]) == (
+        "flask",
+        version,
+        "LIVE",
+    )
+    assert instance["scopes"] == list(client.scopes)
 
 
 def test_get_and_show_print_json_values_and_never_a_secret(
@@ -52,7 +61,7 @@ def test_get_and_show_print_json_values_and_never_a_secret(
     app = make_app()
     assert run(app, "get", "greeting").output == '"v1"\n'
     assert json.loads(run(app, "get", "limits").output) == {"rps": 5}
-    assert run(app, "get", "db.password").output == '"***"\n'
+    assert run(app, "get", "db.password").output == "***\n"
     assert json.loads(run(app, "get", "upstream").output) == {
         "host": "10.0.0.1",
         "auth": [{"api_key": "***"}],
@@ -68,23 +77,24 @@ def test_get_and_show_print_json_values_and_never_a_secret(
 
     missing = run(app, "get", "no.such.key")
     assert missing.exit_code == 1
-    assert "'no.such.key' is not set" in missing.output
-    assert "flask hotconfig show" in missing.output
+    assert "'no.such.key' is not set in scope 'global'" in missing.stderr
 
 
-def test_set_and_delete_write_the_store_and_wait_for_this_apps_client(
+def test_set_wait_and_delete_write_the_store_and_wait_for_the_apps_client(
     make_app: AppFactory, store: ConfigStore
 ) -> None:
     app = make_app(HOTCONFIG_SCOPES=["global", "env:prod"])
     client = app.extensions["hotconfig"]
 
-    result = run(app, "set", "feature_x", "true")
+    result = run(app, "set", "feature_x", "true", "--wait")
     assert result.exit_code == 0, result.output
-    assert result.output == f"set feature_x in global: version {store.version}\n"
+    written, converged = result.output.splitlines()[:2]
+    assert written == f"set feature_x in global: version {store.version}"
+    assert converged.startswith(f"version {store.version}: 1 applied, 0 rejected")
     assert store.get("feature_x") is True
-    assert client.get("feature_x") is True  # --wait is the default: it is live on return
+    assert client.get("feature_x") is True  # the barrier waited for this app's client
 
-    assert run(app, "set", "ai.model", "gpt-4o", "--scope", "env:prod").exit_code == 0
+    assert run(app, "set", "ai.model", "gpt-4o", "--scope", "env:prod", "--wait").exit_code == 0
     assert store.get("ai.model", scope="env:prod") == "gpt-4o"  # a bare word is a string
     assert client.get("ai.model") == "gpt-4o"
 
@@ -92,13 +102,13 @@ def test_set_and_delete_write_the_store_and_wait_for_this_apps_client(
     assert secret.exit_code == 0
     assert PASSWORD not in secret.output
 
-    deleted = run(app, "delete", "ai.model", "--scope", "env:prod")
+    deleted = run(app, "delete", "ai.model", "--scope", "env:prod", "--wait")
     assert deleted.exit_code == 0, deleted.output
     assert "deleted ai.model from env:prod" in deleted.output
     assert client.get("ai.model") is None
 
     refused = run(app, "set", "bad key!", "1")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "Error:" in refused.output
 
 
@@ -109,7 +119,7 @@ def test_set_signs_with_the_apps_keys_when_its_client_refuses_unsigned_changes(
     app = make_app(HOTCONFIG_OPTIONS={"signing_keys": keys})
     client = app.extensions["hotconfig"]
     store.set("greeting", "unsigned")  # refused: this app only takes signed changes
-    result = run(app, "set", "greeting", "signed")
+    result = run(app, "set", "greeting", "signed", "--wait")
     assert result.exit_code == 0, result.output
     assert client.get("greeting") == "signed"
 
@@ -121,29 +131,45 @@ def test_history_lists_the_latest_writes_newest_first_and_hides_secrets(
     v1 = store.set("greeting", "v1")
     v2 = store.set_many({"greeting": "v2", "db.password": PASSWORD})
     v3 = store.delete("greeting")
-    listed = run(app, "history")
+    listed = run(app, "--json", "history")
     assert listed.exit_code == 0, listed.output
     assert PASSWORD not in listed.output
-    assert listed.output.splitlines() == [
-        f"v{v3} global delete greeting",
-        f'v{v2} global set greeting = "v2"',
-        f'v{v2} global set db.password = "***"',
-        f'v{v1} global set greeting = "v1"',
+    assert [(row["version"], row["changes"]) for row in json.loads(listed.stdout)] == [
+        (v3, [{"op": "delete", "scope": "global", "key": "greeting"}]),
+        (
+            v2,
+            [
+                {"op": "set", "scope": "global", "key": "greeting", "value": "v2"},
+                {"op": "set", "scope": "global", "key": "db.password", "value": "***"},
+            ],
+        ),
+        (v1, [{"op": "set", "scope": "global", "key": "greeting", "value": "v1"}]),
     ]
-    assert run(app, "history", "greeting", "-n", "1").output == f"v{v3} global delete greeting\n"
+    one = json.loads(run(app, "--json", "history", "--key", "greeting", "--limit", "1").stdout)
+    assert [row["version"] for row in one] == [v3]
 
 
-def test_a_write_to_a_server_that_is_down_says_where_it_tried_and_what_to_check(
+def test_a_write_to_a_server_that_is_down_says_where_it_tried(
     server_factory: ServerFactory, make_app: AppFactory
 ) -> None:
     guarded = server_factory(password=PASSWORD)
     app = make_app(HOTCONFIG_URL=guarded.url, HOTCONFIG_START=False)
     guarded.stop()
     result = run(app, "set", "greeting", "v2")
-    assert result.exit_code == 1
-    assert f"cannot reach redis://:***@127.0.0.1:{guarded.port}/0" in result.output
-    assert "check HOTCONFIG_URL" in result.output
+    assert result.exit_code == 2
+    assert f"Redis at redis://:***@127.0.0.1:{guarded.port}/0" in result.output
     assert PASSWORD not in result.output
+
+
+def test_url_on_the_command_line_wins_over_the_apps(
+    server_factory: ServerFactory, make_app: AppFactory, store: ConfigStore
+) -> None:
+    other = server_factory()
+    app = make_app(HOTCONFIG_START=False)
+    assert run(app, "--url", other.url, "set", "greeting", "elsewhere").exit_code == 0
+    with ConfigStore(other.url) as elsewhere:
+        assert elsewhere.get("greeting") == "elsewhere"
+    assert store.get("greeting", default=None) is None
 
 
 def test_the_flask_command_runs_the_group_for_real(
@@ -160,7 +186,7 @@ def test_the_flask_command_runs_the_group_for_real(
 
     listed = flask("--help")
     assert listed.returncode == 0, listed.stderr
-    for command in ("status", "get", "show", "set", "delete", "history"):
+    for command in ("status", "get", "show", "set", "delete", "history", "watch", "diff"):
         assert command in listed.stdout
 
     written = flask("set", "greeting", "from the command line")
