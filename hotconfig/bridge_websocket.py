@@ -24,11 +24,11 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from .bridge import Bridge, Subscription
+from .bridge import Bridge, EventKind, Subscription
 from .bridge_serving import websocket_text
 from .streams import Ending
 
-__all__ = ["ASGIApp", "Handshake", "WebSocketAuthorize", "websocket_app"]
+__all__ = ["ASGIApp", "Handshake", "WebSocketAuthorize", "forward", "websocket_app"]
 
 log = logging.getLogger("hotconfig.bridge")
 
@@ -97,13 +97,19 @@ def websocket_app(
             await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
         await send({"type": "websocket.accept"})
-        await _forward(bridge.subscribe(channel), receive, send)
+        await forward(bridge.subscribe(channel), receive, send)
 
     return app
 
 
-async def _forward(subscription: Subscription, receive: Receive, send: Send) -> None:
-    """Send the subscription's events as text frames until it ends or the client leaves."""
+async def forward(subscription: Subscription, receive: Receive, send: Send) -> None:
+    """Send the subscription's events as text frames until it ends or the client leaves.
+
+    For an accepted WebSocket of any ASGI framework (``receive``/``send`` may be Starlette's
+    ``websocket.receive``/``websocket.send``); the subscription is closed on return. A stream
+    ends with 1000 after its final event (1008 when a replay was refused), 1013 for a browser
+    dropped at its bound, 1001 when the bridge closed.
+    """
     watcher = asyncio.create_task(_watch_disconnect(receive, subscription))
     dropped = asyncio.create_task(subscription.wait_dropped())
     code = _GOING_AWAY
@@ -112,8 +118,8 @@ async def _forward(subscription: Subscription, receive: Receive, send: Send) -> 
             message = {"type": "websocket.send", "text": websocket_text(event)}
             if not await _send(send, message, dropped):
                 return  # dropped at its bound while a frame waited on it: the server cuts it
-            if event.final:
-                code = _NORMAL
+            if event.final:  # done, idle, or refused at replay
+                code = _POLICY_VIOLATION if event.kind is EventKind.RECOVERY else _NORMAL
                 break
         else:
             if subscription.ending is Ending.CLIENT_GONE:

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.requests import HTTPConnection, Request
@@ -44,6 +44,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from hotconfig.bridge import Bridge, EventKind, Subscription
+from hotconfig.bridge_websocket import forward
 from hotconfig.streams import Ending, Outbox
 
 from .sse import frame, serve
@@ -53,8 +54,6 @@ __all__ = ["Authorize", "bridge_router"]
 Authorize = Callable[[HTTPConnection, str], bool | Awaitable[bool]]
 
 _WS_POLICY_VIOLATION = 1008
-_WS_TRY_AGAIN_LATER = 1013  # a slow client dropped at its bound
-_WS_GOING_AWAY = 1001  # the bridge closed
 
 
 def bridge_router(
@@ -110,7 +109,14 @@ def bridge_router(
             last_event_id=last_event_id,
             authorize_replay=lambda: _allowed(authorize, websocket, channel),
         )
-        await _forward(subscription, websocket)
+
+        async def send(message: Mapping[str, Any]) -> None:
+            await websocket.send(dict(message))  # Starlette types its messages as mutable
+
+        try:
+            await forward(subscription, websocket.receive, send)
+        except (WebSocketDisconnect, RuntimeError):
+            return  # the client left while a frame was on its way (Starlette's words for it)
 
     return api
 
@@ -202,53 +208,3 @@ async def _drained_or_dropped(outbox: Outbox, subscription: Subscription) -> Non
         for waiting in waits:
             waiting.cancel()
         await asyncio.gather(*waits, return_exceptions=True)
-
-
-async def _forward(subscription: Subscription, websocket: WebSocket) -> None:
-    """Send the subscription's events as text frames until it ends or the client leaves."""
-    watcher = asyncio.create_task(_watch_disconnect(websocket, subscription))
-    dropped = asyncio.create_task(subscription.wait_dropped())
-    code = _WS_GOING_AWAY
-    try:
-        async for event in subscription:
-            text = event.data
-            if event.kind is not EventKind.MESSAGE:
-                text = json.dumps({"event": event.kind, **json.loads(event.data)})
-            if not await _send(websocket, text, dropped):
-                return  # dropped at its bound while a frame waited on it: nothing more to send
-            if event.final:  # done, idle, or refused at replay
-                code = _WS_POLICY_VIOLATION if event.kind is EventKind.RECOVERY else 1000
-                break
-        else:
-            if subscription.ending is Ending.CLIENT_GONE:
-                return
-            if subscription.ending is Ending.OVERFLOW:
-                code = _WS_TRY_AGAIN_LATER
-        await websocket.close(code=code)
-    except (WebSocketDisconnect, OSError, RuntimeError):
-        return  # the client left while a frame was on its way
-    finally:
-        for task in (watcher, dropped):
-            task.cancel()
-        await asyncio.gather(watcher, dropped, return_exceptions=True)
-        subscription.close()
-
-
-async def _send(websocket: WebSocket, text: str, dropped: asyncio.Task[Ending]) -> bool:
-    """Send one frame; False if the subscription was dropped while the client did not read."""
-    sending = asyncio.create_task(websocket.send_text(text))
-    await asyncio.wait((sending, dropped), return_when=asyncio.FIRST_COMPLETED)
-    if sending.done():
-        sending.result()
-        return True
-    sending.cancel()
-    await asyncio.gather(sending, return_exceptions=True)
-    return False
-
-
-async def _watch_disconnect(websocket: WebSocket, subscription: Subscription) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            subscription.close()
-            return
