@@ -26,16 +26,11 @@ from hotconfig.bridge import (
 from hotconfig.errors import ClientClosedError
 from hotconfig.streams import Ending
 from hotconfig.testing import EmbeddedServer
+from tests.bridging import DONE, TOKENS, publish
 from tests.waiting import eventually
 
 T = TypeVar("T")
 
-TOKENS = [
-    {"token": "Revenue", "index": 0, "type": "text"},
-    {"token": " grew", "index": 1, "type": "text"},
-    {"token": " 12%", "index": 2, "type": "text"},
-]
-DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
 CLASSES: dict[str, Delivery] = {
     "ai:stream:*": Sequenced(idle_timeout=0.5),
     "dashboard:refresh:*": Ephemeral(),
@@ -58,13 +53,6 @@ async def subscribed(subscription: Subscription) -> Subscription:
 
 async def read_all(subscription: Subscription) -> list[Event]:
     return [event async for event in subscription]
-
-
-def publish(client: redis.Redis, channel: str, *messages: Any) -> list[str]:
-    sent = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-    for message in sent:
-        client.publish(channel, message)
-    return sent
 
 
 def pubsub_connections(client: redis.Redis) -> int:

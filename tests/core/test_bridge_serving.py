@@ -18,6 +18,7 @@ from hotconfig.bridge import Bridge, Delivery, Ephemeral, Event, EventKind, Sequ
 from hotconfig.bridge_serving import BlockingStream, shared_loop, sse_frame, websocket_text
 from hotconfig.streams import KEEPALIVE
 from hotconfig.testing import EmbeddedServer
+from tests.bridging import subscribers
 from tests.waiting import eventually
 
 TOKENS = [
@@ -35,10 +36,6 @@ def bridge(server: EmbeddedServer) -> Iterator[Bridge]:
     }
     with Bridge(server.url, classes=classes) as opened:
         yield opened
-
-
-def subscribers(client: redis.Redis, channel: str) -> int:
-    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
 
 
 def test_a_blocking_stream_yields_keepalives_then_each_message_and_ends_after_done(

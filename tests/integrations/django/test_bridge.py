@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,18 +20,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
 from hotconfig.testing import EmbeddedServer, free_port
+from tests.bridging import DONE, TOKENS, publish, subscribers
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-TOKENS = [
-    {"token": "Revenue", "index": 0, "type": "text"},
-    {"token": " grew", "index": 1, "type": "text"},
-    {"token": " 12%", "index": 2, "type": "text"},
-]
-DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
 
 
 @pytest.fixture
@@ -47,17 +40,6 @@ def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
     env = {"DJANGO_SETTINGS_MODULE": "tests.integrations.django.bridge_settings"}
     with serving(command, port, tmp_path / "uvicorn.log", redis=server, env=env, cwd=ROOT) as s:
         yield s
-
-
-def publish(client: redis.Redis, channel: str, *messages: Any) -> list[str]:
-    sent = [json.dumps(m) for m in messages]
-    for message in sent:
-        client.publish(channel, message)
-    return sent
-
-
-def subscribers(client: redis.Redis, channel: str) -> int:
-    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
 
 
 def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(

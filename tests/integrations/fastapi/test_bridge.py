@@ -23,30 +23,18 @@ import redis
 import websocket
 
 from hotconfig.testing import EmbeddedServer
+from tests.bridging import DONE, TOKENS, publish
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
 
 BRIDGE_APP = "tests.integrations.fastapi.bridge_app:app"
-TOKENS = [
-    {"token": "Revenue", "index": 0, "type": "text"},
-    {"token": " grew", "index": 1, "type": "text"},
-    {"token": " 12%", "index": 2, "type": "text"},
-]
-DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
 
 
 @pytest.fixture
 def app(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
     with uvicorn_app(server, tmp_path, app=BRIDGE_APP, env={"BRIDGE_IDLE": "1"}) as served:
         yield served
-
-
-def publish(client: redis.Redis, channel: str, *messages: Any) -> list[str]:
-    sent = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-    for message in sent:
-        client.publish(channel, message)
-    return sent
 
 
 def wait_subscribed(client: redis.Redis, channel: str, count: int = 1) -> None:

@@ -19,18 +19,13 @@ import pytest
 import redis
 
 from hotconfig.testing import EmbeddedServer, free_port
+from tests.bridging import DONE, TOKENS, subscribers
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
-TOKENS = [
-    {"token": "Revenue", "index": 0, "type": "text"},
-    {"token": " grew", "index": 1, "type": "text"},
-    {"token": " 12%", "index": 2, "type": "text"},
-]
-DONE = {"done": True, "sql": "SELECT region, sum(revenue) FROM sales", "data": [["EU", 12]]}
 BROWSERS = 50
 
 
@@ -50,10 +45,6 @@ def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
 def stats(site: Served) -> dict[str, Any]:
     answer: dict[str, Any] = httpx.get(site.url + "/bridge-stats", timeout=5).json()
     return answer
-
-
-def subscribers(client: redis.Redis, channel: str) -> int:
-    return int(dict(client.pubsub_numsub(channel))[channel.encode()])
 
 
 def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(
