@@ -28,6 +28,7 @@ from . import (
     barrier,
     convergence,
     django_reads,
+    fanout,
     fastapi_integration,
     flask_reads,
     latency,
@@ -72,6 +73,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "convergence": lambda server, store: convergence.measure(server),
     "barrier": barrier.measure,
     "fastapi": fastapi_integration.measure,
+    "fanout": fanout.measure,
 }
 
 
