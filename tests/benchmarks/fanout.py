@@ -1,21 +1,24 @@
 """Fan-out: one write reaching 1, 100, 500 and 1,000 subscribers, beside as many raw redis-py ones.
 
-At each count, first as many raw redis-py subscribers (the baseline: one connection each, a
-get_message loop, json.loads), then as many real HotConfig clients (health reports off) are
-held by four worker processes (tests/benchmarks/fanout_worker.py), and this process writes
-through the real write path, ``ConfigStore.set``, values padded so that the published message
-is 256 B, then 4 KB. Measured for each kind, count and size:
+At each count, eight worker processes (tests/benchmarks/fanout_worker.py) hold as many raw
+redis-py subscribers (the baseline: one connection each, a get_message loop, json.loads) and
+as many real HotConfig clients (health reports off), both at once: the raw ones listen on a
+channel of their own, fed by a second store, so each write reaches one kind only, and writes
+to the two kinds alternate, under the same load. This process writes through the real write
+path, ``ConfigStore.set``, values padded so that the published message is 256 B, then 4 KB.
+Measured for each kind, count and size:
 
-- **publish-to-all**: for each of ``PUBLISHES`` writes paced ``_interval(count)`` apart (not a
-  burst), the time from just before ``set`` until the *last* subscriber's receiver ran (the
-  value carries its send time; receivers note ``time.perf_counter_ns()``, CLOCK_MONOTONIC,
-  shared by the processes); p50 and p99 over the writes, and the p50 over every (subscriber,
-  write) pair. The subscribers share the machine's cores with the server and the publisher, so
-  at high counts this is bounded by the subscribers' own CPU.
-- **server CPU per publish**: the server's user + system CPU (``INFO``) over the paced writes,
-  less its idle rate with the same subscribers held (``IDLE`` seconds measured before: a
-  HotConfig client PINGs every second and polls every five), divided by the writes. Also the
-  bytes the server wrote per publish, measured the same way.
+- **publish-to-all**: for each of ``PUBLISHES`` writes (half as many above 100 subscribers)
+  paced ``_interval(count)`` apart (not a burst), the time from just before ``set`` until the
+  *last* subscriber's receiver ran (the value carries its send time; receivers note
+  ``time.perf_counter_ns()``, CLOCK_MONOTONIC, shared by the processes); p50 and p99 over
+  the writes, and the p50 over every (subscriber, write) pair. The subscribers share the
+  machine's two cores with the server and the publisher, so at high counts this is bounded by
+  the subscribers' own CPU, which is measured too: the receiving thread's CPU time per message.
+- **server CPU per publish**: the server's user + system CPU (``INFO``) read before every
+  write; a write's cost is the CPU until the next write, less the idle rate with the same
+  subscribers held (``IDLE`` seconds measured before, read as often: a HotConfig client PINGs
+  every second and polls every five). Also the bytes the server wrote per publish, alike.
 - **peak output buffer**: ``CLIENT LIST TYPE pubsub`` sampled on a thread while ``BURST``
   writes go out back to back: the largest ``omem`` of one subscriber (what
   ``client-output-buffer-limit pubsub`` compares) and the largest sum over all. The bench
@@ -34,21 +37,30 @@ asked for these figures sets no bar; the ratios say what hotconfig adds to a raw
 from __future__ import annotations
 
 import os
+import statistics
 import time
-from typing import Any
+from collections import defaultdict
+from typing import Any, NamedTuple
 
 from hotconfig import ConfigStore
 from hotconfig.testing.server import EmbeddedServer
 
-from .fanout_pool import Arrival, BufferSampler, Pool, ensure_maxclients, server_counters
+from .fanout_pool import (
+    Arrival,
+    BufferSampler,
+    Collected,
+    Pool,
+    ServerCounters,
+    ensure_maxclients,
+    server_counters,
+)
 from .fanout_rows import rows
 from .report import Row
 from .timing import percentile
 
 COUNTS = tuple(int(n) for n in os.environ.get("FANOUT_COUNTS", "1,100,500,1000").split(","))
 SIZES = (256, 4_096)
-KINDS = ("raw", "hotconfig")
-WORKERS = 4
+WORKERS = 8
 PUBLISHES = 100
 WARMUP = 5
 KEYS = 16  # the writes cycle over this many keys: the store stays small for each new client
@@ -56,29 +68,42 @@ IDLE = 1.5
 BURST = 50
 RESTARTS = 2
 TIMEOUT = 30.0
+RAW_CHANNEL = "fanout:raw"
+RAW_NAMESPACE = "rawfanout"  # as long as "hotconfig": the messages are as long
+
+
+class Idle(NamedTuple):
+    """Rates with the subscribers held and nothing written: what to subtract from a write."""
+
+    server_cpu: float  # server CPU seconds per second
+    net_out: float  # bytes per second the server wrote (PONGs, poll replies)
 
 
 def measure(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
-    # A HotConfig client holds two connections (subscription, commands).
-    ensure_maxclients(server, 2 * max(COUNTS) + 64)
-    pads = {size: _pad_for(server, store, size) for size in SIZES}
-    pool = Pool(server.url, WORKERS)
-    phases: dict[tuple[str, int], dict[str, Any]] = {}
-    restarts: list[dict[str, Any]] = []
-    try:
-        for count in COUNTS:
-            for kind in KINDS:
-                phases[kind, count] = _phase(server, store, pool, kind, count, pads)
-                if kind == "hotconfig" and count == max(COUNTS):
+    # A HotConfig client holds two connections (subscription, commands), a raw one one.
+    ensure_maxclients(server, 3 * max(COUNTS) + 64)
+    with ConfigStore(server.url, channel=RAW_CHANNEL, namespace=RAW_NAMESPACE) as raw_store:
+        stores = {"raw": raw_store, "hotconfig": store}
+        pads = {
+            (kind, size): _pad_for(server, stores[kind], size) for kind in stores for size in SIZES
+        }
+        pool = Pool(server.url, WORKERS)
+        phases: dict[tuple[str, int], dict[str, Any]] = {}
+        restarts: list[dict[str, Any]] = []
+        try:
+            for count in COUNTS:
+                phases.update(_phase(server, stores, pool, count, pads))
+                if count == max(COUNTS):
+                    pool.release("raw")
                     restarts = [_restart(server, pool, count, trial) for trial in range(RESTARTS)]
                 pool.release()
-    finally:
-        pool.close()
+        finally:
+            pool.close()
     return rows(phases, restarts, COUNTS, SIZES, BURST)
 
 
 def _pad_for(server: EmbeddedServer, store: ConfigStore, size: int) -> str:
-    """The padding that makes a published message ``size`` bytes (within a few)."""
+    """The padding that makes a message of ``store`` ``size`` bytes (within a few)."""
     with server.client() as client, client.pubsub() as pubsub:
         pubsub.subscribe(store.channel)
         pubsub.get_message(timeout=2.0)
@@ -95,88 +120,171 @@ def _value(tag: str, index: int, pad: str) -> dict[str, Any]:
 
 
 def _interval(count: int) -> float:
-    """Seconds between paced writes: room for every subscriber to take one before the next."""
-    return 0.005 + count * 60e-6
+    """Seconds between paced writes: room for every subscriber to take one before the next.
+
+    The subscribers share two cores here; a HotConfig client among 125 in a process takes
+    about 100 to 200 us of CPU a message (``client_cpu_us_per_message``), so the writes to
+    1,000 come about as fast as the subscribers can take them, not faster: the figure is a
+    delivery time, not a backlog.
+    """
+    return 0.005 + count * 250e-6
+
+
+def _publishes(count: int) -> int:
+    return PUBLISHES if count <= 100 else PUBLISHES // 2
 
 
 def _phase(
     server: EmbeddedServer,
-    store: ConfigStore,
+    stores: dict[str, ConfigStore],
     pool: Pool,
-    kind: str,
     count: int,
-    pads: dict[int, str],
-) -> dict[str, Any]:
+    pads: dict[tuple[str, int], str],
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Hold ``count`` of each kind, then the paced writes and the bursts of every size."""
+    phases: dict[tuple[str, int], dict[str, Any]] = {}
     with server.client() as probe:
         before = server_counters(probe)
-        held_s = pool.hold(kind, count)
-        held = server_counters(probe)
-        time.sleep(IDLE)
-        idle = server_counters(probe)
-        idle_rate = (idle.cpu_s - held.cpu_s) / IDLE, (idle.net_out - held.net_out) / IDLE
-    process = pool.collect()  # clears what holding produced
-    phase: dict[str, Any] = {
-        "hold_s": held_s,
-        "server_memory_per_client": (held.memory - before.memory) / count,
-        "idle_cpu_share": idle_rate[0],
-        "worker_threads": process.threads,
-        "worker_rss_mb": process.rss_mb,
-    }
+        idle: dict[str, Idle] = {}
+        for kind in stores:
+            held_s = pool.hold(kind, count, RAW_CHANNEL)
+            pool.collect()  # clears what holding did
+            held = server_counters(probe)
+            idle[kind], after = _idle(probe, _interval(count), held)
+            process = pool.collect()
+            phases[kind, count] = {
+                "hold_s": held_s,
+                # Measured after IDLE s: the server shrinks idle clients' buffers in its cron.
+                "server_memory_per_client": (after.memory - before.memory) / count,
+                "idle_cpu_share": idle[kind].server_cpu,
+                "worker_threads": process.threads,
+                "worker_rss_mb": process.rss_mb,
+            }
+            before = after
+    # Held both: the second kind's idle rate is the sum of both.
+    total = idle["hotconfig"]
+    phases["hotconfig", count]["idle_cpu_share"] -= idle["raw"].server_cpu
     for size in SIZES:
-        tag = f"{kind}-{count}-{size}"
-        phase[f"paced_{size}"] = _paced(server, store, pool, tag, count, pads[size], idle_rate)
-        phase[f"burst_{size}"] = _burst(server, store, pool, f"burst-{tag}", count, pads[size])
-    return phase
+        paced = _paced(server, stores, pool, count, size, {k: pads[k, size] for k in stores}, total)
+        for kind in stores:
+            phases[kind, count][f"paced_{size}"] = paced[kind]
+            tag = f"burst-{kind}-{count}-{size}"
+            phases[kind, count][f"burst_{size}"] = _burst(
+                server, stores[kind], pool, tag, count, pads[kind, size]
+            )
+    return phases
+
+
+def _idle(probe: Any, interval: float, held: ServerCounters) -> tuple[Idle, ServerCounters]:
+    """The server's idle rates, read every ``interval`` as the paced writes will read them."""
+    started = time.perf_counter()
+    next_at = started
+    while (now := time.perf_counter()) < started + IDLE:
+        server_counters(probe)
+        next_at += interval
+        time.sleep(max(0.0, next_at - now))
+    after, elapsed = server_counters(probe), time.perf_counter() - started
+    rates = Idle((after.cpu_s - held.cpu_s) / elapsed, (after.net_out - held.net_out) / elapsed)
+    return rates, after
 
 
 def _paced(
     server: EmbeddedServer,
-    store: ConfigStore,
+    stores: dict[str, ConfigStore],
     pool: Pool,
-    tag: str,
     count: int,
-    pad: str,
-    idle_rate: tuple[float, float],
-) -> dict[str, Any]:
-    interval = _interval(count)
+    size: int,
+    pads: dict[str, str],
+    idle: Idle,
+) -> dict[str, dict[str, Any]]:
+    """Writes to each kind in turn, ``_interval(count)`` apart; the server read before each."""
+    interval, writes = _interval(count), WARMUP + _publishes(count)
+    tags = {kind: f"{kind}-{count}-{size}" for kind in stores}
+    cost: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (CPU s, bytes) per write
     with server.client() as probe:
-        start, started = server_counters(probe), time.perf_counter()
-        next_at = started
-        for index in range(WARMUP + PUBLISHES):
-            next_at += interval
-            store.set(f"fanout.k{index % KEYS:02d}", _value(tag, index, pad))
-            time.sleep(max(0.0, next_at - time.perf_counter()))
-        arrivals, stats = _gather(pool, tag, count, WARMUP + PUBLISHES - 1)
-        end, elapsed = server_counters(probe), time.perf_counter() - started
-    writes = WARMUP + PUBLISHES
-    return {
-        "interval_s": interval,
-        "cpu_us_per_publish": (end.cpu_s - start.cpu_s - idle_rate[0] * elapsed) / writes * 1e6,
-        "cpu_user_share": (end.cpu_user_s - start.cpu_user_s) / (end.cpu_s - start.cpu_s),
-        "net_bytes_per_publish": (end.net_out - start.net_out - idle_rate[1] * elapsed) / writes,
-        "stats": stats,
-        **_deliveries(arrivals, count),
-    }
+        previous: tuple[str, ServerCounters, float] | None = None
+        next_at = time.perf_counter()
+        for index in range(writes):
+            for kind, store in stores.items():
+                now, counters = time.perf_counter(), server_counters(probe)
+                if previous is not None:
+                    cost[previous[0]].append(_cost(previous[1], counters, now - previous[2], idle))
+                previous = kind, counters, now
+                store.set(f"fanout.k{index % KEYS:02d}", _value(tags[kind], index, pads[kind]))
+                next_at += interval
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+        counters = server_counters(probe)
+        assert previous is not None
+        cost[previous[0]].append(
+            _cost(previous[1], counters, time.perf_counter() - previous[2], idle)
+        )
+    results = {}
+    by_tag, collected = _gather(pool, list(tags.values()), count, writes - 1)
+    for kind, tag in tags.items():
+        arrivals = by_tag[tag]
+        cpu = [c for c, _ in cost[kind][WARMUP:]]
+        results[kind] = {
+            "interval_s": interval,
+            "writes": writes,
+            "cpu_us_per_publish": statistics.mean(cpu) * 1e6,
+            "cpu_us_per_publish_p50": percentile(cpu, 50) * 1e6,
+            "net_bytes_per_publish": statistics.mean(b for _, b in cost[kind][WARMUP:]),
+            "client_cpu_us_per_message": _thread_cpu_us(arrivals),
+            "stats": collected.stats
+            if kind == "hotconfig"
+            else {"read_timeouts": collected.stats["raw_read_timeouts"]},
+            **_deliveries(arrivals, count, writes),
+        }
+    return results
 
 
-def _gather(pool: Pool, tag: str, count: int, last: int) -> tuple[list[Arrival], dict[str, int]]:
-    """Collect until every subscriber got write ``last``: its arrivals, the clients' counters."""
-    arrivals: list[Arrival] = []
-    done: set[int] = set()
+def _cost(
+    start: ServerCounters, end: ServerCounters, elapsed: float, idle: Idle
+) -> tuple[float, float]:
+    return (
+        end.cpu_s - start.cpu_s - idle.server_cpu * elapsed,
+        end.net_out - start.net_out - idle.net_out * elapsed,
+    )
+
+
+def _thread_cpu_us(arrivals: list[Arrival]) -> float:
+    """CPU one message cost its subscriber's thread: from its first counted message to its
+    last, divided by the messages in between (PINGs and polls on that thread included)."""
+    by_client: defaultdict[int, list[Arrival]] = defaultdict(list)
+    for arrival in arrivals:
+        if arrival.write >= WARMUP:
+            by_client[arrival.client].append(arrival)
+    spent, messages = 0, 0
+    for got in by_client.values():
+        got.sort(key=lambda a: a.write)
+        spent += got[-1].thread_cpu_ns - got[0].thread_cpu_ns
+        messages += len(got) - 1
+    return spent / max(1, messages) / 1000
+
+
+def _gather(
+    pool: Pool, tags: list[str], count: int, last: int
+) -> tuple[dict[str, list[Arrival]], Collected]:
+    """Collect until every subscriber of each tag got write ``last``: the arrivals by tag, and
+    the last collect (its counters)."""
+    arrivals: dict[str, list[Arrival]] = {tag: [] for tag in tags}
+    done: dict[str, set[int]] = {tag: set() for tag in tags}
     deadline = time.monotonic() + TIMEOUT
     while True:
         collected = pool.collect()
-        new = collected.arrivals.get(tag, [])
-        arrivals += new
-        done.update(arrival.client for arrival in new if arrival.write == last)
-        if len(done) == count:
-            return arrivals, collected.stats
+        for tag in tags:
+            new = collected.arrivals.get(tag, [])
+            arrivals[tag] += new
+            done[tag].update(arrival.client for arrival in new if arrival.write == last)
+        if all(len(clients) == count for clients in done.values()):
+            return arrivals, collected
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(done)}/{count} subscribers got {tag} {last} in {TIMEOUT}s")
+            heard = {tag: len(clients) for tag, clients in done.items()}
+            raise TimeoutError(f"of {count}, these got write {last} in {TIMEOUT}s: {heard}")
         time.sleep(0.1)
 
 
-def _deliveries(arrivals: list[Arrival], count: int) -> dict[str, Any]:
+def _deliveries(arrivals: list[Arrival], count: int, writes: int) -> dict[str, Any]:
     """Publish-to-all and per-subscriber latencies (ms) of the counted writes.
 
     A write a HotConfig client merged into a later one (two values of one key waiting in one
@@ -187,7 +295,7 @@ def _deliveries(arrivals: list[Arrival], count: int) -> dict[str, Any]:
     for arrival in arrivals:
         sent[arrival.write] = arrival.sent_ns
         received.setdefault(arrival.client, {})[arrival.write] = arrival.received_ns
-    last = WARMUP + PUBLISHES - 1
+    last = writes - 1
     if len(received) != count or len(sent) != last + 1:
         raise RuntimeError(
             f"{len(received)}/{count} subscribers heard, {len(sent)}/{last + 1} writes arrived"
@@ -228,7 +336,7 @@ def _burst(
         for index in range(BURST):
             store.set(f"fanout.k{index % KEYS:02d}", _value(tag, index, pad))
         written = time.perf_counter_ns()
-        arrivals, _ = _gather(pool, tag, count, BURST - 1)
+        arrivals = _gather(pool, [tag], count, BURST - 1)[0][tag]
         time.sleep(0.05)
     with server.client() as probe:
         recent_max = int(probe.info("clients")["client_recent_max_output_buffer"])

@@ -29,6 +29,7 @@ class Arrival(NamedTuple):
     write: int  # its index in the run of writes
     sent_ns: int
     received_ns: int
+    thread_cpu_ns: int  # the receiving thread's CPU time when it got the message
 
 
 class Collected(NamedTuple):
@@ -39,6 +40,7 @@ class Collected(NamedTuple):
     stats: dict[str, int]  # hotconfig's counters, summed over the clients
     threads: int
     rss_mb: float
+    cpu_s: float  # CPU time the workers used so far, summed
 
 
 class Pool:
@@ -56,13 +58,14 @@ class Pool:
             for worker in range(workers)
         ]
 
-    def hold(self, kind: str, count: int) -> float:
-        """Open ``count`` subscribers of ``kind``, split between the workers; the seconds the
-        slowest worker took."""
+    def hold(self, kind: str, count: int, channel: str) -> float:
+        """Open ``count`` more subscribers of ``kind`` (raw ones on ``channel``), split between
+        the workers; the seconds the slowest worker took."""
         shares = [count // len(self._processes)] * len(self._processes)
         for worker in range(count % len(self._processes)):
             shares[worker] += 1
-        answers = self._ask([{"op": "hold", "kind": kind, "count": n} for n in shares])
+        commands = [{"op": "hold", "kind": kind, "count": n, "channel": channel} for n in shares]
+        answers = self._ask(commands)
         return max(float(answer["seconds"]) for answer in answers)
 
     def collect(self) -> Collected:
@@ -73,7 +76,7 @@ class Pool:
         for worker, answer in enumerate(answers):
             base = worker * _CLIENT_ID
             for tag, rows in answer["arrivals"].items():
-                arrivals[tag] += [Arrival(base + c, i, s, r) for c, i, s, r in rows]
+                arrivals[tag] += [Arrival(base + c, i, s, r, u) for c, i, s, r, u in rows]
             statuses += [(base + c, status, ns) for c, status, ns in answer["statuses"]]
             for name, value in answer["stats"].items():
                 stats[name] += value
@@ -83,10 +86,12 @@ class Pool:
             dict(stats),
             sum(answer["threads"] for answer in answers),
             sum(answer["rss_mb"] for answer in answers),
+            sum(answer["cpu_s"] for answer in answers),
         )
 
-    def release(self) -> None:
-        self._ask([{"op": "release"}] * len(self._processes))
+    def release(self, kind: str | None = None) -> None:
+        """Close the subscribers of ``kind`` (None: all)."""
+        self._ask([{"op": "release", "kind": kind}] * len(self._processes))
 
     def close(self) -> None:
         for process in self._processes:
@@ -135,7 +140,8 @@ class ServerCounters(NamedTuple):
 
 
 def server_counters(client: redis.Redis) -> ServerCounters:
-    info = client.info()
+    """One ``INFO cpu stats memory``: cheap enough to read before every write."""
+    info = client.info("cpu", "stats", "memory")
     return ServerCounters(
         float(info["used_cpu_user"]),
         float(info["used_cpu_sys"]),

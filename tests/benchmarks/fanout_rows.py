@@ -41,7 +41,7 @@ def rows(
     out.append(
         Row(
             f"fanout_memory_{top}",
-            f"server memory per subscriber, {top:,} held, HotConfig / raw redis-py",
+            f"server memory per subscriber, {top:,} held, idle, HotConfig / raw redis-py",
             hot["server_memory_per_client"] / 1024,
             "KB",
             baseline=raw["server_memory_per_client"] / 1024,
@@ -97,6 +97,13 @@ def _size_rows(phases: Phases, count: int, size: int, burst: int) -> list[Row]:
             "us",
             baseline=raw["cpu_us_per_publish"],
             details=cpu_details,
+        ),
+        Row(
+            f"fanout_client_cpu_{count}_{size}",
+            f"subscriber CPU per message, {where}, HotConfig / raw redis-py",
+            hot["client_cpu_us_per_message"],
+            "us",
+            baseline=raw["client_cpu_us_per_message"],
         ),
         Row(
             f"fanout_omem_{count}_{size}",

@@ -6,16 +6,21 @@ One process cannot hold 1,000 Python subscribers fairly (they would share one GI
 fanout.py starts several of these and splits the clients between them. Each reads one JSON
 command a line on stdin and answers with one JSON line on stdout:
 
-- ``{"op": "hold", "kind": "hotconfig" | "raw", "count": N}``: open N subscribers, each with its
-  own connections; answer once every one is subscribed (a HotConfig client: LIVE).
+- ``{"op": "hold", "kind": "hotconfig" | "raw", "count": N, "channel": C}``: open N more
+  subscribers, each with its own connections; answer once every one is subscribed (a HotConfig
+  client: LIVE). Raw subscribers listen on ``C``, so that both kinds can be held at once and
+  each write reaches one kind only.
   ``hotconfig`` is a real :class:`hotconfig.HotConfig` (listener thread, its own subscription
   and command connection, an on_change receiver); ``raw`` is a plain redis-py subscriber (one
   connection, a get_message loop on its own thread, json.loads), the baseline.
 - ``{"op": "collect"}``: answer what arrived since the last collect, and clear it:
-  ``arrivals`` = ``{tag: [[client, index, sent_ns, received_ns], ...]}``, ``statuses`` =
+  ``arrivals`` = ``{tag: [[client, index, sent_ns, received_ns, thread_cpu_ns], ...]}``
+  (the receiving thread's CPU time, so that the CPU one message costs a subscriber is known
+  per kind, whatever else the process runs), ``statuses`` =
   ``[[client, status, ns], ...]`` (HotConfig status moves), the summed client counters, the
-  thread count and the resident memory.
-- ``{"op": "release"}``: close every subscriber; ``{"op": "exit"}``: leave.
+  thread count, the resident memory and the CPU time this process used so far.
+- ``{"op": "release", "kind": K}``: close every subscriber of kind K (null: all);
+  ``{"op": "exit"}``: leave.
 
 Times are ``time.perf_counter_ns()`` (CLOCK_MONOTONIC), the publisher's clock too, taken first
 thing in the receiver. A published value is ``{"tag", "i", "t", "pad"}``; other changes (the
@@ -38,7 +43,6 @@ import redis
 import hotconfig
 from hotconfig import Change, Status, signals
 
-CHANNEL = "config:changes"
 PATTERN = "fanout.*"
 START_TIMEOUT = 60.0
 _STATS = ("received", "applied", "resyncs", "reconnects", "rejected")
@@ -49,30 +53,31 @@ class Log:
     append is atomic under the GIL), read and cleared by ``collect``."""
 
     def __init__(self) -> None:
-        self.arrivals: list[tuple[int, str, int, int, int]] = []
+        self.arrivals: list[tuple[int, str, int, int, int, int]] = []
         self.statuses: list[tuple[int, str, int]] = []
         self.read_timeouts = 0  # raw subscribers' reads that timed out mid-message
 
     def record(self, client: int, value: Any, received: int) -> None:
         if isinstance(value, dict) and "tag" in value:
-            self.arrivals.append((client, value["tag"], value["i"], value["t"], received))
+            cpu = time.thread_time_ns()
+            self.arrivals.append((client, value["tag"], value["i"], value["t"], received, cpu))
 
     def take(self) -> dict[str, Any]:
         arrivals, self.arrivals = self.arrivals, []
         statuses, self.statuses = self.statuses, []
-        by_tag: defaultdict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
-        for client, tag, index, sent, received in arrivals:
-            by_tag[tag].append((client, index, sent, received))
+        by_tag: defaultdict[str, list[tuple[int, int, int, int, int]]] = defaultdict(list)
+        for client, tag, index, sent, received, cpu in arrivals:
+            by_tag[tag].append((client, index, sent, received, cpu))
         return {"arrivals": by_tag, "statuses": statuses}
 
 
 class RawSubscriber:
     """The baseline: redis-py's PubSub on one connection, read by a get_message loop."""
 
-    def __init__(self, url: str, index: int, log: Log) -> None:
+    def __init__(self, url: str, channel: str, index: int, log: Log) -> None:
         self._client = redis.Redis.from_url(url)
         self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(CHANNEL)
+        self._pubsub.subscribe(channel)
         deadline = time.monotonic() + START_TIMEOUT
         while (message := self._pubsub.get_message(timeout=1.0)) is None or (
             message["type"] != "subscribe"
@@ -121,13 +126,13 @@ class Worker:
         if index is not None:
             self.log.statuses.append((index, new.value, time.perf_counter_ns()))
 
-    def hold(self, kind: str, count: int) -> dict[str, Any]:
+    def hold(self, kind: str, count: int, channel: str) -> dict[str, Any]:
         started = time.perf_counter()
-        for index in range(count):
+        for _ in range(count):
             if kind == "raw":
-                self.raw.append(RawSubscriber(self.url, index, self.log))
+                self.raw.append(RawSubscriber(self.url, channel, len(self.raw), self.log))
             else:
-                self.configs.append(self._hotconfig(index))
+                self.configs.append(self._hotconfig(len(self.configs)))
         return {"held": count, "seconds": time.perf_counter() - started, **_process()}
 
     def _hotconfig(self, index: int) -> hotconfig.HotConfig[Any]:
@@ -157,14 +162,17 @@ class Worker:
         totals["raw_read_timeouts"] = self.log.read_timeouts
         return {**self.log.take(), "stats": totals, **_process()}
 
-    def release(self) -> dict[str, Any]:
-        released = len(self.raw) + len(self.configs)
-        for subscriber in self.raw:
-            subscriber.close()
-        for config in self.configs:
-            config.close()
-        self.raw, self.configs = [], []
-        self._index.clear()
+    def release(self, kind: str | None) -> dict[str, Any]:
+        released = 0
+        if kind in (None, "raw"):
+            for subscriber in self.raw:
+                subscriber.close()
+            released, self.raw = len(self.raw), []
+        if kind in (None, "hotconfig"):
+            for config in self.configs:
+                config.close()
+            released, self.configs = released + len(self.configs), []
+            self._index.clear()
         self.log.take()
         return {"released": released}
 
@@ -175,7 +183,12 @@ def _process() -> dict[str, Any]:
         for line in status:
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
-    return {"threads": threading.active_count(), "rss_mb": rss_kb / 1024}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "threads": threading.active_count(),
+        "rss_mb": rss_kb / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def raise_open_files() -> int:
@@ -198,15 +211,15 @@ def main() -> None:
         if op == "exit":
             break
         if op == "hold":
-            answer = worker.hold(command["kind"], command["count"])
+            answer = worker.hold(command["kind"], command["count"], command["channel"])
         elif op == "collect":
             answer = worker.collect()
         elif op == "release":
-            answer = worker.release()
+            answer = worker.release(command.get("kind"))
         else:
             answer = {"error": f"unknown op {op!r}"}
         print(json.dumps(answer), flush=True)
-    worker.release()
+    worker.release(None)
 
 
 if __name__ == "__main__":
