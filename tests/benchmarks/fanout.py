@@ -8,7 +8,7 @@ to the two kinds alternate, under the same load. This process writes through the
 path, ``ConfigStore.set``, values padded so that the published message is 256 B, then 4 KB.
 Measured for each kind, count and size:
 
-- **publish-to-all**: for each of ``PUBLISHES`` writes (half as many above 100 subscribers)
+- **publish-to-all**: for each of ``PUBLISHES`` writes (fewer above 100 subscribers: ``_publishes``)
   paced ``_interval(count)`` apart (not a burst), the time from just before ``set`` until the
   *last* subscriber's receiver ran (the value carries its send time; receivers note
   ``time.perf_counter_ns()``, CLOCK_MONOTONIC, shared by the processes); p50 and p99 over
