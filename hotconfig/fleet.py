@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -91,7 +91,8 @@ class Fleet:
     """The instances reporting under one store namespace, read from Redis.
 
     Thread-safe for :meth:`instances`; each :meth:`wait` and :meth:`watch` uses a subscription
-    of its own.
+    of its own. ``redis_kwargs`` are connection options the URL cannot carry (TLS files, say),
+    the same the fleet's clients and store are given.
     """
 
     def __init__(
@@ -100,8 +101,9 @@ class Fleet:
         namespace: str = DEFAULT_NAMESPACE,
         *,
         channel: str = DEFAULT_CHANNEL,
+        redis_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        self._target = Target(resolve(url))
+        self._target = Target(resolve(url), redis_kwargs)
         self.url = self._target.redacted
         self.namespace = namespace
         self.channel = channel
