@@ -39,7 +39,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from flask import Blueprint, Request, Response, copy_current_request_context, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
+from flask.globals import request_ctx
 
 from hotconfig.bridge import Bridge
 from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream, last_event_id
@@ -76,15 +77,21 @@ def bridge_blueprint(
     def sse(channel: str) -> Response:
         if not allowed(channel):
             return Response("forbidden", status=403, mimetype="text/plain")
-        # At replay, on the bridge's loop: asked in a copy of this request's context.
-        allowed_again = copy_current_request_context(allowed)
+        origin = request_ctx.copy()  # this request's context, kept for the checks at replay
+
+        def allowed_at_replay() -> bool:
+            # A fresh copy each time: after a reconnect of the bridge a check may start while
+            # one that was given up still runs on its thread.
+            with origin.copy():
+                return allowed(channel)
+
         try:
             stream = BlockingStream(
                 bridge,
                 channel,
                 keepalive=keepalive,
                 last_event_id=last_event_id(request.headers, request.args),
-                authorize_replay=lambda: asyncio.to_thread(allowed_again, channel),
+                authorize_replay=lambda: asyncio.to_thread(allowed_at_replay),
             )
         except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
             return Response(str(exc), status=400, mimetype="text/plain")
