@@ -100,27 +100,40 @@ def _round(server: EmbeddedServer, stack: Stack, logs: Path, samples: Samples) -
     log = logs / f"{stack.name}-{port}.log"
     with serving(command, port, log, redis=server) as served, server.client() as client:
         url = served.url + stack.path + CHANNEL
-        pid = served.process.pid
-        browsers = _spawn(url, [1], ONE_MESSAGES)
-        _warm_up(client, browsers)
-        sent = _paced(client, range(ONE_MESSAGES), ONE_SPACING)
-        samples.one_us += _pair_latencies(sent, _finish(client, browsers))[0]
-        time.sleep(_SETTLE)
+        try:
+            _one_browser(client, url, samples)
+            time.sleep(_SETTLE)
+            _many_browsers(client, url, served.process.pid, server.port, samples)
+        except RuntimeError as exc:
+            output = served.output()[-3000:]
+            raise RuntimeError(f"{exc}; the {stack.name} worker said:\n{output}") from exc
 
-        before = _rss_kb(pid)
-        per_process = [MANY // CLIENT_PROCESSES] * CLIENT_PROCESSES
-        browsers = _spawn(url, per_process, MANY_MESSAGES + BURST)
-        _warm_up(client, browsers)
-        time.sleep(_SETTLE)
-        samples.idle_kb.append((_rss_kb(pid) - before) / MANY)
-        seen = _redis_connections(client, pid, server.port)
-        samples.redis_connections.append(len(seen))
-        samples.connections_seen.append(seen)
 
-        sent = _paced(client, range(MANY_MESSAGES), MANY_SPACING)
-        time.sleep(_SETTLE)
-        sent += _burst(client, range(MANY_MESSAGES, MANY_MESSAGES + BURST))
-        arrivals = _finish(client, browsers)
+def _one_browser(client: redis.Redis, url: str, samples: Samples) -> None:
+    browsers = _spawn(url, [1], ONE_MESSAGES)
+    _warm_up(client, browsers)
+    sent = _paced(client, range(ONE_MESSAGES), ONE_SPACING)
+    samples.one_us += _pair_latencies(sent, _finish(client, browsers))[0]
+
+
+def _many_browsers(
+    client: redis.Redis, url: str, pid: int, redis_port: int, samples: Samples
+) -> None:
+    before = _rss_kb(pid)
+    per_process = [MANY // CLIENT_PROCESSES] * CLIENT_PROCESSES
+    browsers = _spawn(url, per_process, MANY_MESSAGES + BURST)
+    _warm_up(client, browsers)
+    time.sleep(_SETTLE)
+    samples.idle_kb.append((_rss_kb(pid) - before) / MANY)
+    seen = _redis_connections(client, pid, redis_port)
+    samples.redis_connections.append(len(seen))
+    samples.connections_seen.append(seen)
+
+    sent = _paced(client, range(MANY_MESSAGES), MANY_SPACING)
+    time.sleep(_SETTLE)
+    sent += _burst(client, range(MANY_MESSAGES, MANY_MESSAGES + BURST))
+    arrivals = _finish(client, browsers)
+
     paced, dropped = _pair_latencies(sent[:MANY_MESSAGES], [a[:MANY_MESSAGES] for a in arrivals])
     samples.many_us += paced
     samples.last_us += _last_latencies(sent[:MANY_MESSAGES], arrivals)

@@ -28,6 +28,7 @@ WARMUP = -2
 STOP = -1
 _CONNECTS_AT_ONCE = 64  # a burst of SYNs past the listen backlog would only retry later
 _DEADLINE = 300.0
+_PROGRESS = 10.0
 
 
 def raise_file_limit() -> None:
@@ -117,8 +118,11 @@ async def _main(url: str, count: int, messages: int) -> None:
         asyncio.create_task(browser.run(url, connects, got))
         for browser, got in zip(browsers[1:], headers[1:], strict=True)
     ]
-    for event in (*headers, *(browser.warm for browser in browsers)):
-        await event.wait()
+    waiting = asyncio.create_task(_all_set([*headers, *(b.warm for b in browsers)]))
+    while not waiting.done():
+        await asyncio.wait([waiting], timeout=_PROGRESS)
+        if not waiting.done():
+            _progress(browsers, headers)
     print("ready", flush=True)
     await asyncio.wait(tasks, timeout=_DEADLINE)
     for task in tasks:
@@ -126,6 +130,24 @@ async def _main(url: str, count: int, messages: int) -> None:
     errors = [browser.error for browser in browsers if browser.error]
     result = {"arrivals": [browser.arrivals for browser in browsers], "errors": errors}
     print(json.dumps(result, separators=(",", ":")), flush=True)
+
+
+async def _all_set(events: list[asyncio.Event]) -> None:
+    for event in events:
+        await event.wait()
+
+
+def _progress(browsers: list[Browser], headers: list[asyncio.Event]) -> None:
+    """Say on stderr how far the connections got: the bench shows it when it gives up."""
+    answered = sum(event.is_set() for event in headers)
+    warm = sum(browser.warm.is_set() for browser in browsers)
+    errors = [browser.error for browser in browsers if browser.error]
+    print(
+        f"sse_clients: {answered}/{len(browsers)} answered, {warm} heard a message, "
+        f"errors: {errors[:3]}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
