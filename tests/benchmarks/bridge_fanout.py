@@ -46,7 +46,7 @@ from .sse_clients import STOP, WARMUP, raise_file_limit
 from .timing import median, percentile
 
 CHANNEL = "dashboard:refresh:bench"
-ROUNDS = 2
+ROUNDS = 4
 ONE_MESSAGES, ONE_SPACING = 200, 0.005
 MANY, CLIENT_PROCESSES = 1_000, 4
 MANY_MESSAGES, MANY_SPACING = 100, 0.05
