@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from . import shards
-from .connection import Target
+from .connection import Target, Topology
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
@@ -319,6 +319,7 @@ class Listener:
             return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
             self._counters.reconnects += 1
+        self._check_role(client)  # the sentinels may still name a master being demoted
         self._resync(client)
         self._check_server(client)
         self._outage.recovered()
@@ -466,7 +467,7 @@ class Listener:
         On a Sentinel URL, also ask the sentinels where the master is: a subscriber left on a
         demoted or partitioned master would hear nothing more, and say nothing.
         """
-        self._check_master(connection)
+        self._check_master(client, connection)
         if self._options.shard_channel is not None:
             shards.check_owner(client, connection, self._options.shard_channel)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
@@ -495,15 +496,29 @@ class Listener:
         self._resync(client)
         return self._options.poll_interval
 
-    def _check_master(self, connection: Any) -> None:
+    def _check_master(self, client: Any, connection: Any) -> None:
         try:
             master = self._target.master_address()
         except redis.RedisError as exc:  # the sentinels are unreachable: keep what works
             log.debug("could not ask the sentinels where the master is: %s", exc)
-            return
+            master = None
         here = (getattr(connection, "host", None), getattr(connection, "port", None))
         if master is not None and here != master:
             raise LivenessError(f"the master moved to {master[0]}:{master[1]} (Sentinel)")
+        self._check_role(client)
+
+    def _check_role(self, client: Any) -> None:
+        """On a Sentinel URL, refuse to read the store from a node that is a replica now.
+
+        A demoted master serves its old data, with no error, until it has synced from the new
+        one (seconds, when it took writes after the promotion and needs a full sync): a resync
+        read there would take the client back in time, and its polls would agree with it.
+        """
+        if self._target.topology is not Topology.SENTINEL:
+            return
+        role = client.execute_command("ROLE")[0]
+        if role != b"master":
+            raise LivenessError(f"the node serving the store is a {as_text(role)} now (Sentinel)")
 
     # -- teardown -----------------------------------------------------------------------------
 

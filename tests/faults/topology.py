@@ -119,9 +119,12 @@ class SentinelSet:
     """A master, a replica and three sentinels watching them."""
 
     def __init__(self, kind: ServerKind, directory: Path) -> None:
-        self.master = EmbeddedServer(kind).start()
+        # A demoted master that took writes after the promotion needs a full sync: start it
+        # at once rather than after the default 5 s wait for more replicas to share it.
+        quick = ["--repl-diskless-sync-delay", "0"]
+        self.master = EmbeddedServer(kind, args=quick).start()
         self.replica = EmbeddedServer(
-            kind, args=["--replicaof", _HOST, str(self.master.port)]
+            kind, args=[*quick, "--replicaof", _HOST, str(self.master.port)]
         ).start()
         self.servers = [self.master, self.replica]
         wait_linked(self.replica)
@@ -167,6 +170,33 @@ class SentinelSet:
         with server.client() as c:
             assert eventually(lambda: c.info("replication")["role"] == "master", timeout=10)
         return new
+
+    def settle(self, new_master: int, timeout: float = 30.0) -> None:
+        """Wait until every other server is a replica of ``new_master``, linked and in sync.
+
+        Until then a demoted master may still serve (and a client of it still read) the writes
+        it acknowledged after the promotion, which its sync from the new master then drops:
+        Redis replicates asynchronously, so the new master's history is the store's truth.
+        """
+        master = next(s for s in self.servers if s.port == new_master)
+        with master.client() as m:
+            for server in self.servers:
+                if server is master:
+                    continue
+                with server.client() as r:
+
+                    def synced() -> bool:
+                        mine: Any = r.info("replication")
+                        theirs: Any = m.info("replication")
+                        return bool(
+                            mine.get("role") == "slave"
+                            and int(mine.get("master_port", 0)) == new_master
+                            and mine.get("master_link_status") == "up"
+                            and not int(mine.get("master_sync_in_progress", 0))
+                            and mine.get("slave_repl_offset") == theirs["master_repl_offset"]
+                        )
+
+                    assert eventually(synced, timeout=timeout, interval=0.05), r.info("replication")
 
     def close(self) -> None:
         for sentinel in self.sentinels:
