@@ -198,27 +198,10 @@ def _paced(
     pads: dict[str, str],
     idle: Idle,
 ) -> dict[str, dict[str, Any]]:
-    """Writes to each kind in turn, ``_interval(count)`` apart; the server read before each."""
+    """Writes to each kind in turn, ``_interval(count)`` apart; what each cost and delivered."""
     interval, writes = _interval(count), WARMUP + _publishes(count)
     tags = {kind: f"{kind}-{count}-{size}" for kind in stores}
-    cost: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (CPU s, bytes) per write
-    with server.client() as probe:
-        previous: tuple[str, ServerCounters, float] | None = None
-        next_at = time.perf_counter()
-        for index in range(writes):
-            for kind, store in stores.items():
-                now, counters = time.perf_counter(), server_counters(probe)
-                if previous is not None:
-                    cost[previous[0]].append(_cost(previous[1], counters, now - previous[2], idle))
-                previous = kind, counters, now
-                store.set(f"fanout.k{index % KEYS:02d}", _value(tags[kind], index, pads[kind]))
-                next_at += interval
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-        counters = server_counters(probe)
-        assert previous is not None
-        cost[previous[0]].append(
-            _cost(previous[1], counters, time.perf_counter() - previous[2], idle)
-        )
+    cost = _write_alternately(server, stores, tags, pads, interval, writes, idle)
     results = {}
     by_tag, collected = _gather(pool, list(tags.values()), count, writes - 1)
     for kind, tag in tags.items():
@@ -237,6 +220,36 @@ def _paced(
             **_deliveries(arrivals, count, writes),
         }
     return results
+
+
+def _write_alternately(
+    server: EmbeddedServer,
+    stores: dict[str, ConfigStore],
+    tags: dict[str, str],
+    pads: dict[str, str],
+    interval: float,
+    writes: int,
+    idle: Idle,
+) -> dict[str, list[tuple[float, float]]]:
+    """``writes`` writes to each store in turn; per kind, each write's (server CPU s, bytes):
+    the server's counters from just before it to just before the next write, less idle."""
+    cost: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with server.client() as probe:
+        previous: tuple[str, ServerCounters, float] | None = None
+        next_at = time.perf_counter()
+        for index in range(writes):
+            for kind, store in stores.items():
+                now, counters = time.perf_counter(), server_counters(probe)
+                if previous is not None:
+                    cost[previous[0]].append(_cost(previous[1], counters, now - previous[2], idle))
+                previous = kind, counters, now
+                store.set(f"fanout.k{index % KEYS:02d}", _value(tags[kind], index, pads[kind]))
+                next_at += interval
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+        now, counters = time.perf_counter(), server_counters(probe)
+        assert previous is not None
+        cost[previous[0]].append(_cost(previous[1], counters, now - previous[2], idle))
+    return cost
 
 
 def _cost(

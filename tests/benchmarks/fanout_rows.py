@@ -58,62 +58,53 @@ def _size_rows(phases: Phases, count: int, size: int, burst: int) -> list[Row]:
     raw, hot = phases["raw", count][f"paced_{size}"], phases["hotconfig", count][f"paced_{size}"]
     raw_burst = phases["raw", count][f"burst_{size}"]
     hot_burst = phases["hotconfig", count][f"burst_{size}"]
-    where = f"{_clients(count)}, {_SIZE_LABEL.get(size, f'{size} B')}"
-    cpu_details: dict[str, Any] = {
-        "hotconfig_net_bytes_per_publish": hot["net_bytes_per_publish"],
-        "raw_net_bytes_per_publish": raw["net_bytes_per_publish"],
-    }
-    single = phases.get(("hotconfig", 1))
-    if single is not None and count > 1:
-        # What one more subscriber costs the server per publish: the slope from 1 client.
-        base = single[f"paced_{size}"]["cpu_us_per_publish"]
-        cpu_details["hotconfig_ns_per_subscriber"] = (
-            (hot["cpu_us_per_publish"] - base) / (count - 1) * 1000
+    where = f"{_clients(count)}, {_SIZE_LABEL.get(size, f'{size} B')}, HotConfig / raw redis-py"
+
+    def row(name: str, what: str, key: str, unit: str, **details: Any) -> Row:
+        return Row(
+            f"fanout_{name}_{count}_{size}",
+            f"{what}, {where}",
+            hot[key],
+            unit,
+            baseline=raw[key],
+            details=details,
         )
-        raw_base = phases["raw", 1][f"paced_{size}"]["cpu_us_per_publish"]
-        cpu_details["raw_ns_per_subscriber"] = (
-            (raw["cpu_us_per_publish"] - raw_base) / (count - 1) * 1000
-        )
+
     return [
-        Row(
-            f"fanout_p50_{count}_{size}",
-            f"publish-to-all p50, {where}, HotConfig / raw redis-py",
-            hot["p50_ms"],
-            "ms",
-            baseline=raw["p50_ms"],
-            details={"hotconfig": hot, "raw": raw},
-        ),
-        Row(
-            f"fanout_p99_{count}_{size}",
-            f"publish-to-all p99, {where}, HotConfig / raw redis-py",
-            hot["p99_ms"],
-            "ms",
-            baseline=raw["p99_ms"],
-        ),
-        Row(
-            f"fanout_cpu_{count}_{size}",
-            f"server CPU per publish, {where}, HotConfig / raw redis-py",
-            hot["cpu_us_per_publish"],
+        row("p50", "publish-to-all p50", "p50_ms", "ms", hotconfig=hot, raw=raw),
+        row("p99", "publish-to-all p99", "p99_ms", "ms"),
+        row(
+            "cpu",
+            "server CPU per publish",
+            "cpu_us_per_publish",
             "us",
-            baseline=raw["cpu_us_per_publish"],
-            details=cpu_details,
+            **_slopes(phases, count, size),
         ),
-        Row(
-            f"fanout_client_cpu_{count}_{size}",
-            f"subscriber CPU per message, {where}, HotConfig / raw redis-py",
-            hot["client_cpu_us_per_message"],
-            "us",
-            baseline=raw["client_cpu_us_per_message"],
-        ),
+        row("client_cpu", "subscriber CPU per message", "client_cpu_us_per_message", "us"),
         Row(
             f"fanout_omem_{count}_{size}",
-            f"peak output buffer, one subscriber, burst of {burst}, {where}, HotConfig / raw",
+            f"peak output buffer, one subscriber, burst of {burst}, {where}",
             hot_burst["peak_omem"] / 1024,
             "KB",
             baseline=raw_burst["peak_omem"] / 1024,
             details={"hotconfig": hot_burst, "raw": raw_burst},
         ),
     ]
+
+
+def _slopes(phases: Phases, count: int, size: int) -> dict[str, float]:
+    """What one more subscriber costs the server per publish: the slope from 1 subscriber."""
+    slopes: dict[str, float] = {}
+    for kind in ("hotconfig", "raw"):
+        single = phases.get((kind, 1))
+        paced = phases[kind, count][f"paced_{size}"]
+        slopes[f"{kind}_net_bytes_per_publish"] = paced["net_bytes_per_publish"]
+        if single is not None and count > 1:
+            base = single[f"paced_{size}"]["cpu_us_per_publish"]
+            slopes[f"{kind}_ns_per_subscriber"] = (
+                (paced["cpu_us_per_publish"] - base) / (count - 1) * 1000
+            )
+    return slopes
 
 
 def _restart_rows(count: int, restarts: list[dict[str, Any]]) -> list[Row]:
