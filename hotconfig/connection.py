@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -245,7 +246,10 @@ class Target:
             return client, client
         commands = self._client({**options, "retry": None})
         if shard_channel is None:
-            node = commands.get_default_node()
+            # Every node delivers a classic PUBLISH (the cluster bus carries it to all of them):
+            # a random one spreads a fleet's subscriptions, and so the fan-out, over the whole
+            # cluster instead of piling them all onto the first master of the slot map.
+            node = random.choice(commands.get_nodes())
             host, port = node.host, node.port
         else:
             host, port = self.shard_node(shard_channel, commands)
