@@ -20,11 +20,10 @@ dropped there, never slowing the thread or the others. In sharded mode on a Redi
 the master serving each one's slot: one connection per such master
 (:mod:`hotconfig.bridge_routing`), and one more for patterns if any is followed.
 
-Like the config listener (:mod:`hotconfig.listener`), a connection never retries silently
-(:mod:`hotconfig.bridge_session`): a PING with a token proves it alive, every fault surfaces,
-on Sentinel and Cluster a probe message proves delivery and Sentinel is asked where the master
-is, and the thread reconnects with capped, jittered backoff (to the master Sentinel names now,
-or the slot's owner now) and subscribes again to everything followed at that moment. Pub/Sub
+Like the config listener, a connection never retries silently (:mod:`hotconfig.bridge_session`):
+a token PING and a probe message prove it alive, every fault surfaces, and it reconnects with
+backoff (to the master Sentinel names now, or the slot's owner now) and subscribes again to
+everything followed at that moment. Pub/Sub
 is at-most-once: what is published while the connection is down is lost; a ``sequenced``
 channel shows that loss as a ``gap`` event. A ``replayable`` channel (:mod:`hotconfig.replay`)
 loses nothing that its history still holds: after each reconnect every subscription on one
@@ -48,7 +47,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .bridge_routing import Router
-from .bridge_session import Key, Link, LinkOptions, Node, probe_period
+from .bridge_session import Key, Link, LinkOptions, Node
 from .connection import Target, resolve
 from .delivery import (
     Delivery,
@@ -82,8 +81,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("hotconfig.bridge")
-
-_ROUTE_REFRESH = 5.0  # sharded: seconds between two reads of the slot map when nothing moved
 
 
 class BridgeStats(NamedTuple):
@@ -121,6 +118,7 @@ class Bridge:
         socket_timeout: float = 2.0,
         ping_interval: float = 1.0,
         probe_interval: float | None = None,
+        check_interval: float = 5.0,
         sharded: bool | None = None,
         name: str = "hotconfig-bridge",
     ) -> None:
@@ -128,14 +126,15 @@ class Bridge:
         slot's master, a :class:`ValueError` on anything but a cluster URL; publishers must
         then SPUBLISH (:class:`ReplayPublisher` does, given the same URL). ``probe_interval``:
         seconds between two delivery probes (None: 30 on Sentinel and Cluster, none on one
-        server)."""
+        server). ``check_interval``: seconds between two questions to the sentinels (where is
+        the master?) on a Sentinel URL, and between two reads of the slot map when sharded."""
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self._target = Target(resolve(url), sharded=sharded)
         self._classes = dict(classes or {})
         self._max_bytes, self._name = max_bytes, name
-        self._options = LinkOptions(
-            socket_timeout, ping_interval, probe_period(probe_interval, self._target)
+        self._options = LinkOptions.of(
+            self._target, socket_timeout, ping_interval, probe_interval, check_interval
         )
         self._tally = Tally()
         self._lock = threading.Lock()
@@ -277,21 +276,15 @@ class Bridge:
         if not sharded:
             return
         if self._router is None:
-            self._router = Router(self, self._target, self._stop, self._name, _ROUTE_REFRESH)
+            refresh = self._options.master_check
+            self._router = Router(self, self._target, self._stop, self._name, refresh)
             self._router.start()
         if not pattern:
             self._router.wake()
 
     def _add_link(self, node: Node | None) -> None:
-        link = Link(
-            self,
-            self._target,
-            self._options,
-            self._stop,
-            node=node,
-            persistent=node is None and not self._target.sharded,
-            name=self._name,
-        )
+        persistent = node is None and not self._target.sharded  # the one link of classic mode
+        link = Link(self, self._target, self._options, self._stop, node, persistent, self._name)
         self._links[node] = link
         link.start()
 
@@ -321,6 +314,7 @@ class Bridge:
         if link.sessions > 1:
             with self._lock:
                 self._sessions += 1
+            self._history.reconnect()  # catch up from the master just connected to
 
     def failed(self, link: Link, error: BaseException) -> None:
         self._last_error = f"{type(error).__name__}: {error}"

@@ -29,7 +29,6 @@ __all__ = ["Router", "Routes"]
 
 log = logging.getLogger("hotconfig.bridge")
 
-_REFRESH = 5.0  # seconds between two reads of the slot map when nothing moved
 _BACKOFF_BASE, _BACKOFF_MAX = 0.05, 1.0
 
 

@@ -34,7 +34,7 @@ from .connection import Target, Topology
 from .listener import Heartbeat, LivenessError, Outage, check_master, misconfiguration
 from .shards import SlotMoved
 
-__all__ = ["Hub", "Key", "Link", "LinkOptions", "Node", "probe_period"]
+__all__ = ["Hub", "Key", "Link", "LinkOptions", "Node"]
 
 log = logging.getLogger("hotconfig.bridge")
 
@@ -54,6 +54,26 @@ class LinkOptions:
     ping_interval: float = 1.0
     probe_interval: float | None = None  # None: no probe
     master_check: float = 5.0  # seconds between two questions to the sentinels
+
+    @classmethod
+    def of(
+        cls,
+        target: Target,
+        socket_timeout: float,
+        ping_interval: float,
+        probe_interval: float | None,
+        check_interval: float,
+    ) -> LinkOptions:
+        """The options for ``target``, checked. The delivery probe: every ``probe_interval``
+        seconds, else every 30 on Sentinel and Cluster (where a failover can leave a
+        connection that answers PING but no longer delivers) and none on one server, as the
+        config client does."""
+        for name, value in (("probe_interval", probe_interval), ("check_interval", check_interval)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive seconds, got {value!r}")
+        if probe_interval is None and target.topology is not Topology.SINGLE:
+            probe_interval = 30.0
+        return cls(socket_timeout, ping_interval, probe_interval, check_interval)
 
 
 class Hub(Protocol):
@@ -88,7 +108,6 @@ class Link:
         target: Target,
         options: LinkOptions,
         stop: threading.Event,
-        *,
         node: Node | None = None,
         persistent: bool = True,
         name: str = "hotconfig-bridge",
@@ -274,14 +293,3 @@ class Link:
                     closer.close()
                 except Exception:
                     log.debug("error while closing a connection", exc_info=True)
-
-
-def probe_period(interval: float | None, target: Target) -> float | None:
-    """The delivery probe's period: as given, else every 30 s on Sentinel and Cluster (where a
-    failover can leave a connection that answers PING but no longer delivers) and none on one
-    server, as the config client does."""
-    if interval is not None:
-        if not interval > 0:
-            raise ValueError(f"probe_interval must be positive seconds, got {interval!r}")
-        return float(interval)
-    return None if target.topology is Topology.SINGLE else 30.0

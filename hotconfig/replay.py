@@ -246,6 +246,15 @@ class History:
         ]
         return Page(as_text(reply[0]), int(reply[1]), entries)
 
+    def reconnect(self) -> None:
+        """Read through a new connection from now on: the bridge reconnected, perhaps to
+        another master (Sentinel), and a pooled connection may still be on the old one, which
+        takes writes until the sentinels demote it."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def close(self) -> None:
         with self._lock:
             client, self._client, self._closed = self._client, None, True
