@@ -29,11 +29,21 @@ import redis
 
 from .connection import Target
 from .keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from .replay import history_keys
 from .wire import DEFAULT_CHANNEL
 
-__all__ = ["HEALTH_CHANNEL_PREFIX", "ROLES", "Check", "Report", "Role", "doctor", "rules"]
+__all__ = [
+    "BRIDGE_PRIVATE_CHANNELS",
+    "HEALTH_CHANNEL_PREFIX",
+    "ROLES",
+    "Check",
+    "Report",
+    "Role",
+    "doctor",
+    "rules",
+]
 
-Role = Literal["subscriber", "publisher", "operator", "bridge"]
+Role = Literal["subscriber", "publisher", "operator", "bridge", "replay-publisher"]
 Method = Literal["dryrun", "transaction", "none"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 HEALTH_CHANNEL_PREFIX: Final = "health:status:"
@@ -76,6 +86,25 @@ _STORE_READS: Final = ("+eval", "+hget", "+hgetall", "+smembers", "+xrevrange")
 # The hotconfig command's view of the fleet: the live-instances script (TIME, GET,
 # ZRANGEBYSCORE) and the server's settings.
 _FLEET_READS: Final = ("+time", "+zrangebyscore", "+config|get")
+# The bridge's reader of replayable histories (hotconfig.replay.History): EVAL of a script that
+# runs HMGET on the meta hash and XRANGE on the stream.
+_HISTORY_READS: Final = ("+eval", "+hmget", "+xrange")
+# ReplayPublisher: EVAL of the publish script, whose commands are HSETNX, DEL and HSET (a new
+# epoch), HGET and HINCRBY (the offset), XADD (capped), PEXPIRE (the ttl) and PUBLISH.
+_REPLAY_PUBLISH: Final = (
+    "+eval",
+    "+hsetnx",
+    "+del",
+    "+hset",
+    "+hget",
+    "+hincrby",
+    "+xadd",
+    "+pexpire",
+    "+publish",
+)
+# The channel each bridge subscribes to on its own (hotconfig:bridge:<random id>), so that its
+# connection stays in Pub/Sub mode while no browser follows anything.
+BRIDGE_PRIVATE_CHANNELS: Final = "hotconfig:bridge:*"
 
 
 def rules(
@@ -85,6 +114,7 @@ def rules(
     health_channel_prefix: str = HEALTH_CHANNEL_PREFIX,
     *,
     bridge_channels: Sequence[str] = ("*",),
+    replay_channels: Sequence[str] | None = None,
     sharded: bool = False,
 ) -> list[str]:
     """The ``ACL SETUSER`` rule tokens of ``role``, to follow the user name, ``on`` and password.
@@ -98,12 +128,24 @@ def rules(
     - ``operator``: the ``hotconfig`` command: a publisher that also follows ``channel``, the
       health reports and the instance registry, and reads the server's settings.
     - ``bridge``: :mod:`hotconfig.bridge`: SUBSCRIBE and PSUBSCRIBE to ``bridge_channels``
-      (glob patterns); no key, no PUBLISH.
+      (glob patterns) and to its own ``hotconfig:bridge:*`` channel; for the replayable
+      channels among them (``replay_channels``), read their histories (EVAL of HMGET and
+      XRANGE on their two ``hotconfig:replay:{<channel>}:*`` keys). No other key, no PUBLISH.
+    - ``replay-publisher``: a :class:`~hotconfig.bridge.ReplayPublisher`: run its publish
+      script on the histories of ``replay_channels`` (EVAL of HSETNX, DEL, HSET, HGET,
+      HINCRBY, XADD, PEXPIRE on their two keys) and PUBLISH on those channels. No other key,
+      no subscription.
+
+    ``replay_channels`` (glob patterns): for a bridge they default to ``bridge_channels``
+    (``()``: no replayable channel, no history read); a replay publisher must name them,
+    since it may PUBLISH on each (``*`` would include the config channel).
 
     ``sharded``: the store and clients use sharded Pub/Sub (``redis+cluster://...?sharded=1``):
     the store SPUBLISHes on its shard channel ``{namespace}:<channel>``, clients SSUBSCRIBE to
     it and send their delivery probe by SPUBLISH in the same slot; the classic ``channel``
-    stays granted as before (raw publishers, a rollout in progress).
+    stays granted as before (raw publishers, a rollout in progress). A sharded bridge also
+    SSUBSCRIBEs to its channels, a sharded replay publisher SPUBLISHes on them (in the slot of
+    their histories: the channel is their hash tag).
 
     The tokens start from nothing (``resetkeys resetchannels clearselectors -@all``), so applying
     them again to an existing user replaces its permissions rather than adding to them.
@@ -137,10 +179,23 @@ def rules(
         commands = _unique([*pubsub, *_WRITE_SCRIPT, *publish, *_STORE_READS, *_FLEET_READS])
         channels = ["&" + channel, *shard_channels, "&" + probe, "&" + health]
         return [*base, *commands, keys, *channels]
+    replayed = bridge_channels if replay_channels is None else replay_channels
+    histories = [f"~{key}" for pattern in replayed for key in history_keys(pattern)]
     if role == "bridge":
-        patterns = ["&" + pattern for pattern in bridge_channels]
+        own = () if "*" in bridge_channels else (BRIDGE_PRIVATE_CHANNELS,)
+        patterns = ["&" + pattern for pattern in (*bridge_channels, *own)]
         pubsub = [*_SUBSCRIBE, *shard_subscribe, "+psubscribe", "+punsubscribe"]
-        return [*base, *pubsub, *patterns]
+        reads = _HISTORY_READS if histories else ()
+        return [*base, *pubsub, *reads, *histories, *_unique(patterns)]
+    if role == "replay-publisher":
+        if not replay_channels:  # never every channel by default: that includes config:changes
+            raise ValueError(
+                "a replay-publisher needs replay_channels, the glob patterns of the channels it "
+                "publishes (e.g. ['chat:*']): it may PUBLISH on each of them"
+            )
+        publish = ("+spublish",) if sharded else ()
+        patterns = _unique(["&" + pattern for pattern in replayed])
+        return [*base, *_REPLAY_PUBLISH, *publish, *histories, *patterns]
     raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
 
 

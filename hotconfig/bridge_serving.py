@@ -19,6 +19,23 @@ on first use, and again in a forked child, e.g. a gunicorn worker), and the WSGI
 each browser waits for its next chunk there. Every browser holds a WSGI thread, inherent to
 WSGI, but no Redis connection: the bridge reads one for all of them, and hands each message
 to the shared loop once, however many browsers follow it.
+
+Resuming a replayable channel is the same for every adapter: :func:`last_event_id` picks the
+browser's position out of the request (the ``Last-Event-ID`` header an ``EventSource`` sends
+when it reconnects, else a ``last_event_id`` query parameter), and :func:`sse_stream` (so
+also :class:`BlockingStream`) checks it when it is made, before anything is subscribed or
+written: a malformed id raises :class:`ValueError`, which the adapter answers with 400 and
+the error's text. ``authorize_replay()`` is asked again before stored messages are sent::
+
+    try:
+        stream = sse_stream(
+            bridge,
+            channel,
+            last_event_id=last_event_id(headers, query),
+            authorize_replay=lambda: allowed(request, channel),
+        )
+    except ValueError as exc:
+        return bad_request(str(exc))
 """
 
 from __future__ import annotations
@@ -31,14 +48,20 @@ import logging
 import os
 import threading
 from collections.abc import AsyncGenerator, Iterator
+from typing import Protocol
 
 from .bridge import Bridge, Event, EventKind, Subscription
+from .recovery import Authorize
 from .streams import CONTENT_TYPE, KEEPALIVE, frame
 
 __all__ = [
     "CONTENT_TYPE",
+    "LAST_EVENT_ID_HEADER",
+    "LAST_EVENT_ID_PARAMETER",
     "SSE_HEADERS",
     "BlockingStream",
+    "Lookup",
+    "last_event_id",
     "shared_loop",
     "sse_frame",
     "sse_stream",
@@ -52,6 +75,11 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
 }
+
+# Where a browser says where it stands: EventSource sends the header on each reconnect; a first
+# connection (or a WebSocket, which has no such header) passes the parameter.
+LAST_EVENT_ID_HEADER = "Last-Event-ID"
+LAST_EVENT_ID_PARAMETER = "last_event_id"
 
 # How much longer than a keep-alive a WSGI thread waits on the loop before it gives up: the
 # loop always answers within a keep-alive, unless it is stuck.
@@ -71,17 +99,61 @@ def websocket_text(event: Event) -> str:
     return json.dumps({"event": event.kind.value, **json.loads(event.data)})
 
 
-async def sse_stream(
-    bridge: Bridge, channel: str, *, keepalive: float = 15.0
+class Lookup(Protocol):
+    """What :func:`last_event_id` reads: request headers (case-insensitive) or query parameters
+    (Django's ``request.headers``/``request.GET``, Flask's ``request.headers``/``request.args``)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def last_event_id(headers: Lookup, query: Lookup) -> str | None:
+    """The browser's position in a replayable channel, None if it gave none.
+
+    The header wins over the parameter: ``EventSource`` sends it on each reconnect, with the
+    URL of the first connection, so the header is the newer position. ``headers`` must look
+    names up case-insensitively (or hold them in lowercase, as a WebSocket handshake does).
+    """
+    return (
+        headers.get(LAST_EVENT_ID_HEADER)
+        or headers.get(LAST_EVENT_ID_HEADER.lower())
+        or query.get(LAST_EVENT_ID_PARAMETER)
+        or None
+    )
+
+
+def sse_stream(
+    bridge: Bridge,
+    channel: str,
+    *,
+    keepalive: float = 15.0,
+    last_event_id: str | None = None,
+    authorize_replay: Authorize | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The event stream of one browser following ``channel``; see the module docstring.
 
     Iterate it on the event loop that serves the browser; closing it (``aclose()``, or the
-    cancellation of the task iterating it) ends the subscription.
+    cancellation of the task iterating it) ends the subscription. On a replayable channel it
+    resumes after ``last_event_id``, and ``authorize_replay()`` (on that loop; may be async)
+    is asked before stored messages are sent. Raises :class:`ValueError` at once, before
+    anything is subscribed, for a malformed ``last_event_id`` or a ``keepalive`` that is not
+    positive.
     """
     if keepalive <= 0:
         raise ValueError(f"keepalive must be positive, got {keepalive}")
-    subscription = bridge.subscribe(channel)
+    bridge.resume_from(channel, last_event_id)  # checked now: an adapter still can answer 400
+    return _events(bridge, channel, keepalive, last_event_id, authorize_replay)
+
+
+async def _events(
+    bridge: Bridge,
+    channel: str,
+    keepalive: float,
+    last_event_id: str | None,
+    authorize_replay: Authorize | None,
+) -> AsyncGenerator[bytes, None]:
+    subscription = bridge.subscribe(
+        channel, last_event_id=last_event_id, authorize_replay=authorize_replay
+    )
     pending: asyncio.Task[Event | None] | None = None
     try:
         with contextlib.suppress(TimeoutError):
@@ -122,13 +194,30 @@ class BlockingStream:
     :func:`shared_loop`. The WSGI server calls :meth:`close` when the response ends, also
     when a write to a browser that left failed; that ends the subscription. A browser that
     left is noticed at the next write, a keep-alive at the latest.
+
+    ``last_event_id`` and ``authorize_replay`` are :func:`sse_stream`'s, and so is the
+    :class:`ValueError` raised at once for a malformed id. ``authorize_replay`` is called on
+    the shared loop: one that blocks (a database, the request's session) belongs in a thread
+    (``asyncio.to_thread``), where it does not hold up the other browsers.
     """
 
-    def __init__(self, bridge: Bridge, channel: str, *, keepalive: float = 15.0) -> None:
-        if keepalive <= 0:
-            raise ValueError(f"keepalive must be positive, got {keepalive}")
+    def __init__(
+        self,
+        bridge: Bridge,
+        channel: str,
+        *,
+        keepalive: float = 15.0,
+        last_event_id: str | None = None,
+        authorize_replay: Authorize | None = None,
+    ) -> None:
+        self._stream = sse_stream(
+            bridge,
+            channel,
+            keepalive=keepalive,
+            last_event_id=last_event_id,
+            authorize_replay=authorize_replay,
+        )
         self._loop = shared_loop()
-        self._stream = sse_stream(bridge, channel, keepalive=keepalive)
         self._timeout = keepalive + _LOOP_GRACE
         self._closed = False
 

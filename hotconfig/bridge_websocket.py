@@ -13,6 +13,13 @@ True refuses the handshake (the server answers 403). Each published message is o
 frame as published; a gap or idle notice is a frame ``{"event": "gap", ...}``. A sequenced
 stream ends with close code 1000 after its ``done``; a browser dropped at its byte bound gets
 1013 (try again later), every browser 1001 when the bridge closes.
+
+On a replayable channel a WebSocket resumes after the ``last_event_id`` query parameter (or a
+``Last-Event-ID`` header, which a browser's WebSocket never sends but another client may): a
+malformed id refuses the handshake (close 1008 before it is accepted: the server answers
+403). ``authorize`` is awaited again, with the same handshake, before stored messages are
+sent; a refusal sends ``{"event": "recovery", "recovered": false, "reason": "forbidden"}``
+and closes with 1008.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from .bridge import Bridge, EventKind, Subscription
-from .bridge_serving import websocket_text
+from .bridge_serving import last_event_id, websocket_text
 from .streams import Ending
 
 __all__ = ["ASGIApp", "Handshake", "WebSocketAuthorize", "forward", "websocket_app"]
@@ -93,11 +100,26 @@ def websocket_app(
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return  # the client left before its handshake was answered
-        if not channel or await authorize(Handshake.from_scope(scope), channel) is not True:
+        handshake = Handshake.from_scope(scope)
+        if not channel or await authorize(handshake, channel) is not True:
             await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
+        resume = last_event_id(handshake.headers, handshake.query)
+        try:
+            bridge.resume_from(channel, resume)
+        except ValueError:
+            refusal = {"code": _POLICY_VIOLATION, "reason": "malformed last_event_id"}
+            await send({"type": "websocket.close", **refusal})
+            return
         await send({"type": "websocket.accept"})
-        await forward(bridge.subscribe(channel), receive, send)
+
+        async def allowed_at_replay() -> bool:
+            return await authorize(handshake, channel) is True
+
+        subscription = bridge.subscribe(
+            channel, last_event_id=resume, authorize_replay=allowed_at_replay
+        )
+        await forward(subscription, receive, send)
 
     return app
 

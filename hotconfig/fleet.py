@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -34,6 +34,7 @@ __all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
 # A report's expiry is the server's clock; a little slack for the trip and the clocks' skew.
 _EXPIRY_SLACK = 0.05
 _POLL = 0.2  # how often a blocked watch looks at close()
+_SUBSCRIBE_TIMEOUT = 5.0
 
 
 class Convergence(NamedTuple):
@@ -91,7 +92,9 @@ class Fleet:
     """The instances reporting under one store namespace, read from Redis.
 
     Thread-safe for :meth:`instances`; each :meth:`wait` and :meth:`watch` uses a subscription
-    of its own.
+    of its own. ``redis_kwargs`` are connection options the URL cannot carry (TLS files, say),
+    and ``sharded`` (None: the URL's ``?sharded=``) says the store SPUBLISHes its changes, as
+    the fleet's clients and store are told.
     """
 
     def __init__(
@@ -100,9 +103,12 @@ class Fleet:
         namespace: str = DEFAULT_NAMESPACE,
         *,
         channel: str = DEFAULT_CHANNEL,
+        redis_kwargs: Mapping[str, Any] | None = None,
+        sharded: bool | None = None,
     ) -> None:
-        self._target = Target(resolve(url))
+        self._target = Target(resolve(url), redis_kwargs, sharded=sharded)
         self.url = self._target.redacted
+        self.sharded = self._target.sharded  # the store SPUBLISHes its changes (a cluster)
         self.namespace = namespace
         self.channel = channel
         self.health_channel = channel_for(namespace)
@@ -129,18 +135,26 @@ class Fleet:
                 continue  # not written by a reporter: nothing to say about it
         return roster
 
-    def _subscribe(self, *channels: str) -> redis.client.PubSub:
-        pubsub: redis.client.PubSub = self._redis.pubsub()
+    def _subscribe(self, *channels: str, shard: str | None = None) -> redis.client.PubSub:
+        """A subscription to ``channels``, and with ``shard`` an SSUBSCRIBE to that shard
+        channel too: on the master serving its slot, the only node that carries it, which a
+        classic SUBSCRIBE (broadcast to every node) may share."""
+        if shard is None:
+            pubsub: redis.client.PubSub = self._redis.pubsub()
+        else:
+            subscriber = self._target.shard_subscriber(shard, socket_timeout=_SUBSCRIBE_TIMEOUT)
+            pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
+            pubsub.ssubscribe(shard)
         pubsub.subscribe(*channels)
         acked = 0
-        deadline = time.monotonic() + 5.0
-        while acked < len(channels):
+        deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
+        while acked < len(channels) + (shard is not None):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 pubsub.close()
                 raise TimeoutError("the server did not acknowledge the subscription within 5 s")
             message = pubsub.get_message(timeout=remaining)
-            if message is not None and message["type"] == "subscribe":
+            if message is not None and message["type"] in ("subscribe", "ssubscribe"):
                 acked += 1
         return pubsub
 
@@ -183,8 +197,11 @@ class Fleet:
         """A live feed of reports (and :class:`Gone` instances; with ``changes``, also every
         :class:`ChangeNotice` on the changes channel), for ``timeout`` seconds or until closed."""
         channels = [self.health_channel, *([self.channel] if changes else [])]
-        pubsub = self._subscribe(*channels)
-        return Watch(pubsub, self._read(None), self.channel, timeout)
+        # A sharded store SPUBLISHes its changes in its own slot; a raw publisher may still
+        # PUBLISH on the classic channel: the feed follows both.
+        shard = self._keyspace.shard_channel(self.channel) if changes and self.sharded else None
+        pubsub = self._subscribe(*channels, shard=shard)
+        return Watch(pubsub, self._read(None), {self.channel, shard or self.channel}, timeout)
 
     def close(self) -> None:
         self._redis.close()
@@ -212,12 +229,12 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         self,
         pubsub: redis.client.PubSub,
         roster: _Roster,
-        changes_channel: str,
+        changes_channels: set[str],
         timeout: float | None,
     ) -> None:
         self._pubsub = pubsub
         self._roster = roster
-        self._changes = changes_channel
+        self._changes = changes_channels
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._lock = threading.Lock()
         self._closed = False
@@ -254,9 +271,9 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
             if self._deadline is not None:
                 wait = min(wait, self._deadline - now)
             message = self._pubsub.get_message(timeout=max(0.0, wait))
-            if message is None or message.get("type") != "message":
+            if message is None or message.get("type") not in ("message", "smessage"):
                 continue
-            if as_text(message["channel"]) == self._changes:
+            if as_text(message["channel"]) in self._changes:
                 notice = _notice(message["data"])
                 if notice is not None:
                     return notice

@@ -1,13 +1,18 @@
-"""Fork safety: every live client follows on in a forked child with no configuration.
+"""Fork safety and exit: every live client follows on in a forked child with no
+configuration, and is closed when the interpreter exits.
 
 After ``os.fork()`` (gunicorn ``--preload``, multiprocessing's fork start method) only the
 forking thread exists in the child. The parent's listener thread is gone, its sockets are
 shared with the parent, and reading them would steal the parent's messages. Each client
 therefore drops what it inherited, unread, and starts a listener of its own.
+
+At exit (a gunicorn worker's SIGTERM ends in ``sys.exit``) each client still open is closed, so
+that it leaves the fleet registry at once instead of lingering there until its entry expires.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -25,6 +30,8 @@ class ForkAware(Protocol):
     def _writer_lock(self) -> threading.RLock: ...
 
     def _after_fork_in_child(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 _clients: weakref.WeakSet[ForkAware] = weakref.WeakSet()
@@ -63,6 +70,15 @@ def _after_fork_in_child() -> None:
             client._after_fork_in_child()
         except Exception:
             log.exception("could not restart the listener after fork")
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for client in list(_clients):
+        try:
+            client.close()
+        except Exception:
+            log.exception("could not close a client at exit")
 
 
 os.register_at_fork(

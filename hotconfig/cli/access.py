@@ -19,13 +19,39 @@ __all__ = ["acl", "doctor_command"]
 @click.option(
     "--sharded", is_flag=True, help="Also grant sharded Pub/Sub (redis+cluster://...?sharded=1)."
 )
+@click.option(
+    "--bridge-channel",
+    "bridge_channels",
+    multiple=True,
+    metavar="PATTERN",
+    help="bridge: a channel pattern it forwards (repeatable; default: any).",
+)
+@click.option(
+    "--replay-channel",
+    "replay_channels",
+    multiple=True,
+    metavar="PATTERN",
+    help="bridge, replay-publisher: a replayable channel pattern (repeatable; required for a "
+    "replay-publisher; a bridge's default: its --bridge-channel patterns).",
+)
 @pass_session
-def acl(session: Session, role: str, name: str | None, sharded: bool) -> None:
+def acl(
+    session: Session,
+    role: str,
+    name: str | None,
+    sharded: bool,
+    bridge_channels: tuple[str, ...],
+    replay_channels: tuple[str, ...],
+) -> None:
     """Print the Redis 7 ACL rules a ROLE needs, and nothing more."""
+    if role == "replay-publisher" and not replay_channels:
+        raise click.UsageError("--role replay-publisher needs --replay-channel PATTERN")
     tokens = rules(
         role,  # type: ignore[arg-type]
         namespace=session.namespace,
         channel=session.channel,
+        bridge_channels=bridge_channels or ("*",),
+        replay_channels=replay_channels or None,
         sharded=sharded,
     )
     if session.out.as_json:

@@ -69,7 +69,12 @@ class Session:
     @property
     def fleet(self) -> Fleet:
         if self._fleet is None:
-            self._fleet = Fleet(self.url, self.namespace, channel=self.channel)
+            self._fleet = Fleet(
+                self.url,
+                self.namespace,
+                channel=self.channel,
+                redis_kwargs=self.store_options.get("redis_kwargs"),
+            )
         return self._fleet
 
     def close(self) -> None:

@@ -28,6 +28,14 @@ sending it), so the view refuses with :class:`~django.core.exceptions.Improperly
 ``authorize`` is required, asked before anything is subscribed; it may be ``async`` (called
 on the event loop) or plain (called in a thread by ``sync_to_async``, so it may use the ORM
 and ``request.user``). Anything but True answers 403; a WebSocket handshake is refused (403).
+
+On a replayable channel a browser resumes where it left off: its ``EventSource`` sends the
+``Last-Event-ID`` header when it reconnects (a first connection may pass a ``last_event_id``
+query parameter; the header wins), and it gets exactly the messages it missed, or a
+``recovery`` event saying that was impossible. A malformed id answers 400. ``authorize`` is
+asked again, with the same request, before stored messages are sent: a refusal sends a
+``recovery`` event ``{"recovered": false, "reason": "forbidden"}`` and ends the stream. The
+WebSocket wrapper resumes from ``?last_event_id=`` the same way.
 """
 
 from __future__ import annotations
@@ -39,11 +47,17 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.urls import URLPattern, path
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, sse_stream
+from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, last_event_id, sse_stream
 from hotconfig.bridge_websocket import ASGIApp, Handshake, websocket_app
 
 __all__ = ["Authorize", "Handshake", "asgi", "bridge_urls", "sse_view"]
@@ -72,7 +86,16 @@ def sse_view(
         if not await allowed(request, channel):
             return HttpResponse("forbidden", status=403, content_type="text/plain")
         # Subscribed when Django first iterates it, on the loop that sends the response.
-        stream = sse_stream(bridge, channel, keepalive=keepalive)
+        try:
+            stream = sse_stream(
+                bridge,
+                channel,
+                keepalive=keepalive,
+                last_event_id=last_event_id(request.headers, request.GET),
+                authorize_replay=lambda: allowed(request, channel),
+            )
+        except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
         return StreamingHttpResponse(stream, content_type=CONTENT_TYPE, headers=SSE_HEADERS)
 
     return bridged_events

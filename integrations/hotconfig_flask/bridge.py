@@ -23,16 +23,27 @@ process holds ONE Redis connection and one event loop thread for the bridge.
 request context, before anything is subscribed; an ``async def`` one runs through Flask's
 ``ensure_sync`` (``pip install 'flask[async]'``). Anything but True answers 403. There is no
 WebSocket endpoint: Flask and WSGI have none; use SSE, or serve the bridge from an ASGI app.
+
+On a replayable channel a browser resumes where it left off: its ``EventSource`` sends the
+``Last-Event-ID`` header when it reconnects (a first connection may pass a ``last_event_id``
+query parameter; the header wins), and it gets exactly the messages it missed, or a
+``recovery`` event saying that was impossible. A malformed id answers 400. ``authorize`` is
+asked again before stored messages are sent, in a copy of the request's context on a thread
+of its own (so ``flask.request`` and ``flask.session`` are the browser's, as at subscribe,
+and a slow check holds up no other browser): a refusal sends a ``recovery`` event
+``{"recovered": false, "reason": "forbidden"}`` and ends the stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from flask import Blueprint, Request, Response, current_app, request
+from flask.globals import request_ctx
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream
+from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream, last_event_id
 
 __all__ = ["Authorize", "bridge_blueprint"]
 
@@ -58,11 +69,32 @@ def bridge_blueprint(
         raise ValueError(f"keepalive must be positive, got {keepalive}")
     blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
 
+    def allowed(channel: str) -> bool:
+        """Asked in the request's context: at subscribe, and again before a replay."""
+        return current_app.ensure_sync(authorize)(request, channel) is True
+
     @blueprint.get("/sse/<path:channel>")
     def sse(channel: str) -> Response:
-        if current_app.ensure_sync(authorize)(request, channel) is not True:
+        if not allowed(channel):
             return Response("forbidden", status=403, mimetype="text/plain")
-        stream = BlockingStream(bridge, channel, keepalive=keepalive)
+        origin = request_ctx.copy()  # this request's context, kept for the checks at replay
+
+        def allowed_at_replay() -> bool:
+            # A fresh copy each time: after a reconnect of the bridge a check may start while
+            # one that was given up still runs on its thread.
+            with origin.copy():
+                return allowed(channel)
+
+        try:
+            stream = BlockingStream(
+                bridge,
+                channel,
+                keepalive=keepalive,
+                last_event_id=last_event_id(request.headers, request.args),
+                authorize_replay=lambda: asyncio.to_thread(allowed_at_replay),
+            )
+        except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
+            return Response(str(exc), status=400, mimetype="text/plain")
         # direct_passthrough: the server writes each chunk as it comes, and calls
         # stream.close() when the response ends, however it ends.
         return Response(

@@ -17,7 +17,6 @@ whichever app is current, so one extension serves any number of apps in one proc
 
 from __future__ import annotations
 
-import atexit
 import functools
 import inspect
 import logging
@@ -44,16 +43,6 @@ __all__ = ["HotConfig"]
 log = logging.getLogger("hotconfig.flask")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# Every client an app made, closed when the interpreter exits (a client that was closed
-# already, or collected with its app, simply drops out of the set).
-_open_clients: weakref.WeakSet[hotconfig.HotConfig[Any]] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_clients() -> None:
-    for client in list(_open_clients):
-        client.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +104,6 @@ class HotConfig(Generic[ModelT]):
         options = Options.from_app(app, self._model)
         client = _new_client(options)
         app.extensions[EXTENSION] = client
-        _open_clients.add(client)
         Mirror(app, client, options.mirror).install()
         for registration in self._registrations:
             registration.attach(app, client)

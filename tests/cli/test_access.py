@@ -44,3 +44,23 @@ def test_doctor_on_a_server_that_is_down_says_so(server: EmbeddedServer) -> None
     result = CliRunner().invoke(group, ["--url", url, "doctor"])
     assert result.exit_code != 0
     assert "could not check" in result.output
+
+
+def test_acl_prints_the_replay_roles_for_the_channels_it_is_given(
+    run: Run, server: EmbeddedServer
+) -> None:
+    refused = run("acl", "--role", "replay-publisher")
+    assert refused.exit_code == 2
+    assert "needs --replay-channel PATTERN" in refused.output
+    publisher = run("--json", "acl", "--role", "replay-publisher", "--replay-channel", "chat:*")
+    assert json.loads(publisher.output)["rules"] == acl.rules(
+        "replay-publisher", replay_channels=["chat:*"]
+    )
+    args = ("acl", "--role", "bridge", "--bridge-channel", "chat:*", "--bridge-channel", "ai:*")
+    bridge = run(*args, "--replay-channel", "chat:*", "--sharded").output.split()
+    expected = acl.rules(
+        "bridge", bridge_channels=["chat:*", "ai:*"], replay_channels=["chat:*"], sharded=True
+    )
+    assert bridge == expected
+    with server.client() as admin:  # what it prints, the server takes as it is
+        admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", *bridge)

@@ -28,8 +28,10 @@ def admin(server: EmbeddedServer) -> Iterator[redis.Redis]:
 
 
 def user_url(server: EmbeddedServer, admin: redis.Redis, role: acl.Role) -> str:
+    # A replay publisher names its channels (it may PUBLISH on them); the others need none.
+    replayed = ["chat:*"] if role == "replay-publisher" else None
     admin.execute_command(  # type: ignore[no-untyped-call]
-        "ACL", "SETUSER", role, "on", ">" + PASSWORD, *acl.rules(role)
+        "ACL", "SETUSER", role, "on", ">" + PASSWORD, *acl.rules(role, replay_channels=replayed)
     )
     return f"redis://{role}:{PASSWORD}@{server.host}:{server.port}/0"
 
@@ -114,6 +116,10 @@ def test_every_role_is_accepted_by_the_server(server: EmbeddedServer, admin: red
     assert bridge.can("SUBSCRIBE to config:changes") is True
     assert bridge.can("PUBLISH to config:changes") is False
     assert bridge.can("read stored values (HGETALL)") is False
+    replay = acl.doctor(user_url(server, admin, "replay-publisher"))
+    assert replay.can("PUBLISH to config:changes") is False  # only its chat:* channels
+    assert replay.can("SUBSCRIBE to config:changes") is False
+    assert replay.can("read keys outside the store") is False
     with pytest.raises(ValueError, match="unknown role"):
         acl.rules("admin")  # type: ignore[arg-type]
 
@@ -182,9 +188,10 @@ def test_the_recipes_in_the_docs_are_the_rules() -> None:
     block = doc[doc.index("```text\n# subscriber:") :]
     block = block[: block.index("```", 8)]
     users: dict[str, acl.Role] = {"billing": "subscriber", "config-service": "publisher"}
-    users |= {"ops": "operator", "bridge": "bridge"}
+    users |= {"ops": "operator", "bridge": "bridge", "chat-service": "replay-publisher"}
     recipes = re.findall(r"ACL SETUSER (\S+) on >\.\.\. (.*?)(?=\n\n|\n#|$)", block, re.DOTALL)
     assert sorted(user for user, _ in recipes) == sorted(users)
     for user, body in recipes:
         tokens = [" ".join(token.split()) for token in shlex.split(body)]
-        assert tokens == acl.rules(users[user]), user
+        replayed = ["chat:*"] if user == "chat-service" else None
+        assert tokens == acl.rules(users[user], replay_channels=replayed), user

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -26,29 +26,13 @@ from hotconfig.bridge import (
 from hotconfig.errors import ClientClosedError
 from hotconfig.streams import Ending
 from hotconfig.testing import EmbeddedServer
-from tests.bridging import DONE, TOKENS, publish
+from tests.bridging import DONE, TOKENS, publish, run, subscribed
 from tests.waiting import eventually
-
-T = TypeVar("T")
 
 CLASSES: dict[str, Delivery] = {
     "ai:stream:*": Sequenced(idle_timeout=0.5),
     "dashboard:refresh:*": Ephemeral(),
 }
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await main()
-
-    return asyncio.run(bounded())
-
-
-async def subscribed(subscription: Subscription) -> Subscription:
-    async with asyncio.timeout(5):
-        await subscription.subscribed.wait()
-    return subscription
 
 
 async def read_all(subscription: Subscription) -> list[Event]:

@@ -30,7 +30,7 @@ from hotconfig.bridge import (
 from hotconfig.replay import history_keys
 from hotconfig.streams import Ending
 from hotconfig.testing import EmbeddedServer, ServerKind
-from tests.core.test_bridge import run, subscribed
+from tests.bridging import run, subscribed
 from tests.faults.topology import Cluster
 
 CHANNEL = "chat:sess-1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -9,8 +10,10 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, HotConfig, Status, acl
+from hotconfig.bridge import Bridge, Replayable, ReplayPublisher
 from hotconfig.connection import Target
 from hotconfig.testing import ServerKind
+from tests.bridging import run, subscribed
 from tests.faults.topology import Cluster
 
 pytestmark = pytest.mark.faults
@@ -89,3 +92,41 @@ def test_sharded_roles_follow_a_cluster_by_spublish_and_cannot_publish_a_change(
         pytest.raises(redis.exceptions.NoPermissionError),
     ):
         sub.execute_command("SPUBLISH", shard, '{"key": "feature.on", "value": false}')
+
+
+def test_a_bridge_resumes_replayable_channels_over_the_cluster_as_the_replay_roles(
+    cluster: Cluster,
+) -> None:
+    bridge_rules = acl.rules("bridge", bridge_channels=["chat:*"])
+    publisher_rules = acl.rules("replay-publisher", replay_channels=["chat:*"])
+    for server in cluster.servers:
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "bridge", "on", ">" + PASSWORD, *bridge_rules)
+            admin.execute_command("ACL", "SETUSER", "chat", "on", ">" + PASSWORD, *publisher_rules)
+    nodes = cluster.url.removeprefix("redis+cluster://")
+    channels = [f"chat:room-{n}" for n in range(6)]  # their histories spread over the masters
+    with ReplayPublisher(f"redis+cluster://chat:{PASSWORD}@{nodes}") as publisher:
+        first = {channel: publisher.publish(channel, f"{channel} 0") for channel in channels}
+        for channel in channels:
+            publisher.publish(channel, f"{channel} 1")
+
+        async def resume_each(bridge: Bridge) -> dict[str, list[str]]:
+            got: dict[str, list[str]] = {}
+            for channel in channels:
+                async with bridge.subscribe(channel, last_event_id=first[channel]) as sub:
+                    await subscribed(sub)
+                    got[channel] = [(await anext(sub)).data]  # missed, from the history
+                    await asyncio.to_thread(publisher.publish, channel, f"{channel} 2")
+                    got[channel].append((await anext(sub)).data)  # live
+            return got
+
+        bridge_url = f"redis+cluster://bridge:{PASSWORD}@{nodes}"
+        with Bridge(bridge_url, classes={"chat:*": Replayable()}) as bridge:
+            got = run(lambda: resume_each(bridge), timeout=20)
+            assert (bridge.stats.replay_errors, bridge.stats.reconnects) == (0, 0)
+    assert got == {channel: [f"{channel} 1", f"{channel} 2"] for channel in channels}
+    refused = []
+    for server in cluster.servers:
+        with server.client(decode_responses=True) as admin:
+            refused += [e for e in admin.acl_log() if e.get("object") not in OPTIONAL]
+    assert refused == []

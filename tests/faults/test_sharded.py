@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from hotconfig import Fleet as HotConfigFleet
 from hotconfig import Status
 from hotconfig.connection import Target
+from hotconfig.fleet import ChangeNotice
 from hotconfig.keyspace import Keyspace
 from hotconfig.testing import EmbeddedServer, ServerKind
 from hotconfig.wire import DEFAULT_CHANNEL
@@ -120,3 +122,36 @@ def test_the_store_slot_migrated_under_sharded_mode_loses_no_version(
     assert shard_subscribers(source) == 0
     version = fleet.store.set("after", True)  # announced on the new master, heard at once
     assert all(c.wait_for_version(version, timeout=5) for c in clients)
+
+
+def test_a_fleet_watch_of_a_sharded_store_sees_its_changes(
+    cluster: Cluster, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    fleet = fleet_factory(cluster.url + "?sharded=1")
+    config = fleet.client(poll_interval=NO_POLL)
+    with (
+        HotConfigFleet(cluster.url + "?sharded=1") as watcher,
+        watcher.watch(timeout=10, changes=True) as feed,
+    ):
+        assert watcher.sharded
+        version = fleet.store.set("limit", 3)
+        notices = list(_until_version(feed, version))
+        assert [n.version for n in notices] == [version]
+        assert [(e.key, e.value) for e in notices[0].entries] == [("limit", 3)]
+        # A raw classic publish reaches the same feed.
+        elsewhere = next(
+            m for m in cluster.masters() if m.port != cluster.master_of(STORE_KEY).port
+        )
+        with elsewhere.client() as raw:
+            raw.publish(DEFAULT_CHANNEL, '{"key":"raw.flag","value":true}')
+        raw_notice = next(e for e in feed if isinstance(e, ChangeNotice))
+        assert [(e.key, e.value) for e in raw_notice.entries] == [("raw.flag", True)]
+    assert config.wait_for_version(version, timeout=5)
+
+
+def _until_version(feed: Iterator[object], version: int) -> Iterator[ChangeNotice]:
+    for event in feed:
+        if isinstance(event, ChangeNotice):
+            yield event
+            if event.version == version:
+                return

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig import ConfigStore, Fleet, HotConfig, Status
 from hotconfig.testing.server import free_port
 from tests.waiting import eventually
 
@@ -142,6 +142,11 @@ def test_a_client_and_a_store_work_over_tls(tls_server: TlsServer) -> None:
         assert config.get("feature.tls") == "on"
         assert store.get("feature.tls") == "on"
         assert config.stats.reconnects == 0
+        # The fleet reads the registry and waits for reports over the same TLS options.
+        with Fleet(tls_server.url(), redis_kwargs={"ssl_ca_certs": str(ca)}) as fleet:
+            landed = fleet.wait(version, timeout=5)
+            assert landed.ok, landed
+            assert len(landed.applied) == 1, landed
     # And the same store, given a client made with TLS options of its own.
     with ConfigStore(client=redis.Redis.from_url(tls_server.url(), ssl_ca_certs=str(ca))) as store:
         assert store.get("feature.tls") == "on"

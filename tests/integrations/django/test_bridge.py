@@ -2,7 +2,10 @@
 
 What a browser sees: the AI service's tokens over SSE and over a WebSocket, in order and ended
 by ``done``; a refused channel (403, nothing subscribed); a browser that leaves, let go at
-once; and, under WSGI, a view that refuses with a message saying how to serve it.
+once; and, under WSGI, a view that refuses with a message saying how to serve it. On a
+replayable channel: after a reconnect with ``Last-Event-ID`` (or a ``last_event_id``
+parameter), exactly the messages it missed; a ``recovery`` event for a trimmed or unknown
+position; 400 for a malformed id; a refusal at replay; a WebSocket resuming the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import websocket
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
+from hotconfig.bridge import Position, Replayable, ReplayPublisher
 from hotconfig.testing import EmbeddedServer, free_port
-from tests.bridging import DONE, TOKENS, publish, subscribers
+from tests.bridging import DONE, TOKENS, publish, stats, subscribers, wait_subscribed
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -107,3 +111,121 @@ def test_under_wsgi_the_view_refuses_and_says_to_serve_the_project_under_asgi() 
     # Django's test Client makes a WSGIRequest, as a WSGI server's handler does.
     with pytest.raises(ImproperlyConfigured, match="need Django under ASGI: serve the project"):
         Client().get("/bridge/sse/ai:stream:sess-abc")
+
+
+# -- replayable channels: resuming by Last-Event-ID ----------------------------------------------
+
+
+@pytest.fixture
+def publisher(server: EmbeddedServer) -> Iterator[ReplayPublisher]:
+    with ReplayPublisher(server.url) as publisher:
+        yield publisher
+
+
+def test_a_browser_that_reconnects_with_last_event_id_gets_exactly_the_messages_it_missed(
+    site: Served, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    url = site.url + "/bridge/sse/chat:d1"
+    with EventReader(url) as reader:  # a first visit, from now
+        wait_subscribed(redis_client, "chat:d1")
+        assert eventually(lambda: stats(site)["subscribers"] == 1)
+        ids = [publisher.publish("chat:d1", f"m{n}") for n in range(3)]
+        seen = [reader.next() for _ in ids]
+    assert [(e.event, e.data, e.id) for e in seen] == [
+        ("message", f"m{n}", i) for n, i in enumerate(ids)
+    ]
+    missed = [publisher.publish("chat:d1", f"m{n}") for n in range(3, 7)]
+    with EventReader(url, last_event_id=seen[-1].id) as reader:  # as EventSource reconnects
+        wait_subscribed(redis_client, "chat:d1")
+        live = publisher.publish("chat:d1", "live")
+        events = reader.until(lambda e: e.data == "live")
+        assert reader.pending() == []
+    assert [e.data for e in events] == ["m3", "m4", "m5", "m6", "live"]
+    assert [e.id for e in events] == [*missed, live]
+    assert stats(site)["replayed"] == 4
+
+
+def test_a_first_connection_resumes_from_the_query_parameter_and_the_header_wins_over_it(
+    site: Served, publisher: ReplayPublisher
+) -> None:
+    ids = [publisher.publish("chat:d2", f"m{n}") for n in range(5)]
+    with EventReader(site.url + f"/bridge/sse/chat:d2?last_event_id={ids[1]}") as reader:
+        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m2", "m3", "m4"]
+    query = f"/bridge/sse/chat:d2?last_event_id={ids[0]}"
+    with EventReader(site.url + query, last_event_id=ids[3]) as reader:
+        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m4"]
+
+
+def test_a_trimmed_or_unknown_position_gets_a_recovery_event_then_the_live_messages(
+    site: Served, server: EmbeddedServer, redis_client: redis.Redis
+) -> None:
+    with ReplayPublisher(server.url, history=Replayable(maxlen=10)) as publisher:
+        first = publisher.publish("chat:d3", "first")
+        for n in range(300):
+            publisher.publish("chat:d3", f"m{n}")
+        epoch = Position.parse(first).epoch
+        for position, reason in ((first, "trimmed"), (f"{epoch}:9999", "unknown")):
+            with EventReader(site.url + "/bridge/sse/chat:d3", last_event_id=position) as reader:
+                notice = reader.next()
+                wait_subscribed(redis_client, "chat:d3")
+                live = publisher.publish("chat:d3", "live")
+                assert (reader.next().data, reader.pending()) == ("live", [])
+            now = f"{epoch}:{Position.parse(live).offset - 1}"  # where the browser stands
+            assert (notice.event, notice.id) == ("recovery", now)
+            data = notice.json()
+            assert (data["channel"], data["recovered"], data["reason"]) == (
+                "chat:d3",
+                False,
+                reason,
+            )
+
+
+def test_a_malformed_last_event_id_answers_400_and_subscribes_nothing(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    url = site.url + "/bridge/sse/chat:d4"
+    for headers, query in (({"last-event-id": "nonsense"}, ""), ({}, "?last_event_id=x:1:y")):
+        response = httpx.get(url + query, headers=headers, timeout=5)
+        assert response.status_code == 400
+        assert "not an event id of a replayable channel" in response.text
+    assert subscribers(redis_client, "chat:d4") == 0
+    assert stats(site)["subscribers"] == 0
+
+
+def test_a_grant_revoked_before_the_replay_sees_nothing_stored_and_the_stream_ends(
+    site: Served, publisher: ReplayPublisher
+) -> None:
+    ids = [publisher.publish("revocable:d5", f"private {n}") for n in range(3)]
+    with EventReader(site.url + "/bridge/sse/revocable:d5", last_event_id=ids[0]) as reader:
+        assert reader.status == 200  # allowed when it subscribed
+        notice = reader.next()
+        assert reader.ended.wait(5), "the stream stayed open after the refusal"
+        assert reader.pending() == []
+    assert (notice.event, notice.json()["reason"]) == ("recovery", "forbidden")
+    assert stats(site)["replayed"] == 0
+
+
+def test_a_websocket_resumes_from_the_parameter_and_is_closed_when_refused_at_replay(
+    site: Served, publisher: ReplayPublisher
+) -> None:
+    base = site.url.replace("http", "ws") + "/bridge/ws/"
+    ids = [publisher.publish("chat:d6", f"m{n}") for n in range(4)]
+    ws = websocket.create_connection(base + f"chat:d6?last_event_id={ids[1]}", timeout=5)
+    try:
+        assert [ws.recv() for _ in range(2)] == ["m2", "m3"]  # as published, no envelope
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(base + "chat:d6?last_event_id=nonsense", timeout=5)
+    assert refused.value.status_code == 403  # refused in the handshake, nothing subscribed
+    publisher.publish("revocable:d6", "private")
+    ws = websocket.create_connection(base + "revocable:d6?last_event_id=:0", timeout=5)
+    try:
+        notice = json.loads(ws.recv())
+        assert (notice["event"], notice["reason"]) == ("recovery", "forbidden")
+        opcode, payload = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(payload[:2], "big") == 1008
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]
+    assert stats(site)["replayed"] == 2

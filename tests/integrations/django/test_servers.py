@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore
+from hotconfig import ConfigStore, Fleet
 from hotconfig.testing import EmbeddedServer
 from tests.integrations.django.processes import environment, free_port, manage, serving, state
 from tests.waiting import eventually
@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow
 CLIENT_NAME = "hotconfig:shop"  # HOTCONFIG["SERVICE"] = "shop" names the listener's connections
 FRESHNESS = 1.0  # seconds from ConfigStore.set until every worker serves the value
 NO_WAIT = 4.0  # seconds: under the 5 s START_TIMEOUT a process with a listener would wait
+# Seconds for a stopped worker to leave the fleet registry: well under the registration's TTL
+# (15 s), the time an instance that exits without a word lingers there.
+LEAVE = 5.0
 
 
 def listeners(client: redis.Redis) -> list[int]:
@@ -125,7 +128,11 @@ def test_every_gunicorn_worker_serves_a_change_within_a_second(
         "shop.wsgi",
     ]  # fmt: skip
     env = shop_env(server.url, tmp_path)
-    with ConfigStore(server.url) as store, serving(command, env, port, tmp_path / "gunicorn.log"):
+    with (
+        Fleet(server.url) as fleet,
+        ConfigStore(server.url) as store,
+        serving(command, env, port, tmp_path / "gunicorn.log"),
+    ):
         seen: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + 20
         while len(seen) < workers or any(s["status"] != "LIVE" for s in seen.values()):
@@ -135,6 +142,7 @@ def test_every_gunicorn_worker_serves_a_change_within_a_second(
         # Each worker follows on a connection of its own; with --preload the master keeps one.
         expected = workers + (1 if preload else 0)
         assert eventually(lambda: len(listeners(redis_client)) == expected), listeners(redis_client)
+        assert eventually(lambda: len(fleet.instances("shop")) == expected), fleet.instances()
 
         written = time.monotonic()
         store.set("banner.text", "Sale")
@@ -155,6 +163,9 @@ def test_every_gunicorn_worker_serves_a_change_within_a_second(
         lags = {pid: a["banner_built_at"] - written for pid, a in fresh.items()}
         assert all(0 <= lag < FRESHNESS for lag in lags.values()), lags
     assert eventually(lambda: listeners(redis_client) == [])
+    # Each process closed its client at exit, so it left the registry rather than expiring.
+    with Fleet(server.url) as fleet:
+        assert eventually(lambda: fleet.instances("shop") == [], timeout=LEAVE), fleet.instances()
 
 
 def test_uvicorn_workers_each_follow_the_store_under_asgi(

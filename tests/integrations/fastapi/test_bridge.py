@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ import redis
 import websocket
 
 from hotconfig.testing import EmbeddedServer
-from tests.bridging import DONE, TOKENS, publish
+from tests.bridging import DONE, TOKENS, publish, stats, wait_subscribed
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -35,16 +34,6 @@ BRIDGE_APP = "tests.integrations.fastapi.bridge_app:app"
 def app(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
     with uvicorn_app(server, tmp_path, app=BRIDGE_APP, env={"BRIDGE_IDLE": "1"}) as served:
         yield served
-
-
-def wait_subscribed(client: redis.Redis, channel: str, count: int = 1) -> None:
-    # The bridge subscribes once per channel, however many browsers follow it.
-    assert eventually(lambda: dict(client.pubsub_numsub(channel))[channel.encode()] >= count)
-
-
-def stats(app: Served) -> dict[str, Any]:
-    result: dict[str, Any] = httpx.get(app.url + "/bridge-stats", timeout=5).json()
-    return result
 
 
 def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_closes_on_done(

@@ -22,10 +22,12 @@ import websocket
 
 from hotconfig.bridge import Position, Replayable, ReplayPublisher
 from hotconfig.testing import EmbeddedServer
+from tests.bridging import stats, wait_subscribed
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import Event, EventReader
-from tests.integrations.fastapi.test_bridge import BRIDGE_APP, stats, wait_subscribed
 from tests.waiting import eventually
+
+BRIDGE_APP = "tests.integrations.fastapi.bridge_app:app"
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 What a browser sees: the AI service's tokens in order, the stream ended by ``done``; a refused
 channel; and what the operator sees: fifty browsers on one worker hold ONE subscription
-connection, each gets the dashboard's refresh, and the bridge lets go of each that left.
+connection, each gets the dashboard's refresh, and the bridge lets go of each that left. On a
+replayable channel: after a reconnect with ``Last-Event-ID`` (or a ``last_event_id``
+parameter), exactly the messages it missed; a ``recovery`` event for a trimmed or unknown
+position; 400 for a malformed id; a refusal at replay.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 
+from hotconfig.bridge import Position, Replayable, ReplayPublisher
 from hotconfig.testing import EmbeddedServer, free_port
-from tests.bridging import DONE, TOKENS, subscribers
+from tests.bridging import DONE, TOKENS, stats, subscribers, wait_subscribed
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -40,11 +43,6 @@ def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
     ]  # fmt: skip
     with serving(command, port, tmp_path / "gunicorn.log", redis=server, cwd=ROOT) as served:
         yield served
-
-
-def stats(site: Served) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(site.url + "/bridge-stats", timeout=5).json()
-    return answer
 
 
 def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(
@@ -94,3 +92,96 @@ def test_fifty_browsers_share_one_redis_connection_and_each_gets_the_refresh(
     # Each browser that left is noticed at its next keep-alive write, and let go.
     assert eventually(lambda: stats(site)["subscribers"] == 0, timeout=10)
     assert eventually(lambda: subscribers(redis_client, channel) == 0)
+
+
+# -- replayable channels: resuming by Last-Event-ID ----------------------------------------------
+
+
+@pytest.fixture
+def publisher(server: EmbeddedServer) -> Iterator[ReplayPublisher]:
+    with ReplayPublisher(server.url) as publisher:
+        yield publisher
+
+
+def test_a_browser_that_reconnects_with_last_event_id_gets_exactly_the_messages_it_missed(
+    site: Served, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    url = site.url + "/bridge/sse/chat:f1"
+    with EventReader(url) as reader:  # a first visit, from now
+        wait_subscribed(redis_client, "chat:f1")
+        assert eventually(lambda: stats(site)["subscribers"] == 1)
+        ids = [publisher.publish("chat:f1", f"m{n}") for n in range(3)]
+        seen = [reader.next() for _ in ids]
+    assert [(e.event, e.data, e.id) for e in seen] == [
+        ("message", f"m{n}", i) for n, i in enumerate(ids)
+    ]
+    missed = [publisher.publish("chat:f1", f"m{n}") for n in range(3, 7)]
+    with EventReader(url, last_event_id=seen[-1].id) as reader:  # as EventSource reconnects
+        wait_subscribed(redis_client, "chat:f1")
+        live = publisher.publish("chat:f1", "live")
+        events = reader.until(lambda e: e.data == "live")
+        assert reader.pending() == []
+    assert [e.data for e in events] == ["m3", "m4", "m5", "m6", "live"]
+    assert [e.id for e in events] == [*missed, live]
+    # Asked again at the replay, in the request's context (the app's check reads flask.request).
+    assert stats(site)["replayed"] == 4
+
+
+def test_a_first_connection_resumes_from_the_query_parameter_and_the_header_wins_over_it(
+    site: Served, publisher: ReplayPublisher
+) -> None:
+    ids = [publisher.publish("chat:f2", f"m{n}") for n in range(5)]
+    with EventReader(site.url + f"/bridge/sse/chat:f2?last_event_id={ids[1]}") as reader:
+        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m2", "m3", "m4"]
+    query = f"/bridge/sse/chat:f2?last_event_id={ids[0]}"
+    with EventReader(site.url + query, last_event_id=ids[3]) as reader:
+        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m4"]
+
+
+def test_a_trimmed_or_unknown_position_gets_a_recovery_event_then_the_live_messages(
+    site: Served, server: EmbeddedServer, redis_client: redis.Redis
+) -> None:
+    with ReplayPublisher(server.url, history=Replayable(maxlen=10)) as publisher:
+        first = publisher.publish("chat:f3", "first")
+        for n in range(300):
+            publisher.publish("chat:f3", f"m{n}")
+        epoch = Position.parse(first).epoch
+        for position, reason in ((first, "trimmed"), (f"{epoch}:9999", "unknown")):
+            with EventReader(site.url + "/bridge/sse/chat:f3", last_event_id=position) as reader:
+                notice = reader.next()
+                wait_subscribed(redis_client, "chat:f3")
+                live = publisher.publish("chat:f3", "live")
+                assert (reader.next().data, reader.pending()) == ("live", [])
+            now = f"{epoch}:{Position.parse(live).offset - 1}"  # where the browser stands
+            assert (notice.event, notice.id) == ("recovery", now)
+            data = notice.json()
+            assert (data["channel"], data["recovered"], data["reason"]) == (
+                "chat:f3",
+                False,
+                reason,
+            )
+
+
+def test_a_malformed_last_event_id_answers_400_and_subscribes_nothing(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    url = site.url + "/bridge/sse/chat:f4"
+    for headers, query in (({"last-event-id": "nonsense"}, ""), ({}, "?last_event_id=x:1:y")):
+        response = httpx.get(url + query, headers=headers, timeout=5)
+        assert response.status_code == 400
+        assert "not an event id of a replayable channel" in response.text
+    assert subscribers(redis_client, "chat:f4") == 0
+    assert stats(site)["subscribers"] == 0
+
+
+def test_a_grant_revoked_before_the_replay_sees_nothing_stored_and_the_stream_ends(
+    site: Served, publisher: ReplayPublisher
+) -> None:
+    ids = [publisher.publish("revocable:f5", f"private {n}") for n in range(3)]
+    with EventReader(site.url + "/bridge/sse/revocable:f5", last_event_id=ids[0]) as reader:
+        assert reader.status == 200  # allowed when it subscribed
+        notice = reader.next()
+        assert reader.ended.wait(5), "the stream stayed open after the refusal"
+        assert reader.pending() == []
+    assert (notice.event, notice.json()["reason"]) == ("recovery", "forbidden")
+    assert stats(site)["replayed"] == 0
