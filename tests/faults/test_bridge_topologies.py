@@ -4,7 +4,8 @@ A Sentinel failover while a publisher writes a replayable and a sequenced channe
 message arrives once, or a ``recovery`` or ``gap`` event says what could not, and the bridge
 ends on the new master. On a cluster, classic mode hears channels of every slot on one
 connection; sharded mode SSUBSCRIBEs each channel on its slot's master, one connection per
-master, and follows a slot migrated under a replayable channel without missing a message.
+master, and follows a slot migrated, or failed over, under a replayable channel without
+missing a message.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from hotconfig.replay import history_keys
 from hotconfig.testing import EmbeddedServer, ServerKind
 from hotconfig.testing.server import EmbeddedServerError, find_binary
 from tests.bridging import run, subscribed
-from tests.faults.topology import Cluster, SentinelSet
+from tests.faults.topology import Cluster, SentinelSet, wait_linked
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -86,6 +87,17 @@ def one_channel_per_master(cluster: Cluster, prefix: str) -> dict[int, str]:
 def shard_subscribers(server: EmbeddedServer, channel: str) -> int:
     with server.client() as admin:
         return int(admin.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+
+
+def replica_of(master: EmbeddedServer, cluster: Cluster) -> EmbeddedServer:
+    for server in cluster.servers:
+        with server.client() as admin:
+            if (
+                server.port != master.port
+                and admin.info("replication").get("master_port") == master.port
+            ):
+                return server
+    raise AssertionError(f"no replica of {master.port}")
 
 
 async def take(subscription: Subscription, count: int, timeout: float = 10.0) -> list[Event]:
@@ -346,3 +358,36 @@ def test_a_sentinel_failover_under_writes_resubscribes_on_the_new_master(
             indexes.append(json.loads(event.data)["index"])
     assert indexes == list(range(count + 1))
     assert stream_events[-1].final
+
+
+def test_a_cluster_failover_under_a_sharded_replayable_channel_loses_no_message(
+    cluster: Cluster,
+) -> None:
+    channel = "chat:failing-over"
+    replica = replica_of(cluster.master_of(channel), cluster)
+    wait_linked(replica)  # a manual failover needs the replica in sync
+    publisher = ReplayPublisher(cluster.url + "?sharded=1", history=Replayable(maxlen=10_000))
+
+    async def main(bridge: Bridge) -> list[Event]:
+        subscription = await subscribed(bridge.subscribe(channel))
+        writer = Publishing(100, lambda n: (publisher.publish(channel, f"m{n}"), f"m{n}")[1])
+        assert await asyncio.to_thread(writer.halfway.wait, 30)
+        with replica.client() as admin:  # a coordinated failover: the replica caught up first
+            admin.execute_command("CLUSTER", "FAILOVER")
+        promoted = await asyncio.to_thread(
+            eventually, lambda: cluster.master_of(channel).port == replica.port, 20
+        )
+        assert promoted, "the replica was not promoted"
+        await asyncio.to_thread(writer.join)
+        return await take(subscription, 100, timeout=20)
+
+    try:
+        with Bridge(cluster.url, classes=CLASSES, sharded=True, check_interval=0.5) as bridge:
+            events = run(lambda: main(bridge), timeout=40)
+            assert eventually(lambda: shard_subscribers(replica, channel) == 1, timeout=5)
+            assert bridge.stats.unrecovered == 0
+            assert "slot moved" in str(bridge.stats.last_error)  # the old master said so
+    finally:
+        publisher.close()
+    assert [e.data for e in events] == [f"m{n}" for n in range(100)]  # once each, in order
+    assert [Position.parse(e.id or "").offset for e in events] == list(range(1, 101))
