@@ -290,7 +290,7 @@ class Bridge:
 
     # -- the links' side (hotconfig.bridge_session.Hub), called on their threads ----------------
 
-    def wanted(self, link: Link) -> set[Key] | None:
+    def _wanted(self, link: Link) -> set[Key] | None:
         with self._lock:
             if self._stop.is_set() or self._links.get(link.node) is not link:
                 return None
@@ -310,13 +310,13 @@ class Bridge:
                 return None
             return wanted
 
-    def connected(self, link: Link) -> None:
+    def _connected(self, link: Link) -> None:
         if link.sessions > 1:
             with self._lock:
                 self._sessions += 1
             self._history.reconnect()  # catch up from the master just connected to
 
-    def failed(self, link: Link, error: BaseException) -> None:
+    def _failed(self, link: Link, error: BaseException) -> None:
         self._last_error = f"{type(error).__name__}: {error}"
         if link.node is not None:
             with self._lock:  # route this link's channels again, by a fresh slot map
@@ -325,7 +325,7 @@ class Bridge:
             if router is not None:
                 router.moved()
 
-    def acknowledge(self, link: Link, key: Key, subscribed: bool) -> None:
+    def _acknowledge(self, link: Link, key: Key, subscribed: bool) -> None:
         with self._lock:
             if not subscribed:
                 if self._acknowledged.get(key) is link:  # not if another link has it now
@@ -336,7 +336,7 @@ class Bridge:
         for subscription in subs:
             _call_soon(subscription, subscription._acknowledged)
 
-    def lost(self, link: Link, keys: set[Key]) -> None:
+    def _lost(self, link: Link, keys: set[Key]) -> None:
         with self._lock:
             gone = [key for key in keys if self._acknowledged.get(key) in (link, None)]
             for key in gone:
@@ -345,7 +345,7 @@ class Bridge:
         for subscription in followed:  # subscribed again by the next session
             _call_soon(subscription, subscription.subscribed.clear)
 
-    def dispatch(self, key: Key, channel: bytes, data: bytes) -> None:
+    def _dispatch(self, key: Key, channel: bytes, data: bytes) -> None:
         self._tally.add("messages")
         with self._lock:
             subs = list(self._followed.get(key, ()))
@@ -366,13 +366,13 @@ class Bridge:
 
     # -- the router's side (hotconfig.bridge_routing.Routes), sharded mode ----------------------
 
-    def exact_channels(self) -> set[str]:
+    def _exact_channels(self) -> set[str]:
         with self._lock:
             return {
                 name for (pattern, name), subs in self._followed.items() if subs and not pattern
             }
 
-    def route(self, owners: dict[str, Node]) -> None:
+    def _route(self, owners: dict[str, Node]) -> None:
         with self._lock:
             if self._stop.is_set():
                 return

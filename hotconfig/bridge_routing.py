@@ -36,9 +36,9 @@ class Routes(Protocol):
     """The bridge's side: which exact channels are followed, and where they go now (called on
     the router's thread)."""
 
-    def exact_channels(self) -> set[str]: ...
+    def _exact_channels(self) -> set[str]: ...
 
-    def route(self, owners: dict[str, Node]) -> None: ...
+    def _route(self, owners: dict[str, Node]) -> None: ...
 
 
 class Router:
@@ -86,7 +86,7 @@ class Router:
                     fresh = True
                 if fresh:
                     next_refresh = time.monotonic() + self._refresh_every
-                self._route(client, fresh)
+                self._assign(client, fresh)
                 attempt = 0
             except Exception as exc:  # the thread must never die unseen
                 self.errors += 1
@@ -101,9 +101,9 @@ class Router:
         if client is not None:
             client.close()
 
-    def _route(self, client: Any, fresh: bool) -> None:
+    def _assign(self, client: Any, fresh: bool) -> None:
         owners: dict[str, Node] = {}
-        for channel in self._routes.exact_channels():
+        for channel in self._routes._exact_channels():
             known = None if fresh else self._owners.get(channel)
             if known is None:
                 node = client.get_node_from_key(channel)  # the slot map, no round trip
@@ -113,4 +113,4 @@ class Router:
         if moved:
             log.info("%d followed channel(s) moved to another master", len(moved))
         self._owners = owners
-        self._routes.route(owners)
+        self._routes._route(owners)

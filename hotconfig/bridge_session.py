@@ -80,20 +80,20 @@ class Hub(Protocol):
     """What a link needs from its bridge; every method is thread-safe, called on the link's
     thread."""
 
-    def wanted(self, link: Link) -> set[Key] | None:
+    def _wanted(self, link: Link) -> set[Key] | None:
         """What ``link`` must follow now; None: nothing, and the link is retired (the next
         channel for its node gets a new link)."""
         ...
 
-    def dispatch(self, key: Key, channel: bytes, data: bytes) -> None: ...
+    def _dispatch(self, key: Key, channel: bytes, data: bytes) -> None: ...
 
-    def acknowledge(self, link: Link, key: Key, subscribed: bool) -> None: ...
+    def _acknowledge(self, link: Link, key: Key, subscribed: bool) -> None: ...
 
-    def connected(self, link: Link) -> None: ...
+    def _connected(self, link: Link) -> None: ...
 
-    def failed(self, link: Link, error: BaseException) -> None: ...
+    def _failed(self, link: Link, error: BaseException) -> None: ...
 
-    def lost(self, link: Link, keys: set[Key]) -> None:
+    def _lost(self, link: Link, keys: set[Key]) -> None:
         """``link``'s connection is gone; ``keys`` were subscribed on it."""
         ...
 
@@ -158,7 +158,7 @@ class Link:
             except BaseException as exc:  # the thread must never die unseen
                 if self._stop.is_set():
                     break
-                self._hub.failed(self, exc)
+                self._hub._failed(self, exc)
                 if isinstance(exc, SlotMoved):  # a reshard or a failover, not an outage
                     log.info("%s; routing its channels again", exc)
                 else:
@@ -173,7 +173,7 @@ class Link:
 
     def _session(self, outage: Outage) -> bool:
         """Connect, then follow what the hub wants until a fault (raised) or retirement (True)."""
-        wanted = self._hub.wanted(self)
+        wanted = self._hub._wanted(self)
         if wanted is None:
             return True
         publisher, subscriber = self._connect(wanted)
@@ -190,10 +190,10 @@ class Link:
         next_check = now + options.master_check
         self.sessions += 1
         self.connected = True
-        self._hub.connected(self)
+        self._hub._connected(self)
         outage.recovered()
         while not self._stop.is_set():
-            wanted = self._hub.wanted(self)
+            wanted = self._hub._wanted(self)
             if wanted is None:
                 return True
             self._sync(connection, wanted)
@@ -261,12 +261,12 @@ class Link:
                 if reply[1] == self._private:
                     probe.answered(reply[2])
                 else:
-                    hub.dispatch((False, reply[1].decode()), reply[1], reply[2])
+                    hub._dispatch((False, reply[1].decode()), reply[1], reply[2])
             elif kind == b"pmessage":
-                hub.dispatch((True, reply[1].decode()), reply[2], reply[3])
+                hub._dispatch((True, reply[1].decode()), reply[2], reply[3])
             elif kind in (b"subscribe", b"ssubscribe", b"psubscribe"):
                 if reply[1] != self._private:
-                    hub.acknowledge(self, (kind == b"psubscribe", reply[1].decode()), True)
+                    hub._acknowledge(self, (kind == b"psubscribe", reply[1].decode()), True)
             elif kind == b"sunsubscribe" and (False, reply[1].decode()) in self._sent:
                 # Never asked for: Redis ends shard subscriptions of a slot that moved away.
                 raise SlotMoved(
@@ -274,7 +274,7 @@ class Link:
                     ": its slot moved to another master"
                 )
             elif kind in (b"unsubscribe", b"punsubscribe", b"sunsubscribe") and reply[1]:
-                hub.acknowledge(self, (kind == b"punsubscribe", reply[1].decode()), False)
+                hub._acknowledge(self, (kind == b"punsubscribe", reply[1].decode()), False)
             elif kind == b"pong":
                 heartbeat.answered(reply[1])
             if not connection.can_read(timeout=0):
@@ -286,7 +286,7 @@ class Link:
             pubsub, clients = self._pubsub, self._clients
             self._pubsub, self._clients = None, ()
         sent, self._sent = self._sent, set()
-        self._hub.lost(self, sent)
+        self._hub._lost(self, sent)
         for closer in (pubsub, *clients):
             if closer is not None:
                 try:
