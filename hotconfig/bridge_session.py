@@ -120,6 +120,7 @@ class Link:
         self._pubsub: Any = None
         self._clients: tuple[Any, ...] = ()
         self._sent: set[Key] = set()
+        self._probe_refused = False  # the ACL user may not PUBLISH: PING alone, from then on
         # A private classic channel: it keeps the connection in Pub/Sub mode while it follows
         # nothing else, and carries the delivery probe.
         self._private = f"hotconfig:bridge:{uuid.uuid4().hex[:16]}".encode()
@@ -186,7 +187,8 @@ class Link:
         options = self._options
         now = time.monotonic()
         heartbeat = Heartbeat(options.ping_interval, options.socket_timeout, now)
-        probe = Heartbeat(options.probe_interval or float("inf"), options.socket_timeout, now)
+        probing = options.probe_interval if not self._probe_refused else None
+        probe = Heartbeat(probing or float("inf"), options.socket_timeout, now)
         next_check = now + options.master_check
         self.sessions += 1
         self.connected = True
@@ -207,13 +209,29 @@ class Link:
             if token is not None:
                 connection.send_command("PING", token)
             token = probe.send_due(now)
-            if token is not None:
-                publisher.publish(self._private, token)
+            if token is not None and not self._send_probe(publisher, token):
+                probe = Heartbeat(float("inf"), options.socket_timeout, now)
             if self.node is None and now >= next_check:
                 next_check = now + options.master_check
                 check_master(self._target, connection)  # Sentinel only; a no-op otherwise
             if connection.can_read(timeout=_MAX_WAIT):
                 self._drain(connection, heartbeat, probe)
+        return True
+
+    def _send_probe(self, publisher: Any, token: bytes) -> bool:
+        """PUBLISH the probe; False if the ACL forbids it (an older ``bridge`` role grants no
+        PUBLISH): the probe is then off for good, with one warning, rather than the bridge."""
+        try:
+            publisher.publish(self._private, token)
+        except redis.exceptions.NoPermissionError as exc:
+            self._probe_refused = True
+            log.warning(
+                "the bridge's delivery probe is off: its ACL user may not PUBLISH on %s (%s); "
+                "grant its user '+publish &hotconfig:bridge:*' to turn it on",
+                self._private.decode(),
+                exc,
+            )
+            return False
         return True
 
     def _connect(self, wanted: set[Key]) -> tuple[Any, Any]:

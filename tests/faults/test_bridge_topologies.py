@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 
+from hotconfig import acl
 from hotconfig.bridge import (
     Bridge,
     Delivery,
@@ -48,6 +49,7 @@ CLASSES: dict[str, Delivery] = {
     "ai:stream:*": Sequenced(idle_timeout=30),
 }
 KINDS: tuple[ServerKind, ...] = ("valkey", "redis")
+PASSWORD = "bridge-topologies-pw"
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -391,3 +393,33 @@ def test_a_cluster_failover_under_a_sharded_replayable_channel_loses_no_message(
         publisher.close()
     assert [e.data for e in events] == [f"m{n}" for n in range(100)]  # once each, in order
     assert [Position.parse(e.id or "").offset for e in events] == list(range(1, 101))
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_under_the_bridge_acl_role_a_refused_probe_turns_itself_off_not_the_bridge(
+    cluster: Cluster, sharded: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = acl.rules("bridge", bridge_channels=["orders:*"], replay_channels=(), sharded=sharded)
+    for server in cluster.servers:  # ACL users are per node
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "bridge", "on", ">" + PASSWORD, *rules)
+    nodes = cluster.url.removeprefix("redis+cluster://")
+    url = f"redis+cluster://bridge:{PASSWORD}@{nodes}" + ("?sharded=1" if sharded else "")
+    channels = one_channel_per_master(cluster, "orders:")
+    client = Target(cluster.url).command_client()
+
+    async def main(bridge: Bridge) -> list[str]:
+        subs = [await subscribed(bridge.subscribe(c)) for c in channels.values()]
+        await asyncio.sleep(0.5)  # several probes are due meanwhile
+        for channel in channels.values():
+            client.execute_command("SPUBLISH" if sharded else "PUBLISH", channel, channel)
+        return [(await anext(s)).data for s in subs]
+
+    try:
+        with Bridge(url, probe_interval=0.1) as bridge:
+            assert run(lambda: main(bridge)) == list(channels.values())
+            assert bridge.stats.reconnects == 0
+            assert bridge.stats.connections == (3 if sharded else 1)
+    finally:
+        client.close()
+    assert "delivery probe is off" in caplog.text
