@@ -174,10 +174,9 @@ class Link:
 
     def _session(self, outage: Outage) -> bool:
         """Connect, then follow what the hub wants until a fault (raised) or retirement (True)."""
-        wanted = self._hub._wanted(self)
-        if wanted is None:
+        if self._hub._wanted(self) is None:
             return True
-        publisher, subscriber = self._connect(wanted)
+        publisher, subscriber = self._connect()
         pubsub = subscriber.pubsub()
         with self._lock:
             self._pubsub = pubsub
@@ -234,18 +233,13 @@ class Link:
             return False
         return True
 
-    def _connect(self, wanted: set[Key]) -> tuple[Any, Any]:
+    def _connect(self) -> tuple[Any, Any]:
         """``(publisher of probes, subscriber)``. Classic: the listener's clients (Sentinel
         asked anew; on a cluster, the probe crosses the cluster bus). Sharded: a connection to
-        the master serving the first channel, by a fresh slot map, which must be this node."""
+        this link's master; if it no longer serves a channel, SSUBSCRIBE answers MOVED."""
         if self.node is None:
             return self._target.listener_clients(self._options.socket_timeout)
-        first = min(name for _, name in wanted)
-        subscriber = self._target.shard_subscriber(first, self._options.socket_timeout)
-        where = subscriber.connection_pool.connection_kwargs
-        if (where.get("host"), where.get("port")) != self.node:
-            subscriber.close()
-            raise SlotMoved(f"the slot of {first!r} is not served by {self.node} any more")
+        subscriber = self._target.node_subscriber(self.node, self._options.socket_timeout)
         return subscriber, subscriber
 
     def _sync(self, connection: Any, wanted: set[Key]) -> None:
@@ -253,19 +247,23 @@ class Link:
         sent = self._sent
         if wanted == sent:
             return
-        for pattern, name in sorted(wanted - sent):
-            sent.add((pattern, name))
-            if pattern:
-                connection.send_command("PSUBSCRIBE", name)
-            else:  # one channel a command: SSUBSCRIBE refuses channels of several slots
-                connection.send_command("SUBSCRIBE" if self.node is None else "SSUBSCRIBE", name)
-        for pattern, name in sorted(sent - wanted):
-            sent.discard((pattern, name))
-            if pattern:
-                connection.send_command("PUNSUBSCRIBE", name)
-            else:
-                unsubscribe = "UNSUBSCRIBE" if self.node is None else "SUNSUBSCRIBE"
-                connection.send_command(unsubscribe, name)
+        exact = (
+            ("SUBSCRIBE", "UNSUBSCRIBE") if self.node is None else ("SSUBSCRIBE", "SUNSUBSCRIBE")
+        )
+        for pattern, (add, drop) in ((False, exact), (True, ("PSUBSCRIBE", "PUNSUBSCRIBE"))):
+            for verb, names in (
+                (add, sorted(n for p, n in wanted - sent if p is pattern)),
+                (drop, sorted(n for p, n in sent - wanted if p is pattern)),
+            ):
+                if not names:
+                    continue
+                if verb[0] == "S":  # one channel a command: SSUBSCRIBE refuses several slots
+                    for name in names:
+                        connection.send_command(verb, name)
+                else:
+                    connection.send_command(verb, *names)
+        sent.clear()
+        sent.update(wanted)
 
     def _drain(self, connection: Any, heartbeat: Heartbeat, probe: Heartbeat) -> None:
         hub = self._hub
