@@ -54,8 +54,8 @@ _CLUSTER: Final = ("+cluster|slots", "+command")
 # SELECT for a database other than 0) and PING. CLIENT SETINFO is left out: Redis 7.0 does not
 # know it (an unknown command fails ACL SETUSER), and redis-py ignores its refusal. MULTI and
 # DISCARD without EXEC run nothing; they let doctor() find out what the user can do without
-# doing it.
-_CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname", *_CLUSTER)
+# doing it. ROLE: on a Sentinel URL the listener asks whether its node is still the master.
+_CONNECT: Final = ("+ping", "+hello", "+select", "+client|setname", "+role", *_CLUSTER)
 _PROBE: Final = ("+multi", "+discard")
 _SUBSCRIBE: Final = ("+subscribe", "+unsubscribe")
 _SHARD_SUBSCRIBE: Final = ("+ssubscribe", "+sunsubscribe")

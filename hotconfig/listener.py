@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from . import shards
-from .connection import Target
+from .connection import Target, Topology
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
 from .signals import Status
@@ -333,6 +333,7 @@ class Listener:
             return  # close() came during the handshake: no resync, no receivers after it
         if self.ready.is_set():
             self._counters.reconnects += 1
+        self._check_role(client)  # the sentinels may still name a master being demoted
         self._resync(client)
         self._check_server(client)
         self._outage.recovered()
@@ -480,7 +481,7 @@ class Listener:
         On a Sentinel URL, also ask the sentinels where the master is: a subscriber left on a
         demoted or partitioned master would hear nothing more, and say nothing.
         """
-        self._check_master(connection)
+        self._check_master(client, connection)
         if self._options.shard_channel is not None:
             shards.check_owner(client, connection, self._options.shard_channel)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
@@ -509,8 +510,22 @@ class Listener:
         self._resync(client)
         return self._options.poll_interval
 
-    def _check_master(self, connection: Any) -> None:
+    def _check_master(self, client: Any, connection: Any) -> None:
         check_master(self._target, connection)
+        self._check_role(client)
+
+    def _check_role(self, client: Any) -> None:
+        """On a Sentinel URL, refuse to read the store from a node that is a replica now.
+
+        A demoted master serves its old data, with no error, until it has synced from the new
+        one (seconds, when it took writes after the promotion and needs a full sync): a resync
+        read there would take the client back in time, and its polls would agree with it.
+        """
+        if self._target.topology is not Topology.SENTINEL:
+            return
+        role = client.execute_command("ROLE")[0]
+        if role != b"master":
+            raise LivenessError(f"the node serving the store is a {as_text(role)} now (Sentinel)")
 
     # -- teardown -----------------------------------------------------------------------------
 

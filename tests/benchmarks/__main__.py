@@ -26,8 +26,10 @@ from hotconfig.testing.server import EmbeddedServer, ServerKind
 from . import (
     alternatives,
     barrier,
+    bridge_fanout,
     convergence,
     django_reads,
+    fanout,
     fastapi_integration,
     flask_reads,
     latency,
@@ -72,6 +74,8 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "convergence": lambda server, store: convergence.measure(server),
     "barrier": barrier.measure,
     "fastapi": fastapi_integration.measure,
+    "bridge": bridge_fanout.measure,
+    "fanout": fanout.measure,
 }
 
 

@@ -108,6 +108,11 @@ def _owner(client: Any, slot: int) -> int | None:
     return None
 
 
+def _knows_all_six(client: Any) -> bool:
+    nodes = client.execute_command("CLUSTER", "NODES").splitlines()
+    return len(nodes) == 6 and not any(b"handshake" in line or b"noaddr" in line for line in nodes)
+
+
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
@@ -119,9 +124,12 @@ class SentinelSet:
     """A master, a replica and three sentinels watching them."""
 
     def __init__(self, kind: ServerKind, directory: Path) -> None:
-        self.master = EmbeddedServer(kind).start()
+        # A demoted master that took writes after the promotion needs a full sync: start it
+        # at once rather than after the default 5 s wait for more replicas to share it.
+        quick = ["--repl-diskless-sync-delay", "0"]
+        self.master = EmbeddedServer(kind, args=quick).start()
         self.replica = EmbeddedServer(
-            kind, args=["--replicaof", _HOST, str(self.master.port)]
+            kind, args=[*quick, "--replicaof", _HOST, str(self.master.port)]
         ).start()
         self.servers = [self.master, self.replica]
         wait_linked(self.replica)
@@ -168,6 +176,33 @@ class SentinelSet:
             assert eventually(lambda: c.info("replication")["role"] == "master", timeout=10)
         return new
 
+    def settle(self, new_master: int, timeout: float = 30.0) -> None:
+        """Wait until every other server is a replica of ``new_master``, linked and in sync.
+
+        Until then a demoted master may still serve (and a client of it still read) the writes
+        it acknowledged after the promotion, which its sync from the new master then drops:
+        Redis replicates asynchronously, so the new master's history is the store's truth.
+        """
+        master = next(s for s in self.servers if s.port == new_master)
+        with master.client() as m:
+            for server in self.servers:
+                if server is master:
+                    continue
+                with server.client() as r:
+
+                    def synced() -> bool:
+                        mine: Any = r.info("replication")
+                        theirs: Any = m.info("replication")
+                        return bool(
+                            mine.get("role") == "slave"
+                            and int(mine.get("master_port", 0)) == new_master
+                            and mine.get("master_link_status") == "up"
+                            and not int(mine.get("master_sync_in_progress", 0))
+                            and mine.get("slave_repl_offset") == theirs["master_repl_offset"]
+                        )
+
+                    assert eventually(synced, timeout=timeout, interval=0.05), r.info("replication")
+
     def close(self) -> None:
         for sentinel in self.sentinels:
             sentinel.close()
@@ -197,7 +232,9 @@ class Cluster:
         for server, (low, high) in zip(self.servers[:3], bounds, strict=True):
             with server.client() as c:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
-        self._wait(lambda c: len(c.execute_command("CLUSTER", "NODES").splitlines()) == 6)
+        # Every node knows the five others by their real ids: a node still in the handshake
+        # shows under a temporary one, and CLUSTER REPLICATE of its real id says "Unknown node".
+        self._wait(_knows_all_six)
         for master, replica in zip(self.servers[:3], self.servers[3:], strict=True):
             with master.client() as c:
                 node_id = c.execute_command("CLUSTER", "MYID")
