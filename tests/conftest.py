@@ -2,7 +2,9 @@
 
 Every test that asks for ``server`` (or ``server_kind``) runs once per server kind. A kind
 whose binary is missing is skipped with the reason in the report, except on CI (``CI`` set),
-where both kinds must be tested and a missing one fails.
+where both kinds must be tested and a missing one fails. ``HOTCONFIG_TEST_SERVER`` (``redis``
+or ``valkey``, as for the plugin's fixtures) runs one kind only: ``make test-lowest`` checks the
+client libraries' floors against one server, the main run covers both.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ from hotconfig.testing.server import (
 ALL_KINDS: tuple[ServerKind, ...] = get_args(ServerKind)
 
 
+def _kinds() -> tuple[ServerKind, ...]:
+    asked = os.environ.get("HOTCONFIG_TEST_SERVER", "").strip().lower()
+    if not asked:
+        return ALL_KINDS
+    if asked not in ALL_KINDS:
+        raise pytest.UsageError(
+            f"HOTCONFIG_TEST_SERVER={asked!r} is not a server kind: use one of "
+            f"{', '.join(ALL_KINDS)}, or leave it unset for both"
+        )
+    return (asked,)
+
+
+KINDS = _kinds()
+
+
 def _on_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -34,7 +51,7 @@ class ServerFactory(Protocol):
     def __call__(self, kind: ServerKind | None = None, **kwargs: Any) -> EmbeddedServer: ...
 
 
-@pytest.fixture(params=ALL_KINDS)
+@pytest.fixture(params=KINDS)
 def server_kind(request: pytest.FixtureRequest) -> ServerKind:
     """The server kind under test: ``"valkey"`` or ``"redis"``."""
     kind: ServerKind = request.param

@@ -29,6 +29,7 @@ from . import (
     bridge_fanout,
     convergence,
     django_reads,
+    fanout,
     fastapi_integration,
     flask_reads,
     latency,
@@ -74,6 +75,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "barrier": barrier.measure,
     "fastapi": fastapi_integration.measure,
     "bridge": bridge_fanout.measure,
+    "fanout": fanout.measure,
 }
 
 

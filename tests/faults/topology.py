@@ -108,6 +108,11 @@ def _owner(client: Any, slot: int) -> int | None:
     return None
 
 
+def _knows_all_six(client: Any) -> bool:
+    nodes = client.execute_command("CLUSTER", "NODES").splitlines()
+    return len(nodes) == 6 and not any(b"handshake" in line or b"noaddr" in line for line in nodes)
+
+
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
@@ -227,7 +232,9 @@ class Cluster:
         for server, (low, high) in zip(self.servers[:3], bounds, strict=True):
             with server.client() as c:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
-        self._wait(lambda c: len(c.execute_command("CLUSTER", "NODES").splitlines()) == 6)
+        # Every node knows the five others by their real ids: a node still in the handshake
+        # shows under a temporary one, and CLUSTER REPLICATE of its real id says "Unknown node".
+        self._wait(_knows_all_six)
         for master, replica in zip(self.servers[:3], self.servers[3:], strict=True):
             with master.client() as c:
                 node_id = c.execute_command("CLUSTER", "MYID")
