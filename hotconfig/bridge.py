@@ -15,11 +15,15 @@ the first :meth:`Bridge.subscribe`, whatever the number of browsers: each exact 
 SUBSCRIBEd once while at least one browser follows it (PSUBSCRIBE only for patterns asked for
 with ``pattern=True``). The thread hands each message to every subscriber's event loop with
 ``call_soon_threadsafe``; a browser that does not keep up fills its bounded outbox and is
-dropped there, never slowing the thread or the others.
+dropped there, never slowing the thread or the others. In sharded mode on a Redis Cluster
+(``sharded=True``, or ``?sharded=1`` in the URL) exact channels are SSUBSCRIBEd instead, on
+the master serving each one's slot: one connection per such master
+(:mod:`hotconfig.bridge_routing`), and one more for patterns if any is followed.
 
-Like the config listener (:mod:`hotconfig.listener`), the connection never retries silently:
-a PING with a token proves it alive, every fault surfaces, and the thread reconnects with
-capped, jittered backoff and subscribes again to everything followed at that moment. Pub/Sub
+Like the config listener, a connection never retries silently (:mod:`hotconfig.bridge_session`):
+a token PING and a probe message prove it alive, every fault surfaces, and it reconnects with
+backoff (to the master Sentinel names now, or the slot's owner now) and subscribes again to
+everything followed at that moment. Pub/Sub
 is at-most-once: what is published while the connection is down is lost; a ``sequenced``
 channel shows that loss as a ``gap`` event. A ``replayable`` channel (:mod:`hotconfig.replay`)
 loses nothing that its history still holds: after each reconnect every subscription on one
@@ -36,14 +40,14 @@ import atexit
 import contextlib
 import logging
 import os
-import random
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from .bridge_routing import Router
+from .bridge_session import Key, Link, LinkOptions, Node
 from .connection import Target, resolve
 from .delivery import (
     Delivery,
@@ -57,7 +61,6 @@ from .delivery import (
     delivery_for,
 )
 from .errors import ClientClosedError
-from .listener import Heartbeat, LivenessError, Outage, misconfiguration
 from .recovery import Authorize, Reason
 from .replay import History, Position, ReplayPublisher
 from .streams import Ending
@@ -79,10 +82,6 @@ __all__ = [
 
 log = logging.getLogger("hotconfig.bridge")
 
-_MAX_WAIT = 0.02  # the longest a read blocks: how soon a new channel is subscribed
-_DRAIN_LIMIT = 10_000
-_BACKOFF_BASE, _BACKOFF_MAX, _BACKOFF_RESET = 0.05, 1.0, 10.0
-
 
 class BridgeStats(NamedTuple):
     """What the bridge did since it was made; ``subscribers`` and ``channels`` are now."""
@@ -103,6 +102,8 @@ class BridgeStats(NamedTuple):
     replayed: int = 0  # stored messages sent to catch a subscription up
     unrecovered: int = 0  # recovery events: what was missed could not be replayed
     replay_errors: int = 0  # history reads that failed (and were retried)
+    connections: int = 0  # subscription connections open now (sharded: one per master, + patterns)
+    sharded: bool = False  # exact channels are SSUBSCRIBEd on their slot's master
 
 
 class Bridge:
@@ -116,27 +117,36 @@ class Bridge:
         max_bytes: int = 1 << 20,
         socket_timeout: float = 2.0,
         ping_interval: float = 1.0,
+        probe_interval: float | None = None,
+        check_interval: float = 5.0,
+        sharded: bool | None = None,
         name: str = "hotconfig-bridge",
     ) -> None:
+        """``sharded`` (None: the URL's ``?sharded=``) SSUBSCRIBEs exact channels on their
+        slot's master, a :class:`ValueError` on anything but a cluster URL; publishers must
+        then SPUBLISH (:class:`ReplayPublisher` does, given the same URL). ``probe_interval``:
+        seconds between two delivery probes (None: 30 on Sentinel and Cluster, none on one
+        server). ``check_interval``: seconds between two questions to the sentinels (where is
+        the master?) on a Sentinel URL, and between two reads of the slot map when sharded."""
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self._target = Target(resolve(url))
+        self._target = Target(resolve(url), sharded=sharded)
         self._classes = dict(classes or {})
-        self._max_bytes, self._socket_timeout = max_bytes, socket_timeout
-        self._ping_interval, self._name = ping_interval, name
+        self._max_bytes, self._name = max_bytes, name
+        self._options = LinkOptions.of(
+            self._target, socket_timeout, ping_interval, probe_interval, check_interval
+        )
         self._tally = Tally()
         self._lock = threading.Lock()
-        self._followed: dict[tuple[bool, str], set[Subscription]] = {}  # (pattern, name) → subs
-        self._acknowledged: set[tuple[bool, str]] = set()
+        self._followed: dict[Key, set[Subscription]] = {}
+        self._acknowledged: dict[Key, Link] = {}  # acknowledged by Redis, on which link
+        self._links: dict[Node | None, Link] = {}  # None: the classic link
+        self._owners: dict[str, Node] = {}  # sharded: the master of each exact channel
+        self._router: Router | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._pubsub: Any = None
-        self._clients: tuple[Any, ...] = ()
-        self._connected = False
         self._sessions = 0
         self._last_error: str | None = None
-        self._private = f"hotconfig:bridge:{uuid.uuid4().hex[:16]}"
         self._history = History(self._target)
         atexit.register(_close_at_exit, weakref.ref(self))
 
@@ -176,9 +186,7 @@ class Bridge:
             self._followed.setdefault((pattern, channel), set()).add(subscription)
             if (pattern, channel) in self._acknowledged:
                 subscription._acknowledged()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            self._start_threads(pattern)
         return subscription
 
     def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
@@ -194,24 +202,36 @@ class Bridge:
         with self._lock:
             followed = [key for key, subs in self._followed.items() if subs]
             subscribers = sum(len(subs) for subs in self._followed.values())
+            connections = sum(1 for link in self._links.values() if link.connected)
         return BridgeStats(
-            connected=self._connected,
+            connected=connections > 0,
             subscribers=subscribers,
             channels=sum(1 for pattern, _ in followed if not pattern),
             patterns=sum(1 for pattern, _ in followed if pattern),
-            reconnects=max(0, self._sessions - 1),
+            reconnects=self._sessions,
             last_error=self._last_error,
+            connections=connections,
+            sharded=self._target.sharded,
             **counts,
         )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread, close the connection, end every subscription (Ending.SHUTDOWN)."""
         self._stop.set()
-        thread = self._thread
         deadline = time.monotonic() + timeout
-        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
-            self._disconnect()  # wakes a thread blocked in a read
-            thread.join(0.05)
+        with self._lock:
+            router = self._router
+        if router is not None:
+            router.wake()
+            router.thread.join(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline:
+            with self._lock:
+                alive = [link for link in self._links.values() if link.thread.is_alive()]
+            if not alive:
+                break
+            for link in alive:
+                link.disconnect()  # wakes a thread blocked in a read
+                link.thread.join(0.05)
         with self._lock:
             subscriptions = [sub for subs in self._followed.values() for sub in subs]
             self._followed.clear()
@@ -234,104 +254,98 @@ class Bridge:
                 subs.discard(subscription)
                 if not subs:
                     del self._followed[key]
+            router = self._router
+        if router is not None:
+            router.wake()
 
     def _after_fork(self) -> None:
         # In a child forked from a process with a running bridge, the thread is gone and the
         # socket is the parent's: start afresh (called under the lock).
         if self._pid != os.getpid():
-            self._pid, self._thread, self._pubsub, self._clients = os.getpid(), None, None, ()
+            self._pid, self._links, self._router, self._owners = os.getpid(), {}, None, {}
             self._followed = {}
-            self._acknowledged = set()
+            self._acknowledged = {}
             self._history = History(self._target)  # the parent's sockets stay the parent's
 
-    # -- the thread -----------------------------------------------------------------------------
+    def _start_threads(self, pattern: bool) -> None:
+        """The classic link (always, or in sharded mode for patterns) and the router (sharded);
+        called under the lock."""
+        sharded = self._target.sharded
+        if (pattern or not sharded) and None not in self._links:
+            self._add_link(None)
+        if not sharded:
+            return
+        if self._router is None:
+            refresh = self._options.master_check
+            self._router = Router(self, self._target, self._stop, self._name, refresh)
+            self._router.start()
+        if not pattern:
+            self._router.wake()
 
-    def _run(self) -> None:
-        outage = Outage(self._target)
-        attempt = 0
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self._session(outage)
-            except BaseException as exc:  # the thread must never die unseen
-                if self._stop.is_set():
-                    break
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                outage.failed(self._last_error, misconfiguration(exc))
-            finally:
-                self._teardown()
-            if time.monotonic() - started > _BACKOFF_RESET:
-                attempt = 0
-            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0**attempt) * random.uniform(0.5, 1.0)
-            attempt += 1
-            self._stop.wait(delay)
+    def _add_link(self, node: Node | None) -> None:
+        persistent = node is None and not self._target.sharded  # the one link of classic mode
+        link = Link(self, self._target, self._options, self._stop, node, persistent, self._name)
+        self._links[node] = link
+        link.start()
 
-    def _session(self, outage: Outage) -> None:
-        _, subscriber = self._target.listener_clients(self._socket_timeout)
-        pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
+    # -- the links' side (hotconfig.bridge_session.Hub), called on their threads ----------------
+
+    def _wanted(self, link: Link) -> set[Key] | None:
         with self._lock:
-            self._pubsub, self._clients = pubsub, (subscriber,)
-        # The private channel keeps the connection in Pub/Sub mode while no browser follows any.
-        pubsub.subscribe(self._private)
-        connection = pubsub.connection
-        sent: set[tuple[bool, str]] = set()
-        heartbeat = Heartbeat(self._ping_interval, self._socket_timeout, time.monotonic())
-        self._sessions += 1
-        self._connected = True
-        outage.recovered()
-        while not self._stop.is_set():
-            self._sync(connection, sent)
-            now = time.monotonic()
-            if heartbeat.overdue(now) and not connection.can_read(timeout=0):
-                raise LivenessError(f"no PONG within {self._socket_timeout}s")
-            token = heartbeat.send_due(now)
-            if token is not None:
-                connection.send_command("PING", token)
-            if connection.can_read(timeout=_MAX_WAIT):
-                self._drain(connection, heartbeat)
+            if self._stop.is_set() or self._links.get(link.node) is not link:
+                return None
+            if link.node is not None:
+                owners = self._owners
+                wanted = {
+                    key
+                    for key, subs in self._followed.items()
+                    if subs and not key[0] and owners.get(key[1]) == link.node
+                }
+            elif self._target.sharded:
+                wanted = {key for key, subs in self._followed.items() if subs and key[0]}
+            else:
+                wanted = {key for key, subs in self._followed.items() if subs}
+            if not wanted and not link.persistent:
+                del self._links[link.node]  # the next channel of this node gets a new link
+                return None
+            return wanted
 
-    def _sync(self, connection: Any, sent: set[tuple[bool, str]]) -> None:
-        """Send the (P)SUBSCRIBE and (P)UNSUBSCRIBE that make Redis follow what browsers do."""
-        with self._lock:
-            wanted = {key for key, subs in self._followed.items() if subs}
-        for pattern in (False, True):
-            add = sorted(name for p, name in wanted - sent if p is pattern)
-            drop = sorted(name for p, name in sent - wanted if p is pattern)
-            if add:
-                connection.send_command("PSUBSCRIBE" if pattern else "SUBSCRIBE", *add)
-            if drop:
-                connection.send_command("PUNSUBSCRIBE" if pattern else "UNSUBSCRIBE", *drop)
-        sent.clear()
-        sent.update(wanted)
+    def _connected(self, link: Link) -> None:
+        if link.sessions > 1:
+            with self._lock:
+                self._sessions += 1
+            self._history.reconnect()  # catch up from the master just connected to
 
-    def _drain(self, connection: Any, heartbeat: Heartbeat) -> None:
-        for _ in range(_DRAIN_LIMIT):
-            reply = connection.read_response(push_request=True)
-            kind = reply[0]
-            if kind == b"message":
-                self._dispatch((False, reply[1].decode()), reply[1], reply[2])
-            elif kind == b"pmessage":
-                self._dispatch((True, reply[1].decode()), reply[2], reply[3])
-            elif kind in (b"subscribe", b"psubscribe"):
-                self._acknowledge((kind == b"psubscribe", reply[1].decode()), True)
-            elif kind in (b"unsubscribe", b"punsubscribe") and reply[1] is not None:
-                self._acknowledge((kind == b"punsubscribe", reply[1].decode()), False)
-            elif kind == b"pong":
-                heartbeat.answered(reply[1])
-            if not connection.can_read(timeout=0):
-                return
+    def _failed(self, link: Link, error: BaseException) -> None:
+        self._last_error = f"{type(error).__name__}: {error}"
+        if link.node is not None:
+            with self._lock:  # route this link's channels again, by a fresh slot map
+                self._owners = {c: n for c, n in self._owners.items() if n != link.node}
+                router = self._router
+            if router is not None:
+                router.moved()
 
-    def _acknowledge(self, key: tuple[bool, str], subscribed: bool) -> None:
+    def _acknowledge(self, link: Link, key: Key, subscribed: bool) -> None:
         with self._lock:
             if not subscribed:
-                self._acknowledged.discard(key)
+                if self._acknowledged.get(key) is link:  # not if another link has it now
+                    del self._acknowledged[key]
                 return
-            self._acknowledged.add(key)
+            self._acknowledged[key] = link
             subs = list(self._followed.get(key, ()))
         for subscription in subs:
             _call_soon(subscription, subscription._acknowledged)
 
-    def _dispatch(self, key: tuple[bool, str], channel: bytes, data: bytes) -> None:
+    def _lost(self, link: Link, keys: set[Key]) -> None:
+        with self._lock:
+            gone = [key for key in keys if self._acknowledged.get(key) in (link, None)]
+            for key in gone:
+                self._acknowledged.pop(key, None)
+            followed = [sub for key in gone for sub in self._followed.get(key, ())]
+        for subscription in followed:  # subscribed again by the next session
+            _call_soon(subscription, subscription.subscribed.clear)
+
+    def _dispatch(self, key: Key, channel: bytes, data: bytes) -> None:
         self._tally.add("messages")
         with self._lock:
             subs = list(self._followed.get(key, ()))
@@ -350,32 +364,21 @@ class Bridge:
                 for subscription in group:
                     self._release(subscription)
 
-    def _disconnect(self) -> None:
-        with self._lock:
-            pubsub, clients = self._pubsub, self._clients
-        try:
-            if pubsub is not None and pubsub.connection is not None:
-                pubsub.connection.disconnect()
-            for client in clients:
-                client.connection_pool.disconnect()
-        except Exception:
-            log.debug("error while closing the bridge's sockets", exc_info=True)
+    # -- the router's side (hotconfig.bridge_routing.Routes), sharded mode ----------------------
 
-    def _teardown(self) -> None:
-        self._connected = False
+    def _exact_channels(self) -> set[str]:
         with self._lock:
-            pubsub, clients = self._pubsub, self._clients
-            self._pubsub, self._clients = None, ()
-            self._acknowledged.clear()
-            followed = [sub for subs in self._followed.values() for sub in subs]
-        for subscription in followed:  # subscribed again by the next session
-            _call_soon(subscription, subscription.subscribed.clear)
-        for closer in (pubsub, *clients):
-            if closer is not None:
-                try:
-                    closer.close()
-                except Exception:
-                    log.debug("error while closing a connection", exc_info=True)
+            return {
+                name for (pattern, name), subs in self._followed.items() if subs and not pattern
+            }
+
+    def _route(self, owners: dict[str, Node]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._owners = owners
+            for node in set(owners.values()) - set(self._links):
+                self._add_link(node)
 
 
 def _fan_out(subscriptions: list[Subscription], channel: str, data: bytes) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -245,7 +246,10 @@ class Target:
             return client, client
         commands = self._client({**options, "retry": None})
         if shard_channel is None:
-            node = commands.get_default_node()
+            # Every node delivers a classic PUBLISH (the cluster bus carries it to all of them):
+            # a random one spreads a fleet's subscriptions, and so the fan-out, over the whole
+            # cluster instead of piling them all onto the first master of the slot map.
+            node = random.choice(commands.get_nodes())
             host, port = node.host, node.port
         else:
             host, port = self.shard_node(shard_channel, commands)
@@ -275,9 +279,15 @@ class Target:
         (no silent retries, bytes, RESP2): what SSUBSCRIBE to exact channels needs. A client of
         several channels groups them by :meth:`shard_node`, one subscriber per master; each
         must resubscribe after an unsolicited ``sunsubscribe`` (its slot moved away)."""
+        return self.node_subscriber(self.shard_node(channel), socket_timeout)
+
+    def node_subscriber(self, node: tuple[str, int], socket_timeout: float) -> redis.Redis:
+        """A plain client to the cluster node at ``node`` (host, port), with the listener's
+        options: for a caller that already knows which master serves its channels."""
         nodes = self._nodes
-        host, port = self.shard_node(channel)
-        assert nodes is not None  # shard_node refused any other URL
+        if nodes is None or nodes.topology is not Topology.CLUSTER:
+            raise ValueError(f"{self.redacted!r} is not a Redis Cluster URL: it has no nodes")
+        host, port = node
         return redis.Redis(
             host=host, port=port, **_plain(self._listener_options(socket_timeout), nodes)
         )

@@ -135,15 +135,19 @@ class Fleet:
                 continue  # not written by a reporter: nothing to say about it
         return roster
 
-    def _subscribe(self, *channels: str, shard: str | None = None) -> redis.client.PubSub:
-        """A subscription to ``channels``, and with ``shard`` an SSUBSCRIBE to that shard
-        channel too: on the master serving its slot, the only node that carries it, which a
-        classic SUBSCRIBE (broadcast to every node) may share."""
-        if shard is None:
+    def _subscribe(
+        self, *channels: str, shard: str | None = None, owner: redis.Redis | None = None
+    ) -> redis.client.PubSub:
+        """A subscription to ``channels``; with ``shard``, an SSUBSCRIBE to that shard channel
+        too, through ``owner``: a client of the master serving its slot, the only node that
+        carries it (a classic SUBSCRIBE, broadcast to every node, may share it). The caller
+        keeps ``owner`` until the subscription ends: a client collected closes its pool, and
+        with it the subscription's connection."""
+        if owner is None:
             pubsub: redis.client.PubSub = self._redis.pubsub()
         else:
-            subscriber = self._target.shard_subscriber(shard, socket_timeout=_SUBSCRIBE_TIMEOUT)
-            pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = owner.pubsub()  # type: ignore[no-untyped-call]
+        if shard is not None:
             pubsub.ssubscribe(shard)
         pubsub.subscribe(*channels)
         acked = 0
@@ -200,8 +204,12 @@ class Fleet:
         # A sharded store SPUBLISHes its changes in its own slot; a raw publisher may still
         # PUBLISH on the classic channel: the feed follows both.
         shard = self._keyspace.shard_channel(self.channel) if changes and self.sharded else None
-        pubsub = self._subscribe(*channels, shard=shard)
-        return Watch(pubsub, self._read(None), {self.channel, shard or self.channel}, timeout)
+        owner = None
+        if shard is not None:
+            owner = self._target.shard_subscriber(shard, socket_timeout=_SUBSCRIBE_TIMEOUT)
+        pubsub = self._subscribe(*channels, shard=shard, owner=owner)
+        changes_channels = {self.channel, shard or self.channel}
+        return Watch(pubsub, self._read(None), changes_channels, timeout, owner=owner)
 
     def close(self) -> None:
         self._redis.close()
@@ -231,8 +239,11 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         roster: _Roster,
         changes_channels: set[str],
         timeout: float | None,
+        *,
+        owner: redis.Redis | None = None,
     ) -> None:
         self._pubsub = pubsub
+        self._owner = owner  # the client the subscription's connection belongs to, if its own
         self._roster = roster
         self._changes = changes_channels
         self._deadline = None if timeout is None else time.monotonic() + timeout
@@ -299,6 +310,8 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         if not self._released:
             self._released = True
             self._pubsub.close()
+            if self._owner is not None:
+                self._owner.close()
 
     def __enter__(self) -> Watch:
         return self

@@ -40,7 +40,7 @@ from .sink import Sink
 from .state import Staged
 from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
 
-__all__ = ["Heartbeat", "Listener", "ListenerOptions"]
+__all__ = ["Heartbeat", "Listener", "ListenerOptions", "check_master"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,20 @@ def misconfiguration(exc: BaseException) -> str | None:
     if isinstance(exc, redis.ResponseError):
         return f"the server refused a command hotconfig needs: {exc}"
     return None
+
+
+def check_master(target: Target, connection: Any) -> None:
+    """Raise :class:`LivenessError` if the sentinels of ``target`` name another master than the
+    one ``connection`` is on (nothing for other URLs, nor while the sentinels are unreachable):
+    a subscriber left on a demoted or partitioned master hears nothing more, and says nothing."""
+    try:
+        master = target.master_address()
+    except redis.RedisError as exc:  # the sentinels are unreachable: keep what works
+        log.debug("could not ask the sentinels where the master is: %s", exc)
+        return
+    here = (getattr(connection, "host", None), getattr(connection, "port", None))
+    if master is not None and here != master:
+        raise LivenessError(f"the master moved to {master[0]}:{master[1]} (Sentinel)")
 
 
 class Outage:
@@ -497,14 +511,7 @@ class Listener:
         return self._options.poll_interval
 
     def _check_master(self, client: Any, connection: Any) -> None:
-        try:
-            master = self._target.master_address()
-        except redis.RedisError as exc:  # the sentinels are unreachable: keep what works
-            log.debug("could not ask the sentinels where the master is: %s", exc)
-            master = None
-        here = (getattr(connection, "host", None), getattr(connection, "port", None))
-        if master is not None and here != master:
-            raise LivenessError(f"the master moved to {master[0]}:{master[1]} (Sentinel)")
+        check_master(self._target, connection)
         self._check_role(client)
 
     def _check_role(self, client: Any) -> None:

@@ -29,6 +29,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from redis.crc import key_slot
+
 from .connection import Target, resolve
 from .errors import ClientClosedError
 from .keyspace import as_text
@@ -36,6 +38,7 @@ from .keyspace import as_text
 __all__ = [
     "HISTORY_SCRIPT",
     "PUBLISH_SCRIPT",
+    "SPUBLISH_SCRIPT",
     "History",
     "Page",
     "Position",
@@ -67,6 +70,10 @@ redis.call('PUBLISH', ARGV[1], string.char(0) .. 'replay:' .. epoch .. ':' .. of
   ARGV[5])
 return {epoch, offset}
 """
+
+# Sharded mode: the same, announced by SPUBLISH. The channel hashes to the slot of the keys'
+# tag (both are the channel's name), so the script still runs on one shard.
+SPUBLISH_SCRIPT: Final = PUBLISH_SCRIPT.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
 
 # KEYS: meta, stream. ARGV: the first offset wanted, how many (0: only the position). Returns
 # {epoch or false, the last offset given, {{'0-<offset>', {'m', message}}, ...}}, atomically.
@@ -160,21 +167,38 @@ class ReplayPublisher:
     """Publishes to replayable channels: one script stores, numbers and publishes each message.
 
     Thread-safe (one redis-py client with its pool); the URL follows
-    :mod:`hotconfig.connection` (``None``: ``$HOTCONFIG_URL``, else localhost).
+    :mod:`hotconfig.connection` (``None``: ``$HOTCONFIG_URL``, else localhost). In sharded mode
+    (``sharded=True``, or ``?sharded=1`` in a cluster URL: what a sharded bridge follows) each
+    message goes out by SPUBLISH, on the slot its history is in.
     """
 
-    def __init__(self, url: str | None = None, *, history: Replayable | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        history: Replayable | None = None,
+        sharded: bool | None = None,
+    ) -> None:
         self.history = history or Replayable()
-        self._client: Any = Target(resolve(url)).command_client()
+        target = Target(resolve(url), sharded=sharded)
+        self.sharded = target.sharded
+        self._script = SPUBLISH_SCRIPT if target.sharded else PUBLISH_SCRIPT
+        self._client: Any = target.command_client()
 
     def publish(self, channel: str, message: str | bytes) -> str:
         """Store ``message`` in the history of ``channel`` and publish it; its event id."""
+        keys = history_keys(channel)
+        if self.sharded and key_slot(channel.encode()) != key_slot(keys[0].encode()):
+            raise ValueError(
+                f"channel {channel!r} cannot be sharded with its history: its braces make it "
+                "hash to another slot than its history's keys; use a channel name without {}"
+            )
         ttl = self.history.ttl
         ttl_ms = "0" if ttl is None else str(max(1, round(ttl * 1000)))
         epoch, offset = self._client.eval(
-            PUBLISH_SCRIPT,
+            self._script,
             2,
-            *history_keys(channel),
+            *keys,
             channel,
             secrets.token_hex(8),
             self.history.maxlen,
@@ -221,6 +245,15 @@ class History:
             (int(as_text(entry_id).partition("-")[2]), fields[1]) for entry_id, fields in reply[2]
         ]
         return Page(as_text(reply[0]), int(reply[1]), entries)
+
+    def reconnect(self) -> None:
+        """Read through a new connection from now on: the bridge reconnected, perhaps to
+        another master (Sentinel), and a pooled connection may still be on the old one, which
+        takes writes until the sentinels demote it."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def close(self) -> None:
         with self._lock:

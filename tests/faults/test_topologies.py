@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from hotconfig import Status
-from hotconfig.testing import ServerKind
-from tests.faults.harness import Fleet
+from hotconfig.testing import EmbeddedServer, ServerKind
+from tests.faults.harness import NO_POLL, Fleet
 from tests.faults.topology import Cluster, SentinelSet, Writer
 from tests.waiting import eventually
 
@@ -100,6 +100,27 @@ def test_clients_leave_a_frozen_master(
     finally:
         old.resume()
     fleet.assert_converged(timeout=SETTLE)
+
+
+def test_a_fleet_on_a_cluster_subscribes_all_over_it_and_every_node_delivers(
+    cluster: Cluster, fleet_factory: Callable[[str], Fleet]
+) -> None:
+    fleet = fleet_factory(cluster.url)
+    clients = [fleet.client(poll_interval=NO_POLL) for _ in range(12)]
+
+    def subscribers(server: EmbeddedServer) -> int:
+        with server.client() as admin:
+            return len(admin.client_list(_type="pubsub"))
+
+    per_node = {server.port: subscribers(server) for server in cluster.servers}
+    assert sum(per_node.values()) == len(clients)
+    # Not all on the first master of the slot map: the fan-out is spread over the cluster
+    # (twelve clients on one of six nodes by chance: about one run in 300 million).
+    assert sum(1 for count in per_node.values() if count) > 1, per_node
+    version = fleet.store.set("spread", True)
+    for config in clients:  # replicas' subscribers included: the bus carries every PUBLISH
+        assert config.wait_for_version(version, timeout=5), config
+    fleet.assert_converged()
 
 
 def test_a_cluster_node_restart_converges(
