@@ -158,7 +158,7 @@ class Outbox:
     async def _wait_ready(self, timeout: float) -> None:
         # A stream that gets a frame every few milliseconds and a keep-alive every 15 s would
         # make and cancel a timer per frame with asyncio.timeout(): with a thousand browsers
-        # on a loop, that is most of the cost of a message. Here each wait only moves the
+        # on a loop, that is a large share of the cost of a message. Here each wait only moves the
         # deadline; the one pending timer, when it fires early, re-arms for the deadline.
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + timeout

@@ -13,6 +13,10 @@ producer never waits for a connection, frames with the same ``key`` replace each
 (the latest wins), and once more than ``max_bytes`` wait unsent the connection is ended
 (:attr:`Ending.OVERFLOW`), so the browser reconnects and catches up in one step instead of
 reading a backlog. Every outbox is read and written on one event loop only.
+
+:func:`serve` reads through the :class:`FrameSource` protocol: a producer that already holds a
+bounded buffer per connection (the channel bridge's subscription) is read directly, without
+copying each frame into a second outbox.
 """
 
 from __future__ import annotations
