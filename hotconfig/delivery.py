@@ -3,7 +3,8 @@
 A :class:`Subscription` is one browser's view of one channel (or one pattern). The bridge's
 reader thread hands each message to the subscription's event loop; the subscription applies
 the channel's delivery class and queues the result in a bounded :class:`~hotconfig.streams.Outbox`,
-which the browser's writer reads by iterating the subscription::
+which the browser's writer reads by iterating the subscription (or in batches, with
+:meth:`Subscription.take`)::
 
     async with bridge.subscribe("ai:stream:sess-abc") as subscription:
         async for event in subscription:
@@ -391,6 +392,10 @@ class Subscription:
         What a writer that sends in batches reads; iterating the subscription reads the same
         events one at a time. The last event of a complete stream has ``final`` set.
         """
+        if self._taken:  # left over from iterating: they come first
+            events = list(self._taken)
+            self._taken.clear()
+            return events
         if self._final and self._outbox.pending_bytes == 0:
             return None
         while True:
