@@ -130,7 +130,8 @@ def rules(
     - ``bridge``: :mod:`hotconfig.bridge`: SUBSCRIBE and PSUBSCRIBE to ``bridge_channels``
       (glob patterns) and to its own ``hotconfig:bridge:*`` channel; for the replayable
       channels among them (``replay_channels``), read their histories (EVAL of HMGET and
-      XRANGE on their two ``hotconfig:replay:{<channel>}:*`` keys). No other key, no PUBLISH.
+      XRANGE on their two ``hotconfig:replay:{<channel>}:*`` keys); PUBLISH on its own
+      channel alone, for its delivery probe. No other key.
     - ``replay-publisher``: a :class:`~hotconfig.bridge.ReplayPublisher`: run its publish
       script on the histories of ``replay_channels`` (EVAL of HSETNX, DEL, HSET, HGET,
       HINCRBY, XADD, PEXPIRE on their two keys) and PUBLISH on those channels. No other key,
@@ -186,7 +187,10 @@ def rules(
         patterns = ["&" + pattern for pattern in (*bridge_channels, *own)]
         pubsub = [*_SUBSCRIBE, *shard_subscribe, "+psubscribe", "+punsubscribe"]
         reads = _HISTORY_READS if histories else ()
-        return [*base, *pubsub, *reads, *histories, *_unique(patterns)]
+        # The delivery probe: PUBLISH on the bridge's own channel only (a selector, so that no
+        # channel it forwards may be published on).
+        probe_selector = f"(+publish &{BRIDGE_PRIVATE_CHANNELS})"
+        return [*base, *pubsub, *reads, *histories, *_unique(patterns), probe_selector]
     if role == "replay-publisher":
         if not replay_channels:  # never every channel by default: that includes config:changes
             raise ValueError(

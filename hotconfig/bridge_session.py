@@ -11,7 +11,7 @@ Like the config listener (:mod:`hotconfig.listener`) a link never retries silent
 with a token proves the socket, a probe message on its private channel, published through
 another connection, proves that published messages still come back (a failover can leave a
 socket that answers PING on a server that no longer gets them), on a Sentinel URL the sentinels
-are asked now and then where the master is (:func:`~hotconfig.listener.check_master`), and a
+are asked now and then where the master is (:func:`~hotconfig.liveness.check_master`), and a
 shard link that Redis tells its slot moved (an unsolicited ``sunsubscribe``, or ``-MOVED`` to
 an SSUBSCRIBE) ends its session so that its channels are routed again. After any fault the
 link reconnects with capped, jittered backoff, resolving the master again (Sentinel) or the
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import redis
 
 from .connection import Target, Topology
-from .listener import Heartbeat, LivenessError, Outage, check_master, misconfiguration
+from .liveness import Heartbeat, LivenessError, Outage, check_master, misconfiguration
 from .shards import SlotMoved
 
 __all__ = ["Hub", "Key", "Link", "LinkOptions", "Node"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import random
-import ssl
 import threading
 import time
 import uuid
@@ -31,16 +30,17 @@ from typing import Any
 import redis
 
 from . import shards
-from .connection import Target, Topology
+from .connection import Target
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
+from .liveness import Heartbeat, LivenessError, Outage, check_master, check_role, misconfiguration
 from .signals import Status
 from .signing import KeyRing
 from .sink import Sink
 from .state import Staged
 from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
 
-__all__ = ["Heartbeat", "Listener", "ListenerOptions", "check_master"]
+__all__ = ["Listener", "ListenerOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ _REFUSED = {
 
 def _first_key(message: Message) -> str | None:
     return message.entries[0].key if message.entries else None
-
-
-class LivenessError(ConnectionError):
-    """No PONG came back in time: the server is frozen or the route drops packets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,127 +86,6 @@ class ListenerOptions:
     # Sharded mode: the store's shard channel, SSUBSCRIBEd besides ``channel`` (which stays
     # SUBSCRIBEd for raw publishers); the probe then goes by SPUBLISH in the same slot.
     shard_channel: str | None = None
-
-
-def misconfiguration(exc: BaseException) -> str | None:
-    """What to fix, if ``exc`` says the server refused this client rather than being down."""
-    if isinstance(exc, redis.AuthenticationError):
-        return "authentication failed: check the user name and password in the URL"
-    if isinstance(exc, redis.exceptions.NoPermissionError):
-        return (
-            "permission denied (NOPERM): the ACL user lacks a command, key or channel that "
-            "hotconfig needs (SUBSCRIBE, PING, EVAL on the store's keys)"
-        )
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or isinstance(
-        exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError
-    ):
-        return "the server's TLS certificate does not verify: check ssl_ca_certs (redis_kwargs)"
-    if isinstance(exc, redis.exceptions.InvalidResponse):
-        return "the server at this address does not speak the Redis protocol: check host and port"
-    if isinstance(exc, redis.ResponseError):
-        return f"the server refused a command hotconfig needs: {exc}"
-    return None
-
-
-def check_master(target: Target, connection: Any) -> None:
-    """Raise :class:`LivenessError` if the sentinels of ``target`` name another master than the
-    one ``connection`` is on (nothing for other URLs, nor while the sentinels are unreachable):
-    a subscriber left on a demoted or partitioned master hears nothing more, and says nothing."""
-    try:
-        master = target.master_address()
-    except redis.RedisError as exc:  # the sentinels are unreachable: keep what works
-        log.debug("could not ask the sentinels where the master is: %s", exc)
-        return
-    here = (getattr(connection, "host", None), getattr(connection, "port", None))
-    if master is not None and here != master:
-        raise LivenessError(f"the master moved to {master[0]}:{master[1]} (Sentinel)")
-
-
-class Outage:
-    """How a run of failed connections is told: once loudly, then quietly, then its end.
-
-    The first failure is a WARNING (an ERROR with what to fix for a misconfiguration), repeats
-    are DEBUG with a WARNING every ``remind`` seconds, and the recovery is INFO with how long
-    it lasted: a server down for a minute writes three lines, not three hundred.
-    """
-
-    __slots__ = ("_attempts", "_remind", "_reminded", "_since", "_target")
-
-    def __init__(self, target: Target, remind: float = 30.0) -> None:
-        self._target, self._remind = target, remind
-        self._since: float | None = None
-        self._attempts = 0
-        self._reminded = 0.0
-
-    def failed(self, error: str, hint: str | None) -> None:
-        now = time.monotonic()
-        self._attempts += 1
-        if self._since is None:
-            self._since = self._reminded = now
-            if hint is not None:
-                log.error(
-                    "Redis at %s refused this client: %s (%s)", self._target.redacted, hint, error
-                )
-            else:
-                log.warning("connection to Redis at %s failed: %s", self._target.redacted, error)
-        elif now - self._reminded >= self._remind:
-            self._reminded = now
-            log.warning(
-                "still failing to reach Redis at %s after %d attempts over %.0fs: %s",
-                self._target.redacted,
-                self._attempts,
-                now - self._since,
-                error,
-            )
-        else:
-            log.debug("connection attempt %d failed: %s", self._attempts, error)
-
-    def recovered(self) -> None:
-        if self._since is not None:
-            log.info(
-                "connected to Redis at %s again after %.1fs (%d failed attempts)",
-                self._target.redacted,
-                time.monotonic() - self._since,
-                self._attempts,
-            )
-        self._since, self._attempts = None, 0
-
-
-class Heartbeat:
-    """The token PING of one connection: when to send the next, and when its PONG is overdue.
-
-    A PONG proves the whole path (socket, server, our reader) is alive, which a quiet socket
-    does not: a frozen server or a black-holed route looks exactly like "no messages".
-    """
-
-    __slots__ = ("_due", "_interval", "_next", "_seq", "_timeout", "token")
-
-    def __init__(self, interval: float, timeout: float, now: float) -> None:
-        self._interval, self._timeout = interval, timeout
-        self._next = now + interval
-        self._due: float | None = None
-        self._seq = 0
-        self.token = b""
-
-    def send_due(self, now: float) -> bytes | None:
-        """A new token to PING with, if one is due and none is outstanding."""
-        if self._due is not None or now < self._next:
-            return None
-        self._seq += 1
-        self.token = b"hotconfig:%d" % self._seq
-        self._due, self._next = now + self._timeout, now + self._interval
-        return self.token
-
-    def answered(self, token: bytes) -> None:
-        if token == self.token:
-            self._due = None
-
-    def overdue(self, now: float) -> bool:
-        return self._due is not None and now > self._due
-
-    def deadline(self) -> float:
-        """The next moment the heartbeat needs attention."""
-        return self._next if self._due is None else min(self._next, self._due)
 
 
 class Listener:
@@ -515,17 +390,7 @@ class Listener:
         self._check_role(client)
 
     def _check_role(self, client: Any) -> None:
-        """On a Sentinel URL, refuse to read the store from a node that is a replica now.
-
-        A demoted master serves its old data, with no error, until it has synced from the new
-        one (seconds, when it took writes after the promotion and needs a full sync): a resync
-        read there would take the client back in time, and its polls would agree with it.
-        """
-        if self._target.topology is not Topology.SENTINEL:
-            return
-        role = client.execute_command("ROLE")[0]
-        if role != b"master":
-            raise LivenessError(f"the node serving the store is a {as_text(role)} now (Sentinel)")
+        check_role(self._target, client)
 
     # -- teardown -----------------------------------------------------------------------------
 
