@@ -50,7 +50,7 @@ import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Protocol
 
-from .bridge import Bridge, Event, EventKind, Subscription
+from .bridge import Bridge, Event, EventKind
 from .recovery import Authorize
 from .streams import CONTENT_TYPE, KEEPALIVE, frame
 
@@ -154,37 +154,24 @@ async def _events(
     subscription = bridge.subscribe(
         channel, last_event_id=last_event_id, authorize_replay=authorize_replay
     )
-    pending: asyncio.Task[Event | None] | None = None
     try:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(keepalive):
                 await subscription.subscribed.wait()
         yield KEEPALIVE  # the response starts: the browser's EventSource opens
         while True:
-            # The same pending read is waited on again after a keep-alive: cancelling it would
-            # be safe too, but there is no need to.
-            pending = pending or asyncio.ensure_future(_next_event(subscription))
-            done, _ = await asyncio.wait((pending,), timeout=keepalive)
-            if not done:
-                yield KEEPALIVE
-                continue
-            event, pending = pending.result(), None
-            if event is None:
+            # One keep-alive timer per stream (the outbox's), not one per event.
+            events = await subscription.take(keepalive)
+            if events is None:
                 return  # dropped (too slow) or the bridge closed
-            yield sse_frame(event)
-            if event.final:
+            if not events:
+                yield KEEPALIVE
+            for event in events:
+                yield sse_frame(event)
+            if events and events[-1].final:
                 return
     finally:
-        if pending is not None:
-            pending.cancel()
         subscription.close()
-
-
-async def _next_event(subscription: Subscription) -> Event | None:
-    try:
-        return await subscription.__anext__()
-    except StopAsyncIteration:
-        return None
 
 
 class BlockingStream:

@@ -3,7 +3,8 @@
 A :class:`Subscription` is one browser's view of one channel (or one pattern). The bridge's
 reader thread hands each message to the subscription's event loop; the subscription applies
 the channel's delivery class and queues the result in a bounded :class:`~hotconfig.streams.Outbox`,
-which the browser's writer reads by iterating the subscription::
+which the browser's writer reads by iterating the subscription (or in batches, with
+:meth:`Subscription.take`)::
 
     async with bridge.subscribe("ai:stream:sess-abc") as subscription:
         async for event in subscription:
@@ -163,6 +164,17 @@ def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: s
     )
 
 
+def _unpack(item: bytes) -> Event:
+    kind = _KINDS[item[0]]
+    channel, _, rest = item[1:].partition(b"\0")
+    key, _, rest = rest.partition(b"\0")
+    event_id, _, data = rest.partition(b"\0")
+    text = data.decode("utf-8", "replace")
+    return Event(
+        kind, channel.decode(), text, key.decode() or None, False, event_id.decode() or None
+    )
+
+
 def _json_object(data: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(data)
@@ -200,7 +212,7 @@ class Subscription:
         self.ending: Ending | None = None
         self._classes, self._tally, self._release = classes, tally, release
         self._outbox = Outbox(max_bytes)
-        self._taken: deque[bytes] = deque()
+        self._taken: deque[Event] = deque()
         self._next: dict[str, int] = {}  # per channel: the index expected next
         self._final = False
         self._released = False
@@ -366,30 +378,52 @@ class Subscription:
         """
         return await self._outbox.wait_ended()
 
+    def limit_bytes(self, max_bytes: int) -> None:
+        """Keep at most ``max_bytes`` unsent from now on, if that is less than the bridge's
+        bound: an adapter's own bound per browser, applied where the events wait."""
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self._outbox.max_bytes = min(self._outbox.max_bytes, max_bytes)
+
+    async def take(self, timeout: float | None = None) -> list[Event] | None:
+        """Every event waiting, in order; ``[]`` if none came within ``timeout`` seconds (time
+        for a keep-alive); None once the stream is over (:attr:`ending` says why).
+
+        What a writer that sends in batches reads; iterating the subscription reads the same
+        events one at a time. The last event of a complete stream has ``final`` set.
+        """
+        if self._taken:  # left over from iterating: they come first
+            events = list(self._taken)
+            self._taken.clear()
+            return events
+        if self._final and self._outbox.pending_bytes == 0:
+            return None
+        while True:
+            try:
+                items = await self._outbox.take_frames(timeout)
+            except OutboxEnded as exc:
+                self.ending = self.ending or exc.ending
+                return None
+            if items or timeout is not None:
+                break
+        events = [_unpack(item) for item in items]
+        if events and self._final and self._outbox.pending_bytes == 0:
+            # Nothing is put after the stream is complete: the batch holds its last event.
+            last = events[-1]
+            self.ending = _FINAL_ENDING.get(last.kind, Ending.DONE)
+            events[-1] = last._replace(final=True)
+        return events
+
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        if not self._taken:
-            if self._final and self._outbox.pending_bytes == 0:
+        while not self._taken:
+            events = await self.take()
+            if events is None:
                 raise StopAsyncIteration
-            try:
-                self._taken.extend(await self._outbox.take_frames())
-            except OutboxEnded as exc:
-                self.ending = self.ending or exc.ending
-                raise StopAsyncIteration from None
-        item = self._taken.popleft()
-        kind = _KINDS[item[0]]
-        channel, _, rest = item[1:].partition(b"\0")
-        key, _, rest = rest.partition(b"\0")
-        event_id, _, data = rest.partition(b"\0")
-        final = self._final and not self._taken and self._outbox.pending_bytes == 0
-        if final:
-            self.ending = _FINAL_ENDING.get(kind, Ending.DONE)
-        text = data.decode("utf-8", "replace")
-        return Event(
-            kind, channel.decode(), text, key.decode() or None, final, event_id.decode() or None
-        )
+            self._taken.extend(events)
+        return self._taken.popleft()
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -14,7 +14,6 @@ ASGI and WSGI alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 from collections.abc import Iterable
@@ -52,12 +51,15 @@ class Outbox:
     """
 
     __slots__ = (
+        "_deadline",
         "_drained",
         "_ended",
         "_frames",
         "_pending",
         "_ready",
+        "_timer",
         "_unique",
+        "_waiting",
         "ended",
         "max_bytes",
     )
@@ -73,6 +75,11 @@ class Outbox:
         self._ended = asyncio.Event()
         self._drained = asyncio.Event()
         self._unique = itertools.count()
+        # The keep-alive of take(timeout): one timer per connection, re-armed when it fires
+        # early, instead of one made and cancelled per frame (see _wait_ready).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting = False
 
     @property
     def pending_bytes(self) -> int:
@@ -112,6 +119,9 @@ class Outbox:
             self.ended = ending
             self._frames.clear()
             self._pending = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._ended.set()
         self._ready.set()
         self._drained.set()
@@ -131,9 +141,11 @@ class Outbox:
             OutboxEnded: the outbox has ended.
         """
         if not self._frames and self.ended is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._ready.wait()
+            self._ready.clear()  # only a keep-alive timer that fired too late can have set it
+            if timeout is None:
+                await self._ready.wait()
+            else:
+                await self._wait_ready(timeout)
         if self.ended is not None:
             raise OutboxEnded(self.ended)
         self._ready.clear()
@@ -142,6 +154,33 @@ class Outbox:
         self._pending = 0
         self._drained.set()
         return frames
+
+    async def _wait_ready(self, timeout: float) -> None:
+        # A stream that gets a frame every few milliseconds and a keep-alive every 15 s would
+        # make and cancel a timer per frame with asyncio.timeout(): with a thousand browsers
+        # on a loop, that is a large share of the cost of a message. Here each wait only moves the
+        # deadline; the one pending timer, when it fires early, re-arms for the deadline.
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._deadline, self._keepalive_due, loop)
+        self._waiting = True
+        try:
+            await self._ready.wait()
+        finally:
+            self._waiting = False
+
+    def _keepalive_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The keep-alive timer fired (on the outbox's loop): wake the taker if its time is up."""
+        self._timer = None
+        if not self._waiting or self.ended is not None:
+            return  # the next wait arms a timer again
+        if loop.time() >= self._deadline:
+            self._ready.set()  # take_frames() finds nothing waiting and answers []
+        else:
+            self._timer = loop.call_at(self._deadline, self._keepalive_due, loop)
 
     async def drained(self) -> None:
         """Wait until everything put so far has been taken (or the outbox has ended)."""

@@ -32,7 +32,6 @@ with 1008), so a revoked grant sees nothing stored.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -43,9 +42,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from hotconfig.bridge import Bridge, EventKind, Subscription
+from hotconfig.bridge import Bridge, Event, EventKind, Subscription
 from hotconfig.bridge_websocket import forward
-from hotconfig.streams import Ending, Outbox
+from hotconfig.streams import Ending, OutboxEnded
 
 from .sse import frame, serve
 
@@ -161,50 +160,54 @@ class _BridgedStream(Response):
             last_event_id=self._last_event_id,
             authorize_replay=self._authorize_replay,
         )
-        outbox = Outbox(self._max_bytes)
-        tail: list[bytes] = []
-        pump = asyncio.create_task(_pump(subscription, outbox, tail))
+        subscription.limit_bytes(self._max_bytes)
+        frames = _Frames(subscription)
         ending = Ending.CLIENT_GONE
         try:
             ending = await serve(
-                outbox, receive, send, keepalive=self._keepalive, last=lambda _: b"".join(tail)
+                frames, receive, send, keepalive=self._keepalive, last=lambda _: frames.tail
             )
         finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
             subscription.close(ending)
 
 
-async def _pump(subscription: Subscription, outbox: Outbox, tail: list[bytes]) -> None:
-    """Move the subscription's events into the connection's outbox, as SSE frames."""
-    async for event in subscription:
-        kind = None if event.kind is EventKind.MESSAGE else event.kind
-        data = frame(event.data, event=kind, id=event.id)
-        if event.final:
-            # The last frame goes out as the response's end: wait for the writer to take what
-            # is before it, since ending the outbox drops whatever still waits there.
-            await outbox.drained()
-            tail.append(data)
-            outbox.end(Ending.SHUTDOWN)
-            return
-        if not outbox.put(data, event.key):
-            return  # overflowed: serve() drops the connection
-        if event.id is not None and outbox.pending_bytes > outbox.max_bytes // 2:
-            # A replayable channel's backlog is paced by the browser: the subscription keeps
-            # the rest, under its own bound, instead of this buffer overflowing on a replay.
-            await _drained_or_dropped(outbox, subscription)
-    outbox.end(Ending.OVERFLOW if subscription.ending is Ending.OVERFLOW else Ending.SHUTDOWN)
+class _Frames:
+    """The subscription's events as SSE frames, for :func:`serve`'s writer (on the app's loop).
+
+    The writer reads the subscription itself: one buffer per browser, bounded where the
+    events wait, and one hop per message, however many browsers a loop serves.
+    """
+
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+        self.tail = b""  # the frame that ends the response, once the stream is complete
+
+    async def take(self, timeout: float | None = None) -> bytes:
+        if self.tail:
+            # The last frame goes out as the response's end, after what came before it.
+            raise self._ended(Ending.SHUTDOWN)
+        events = await self._subscription.take(timeout)
+        if events is None:
+            dropped = self._subscription.ending is Ending.OVERFLOW
+            raise self._ended(Ending.OVERFLOW if dropped else Ending.SHUTDOWN)
+        frames = [frame(e.data, event=_name(e), id=e.id) for e in events]
+        if events and events[-1].final:
+            self.tail = frames.pop()
+            if not frames:
+                raise self._ended(Ending.SHUTDOWN)
+        return b"".join(frames)
+
+    def end(self, ending: Ending) -> None:
+        # An ending of its own (done, idle, overflow) stays the subscription's.
+        self._subscription.close(ending)
+
+    async def wait_ended(self) -> Ending:
+        return await self._subscription.wait_dropped()
+
+    def _ended(self, ending: Ending) -> OutboxEnded:
+        self.end(ending)
+        return OutboxEnded(ending)
 
 
-async def _drained_or_dropped(outbox: Outbox, subscription: Subscription) -> None:
-    """Wait until the writer took what waits, or the subscription was dropped at its bound."""
-    waits = [
-        asyncio.ensure_future(outbox.drained()),
-        asyncio.ensure_future(subscription.wait_dropped()),
-    ]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
+def _name(event: Event) -> str | None:
+    return None if event.kind is EventKind.MESSAGE else event.kind

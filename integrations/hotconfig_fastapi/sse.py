@@ -13,6 +13,10 @@ producer never waits for a connection, frames with the same ``key`` replace each
 (the latest wins), and once more than ``max_bytes`` wait unsent the connection is ended
 (:attr:`Ending.OVERFLOW`), so the browser reconnects and catches up in one step instead of
 reading a backlog. Every outbox is read and written on one event loop only.
+
+:func:`serve` reads through the :class:`FrameSource` protocol: a producer that already holds a
+bounded buffer per connection (the channel bridge's subscription) is read directly, without
+copying each frame into a second outbox.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from hotconfig.streams import CONTENT_TYPE, KEEPALIVE, Ending, Outbox, OutboxEnded, comment, frame
 
 __all__ = [
     "CONTENT_TYPE",
     "Ending",
+    "FrameSource",
     "Outbox",
     "OutboxEnded",
     "Receive",
@@ -42,13 +47,36 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+
+class FrameSource(Protocol):
+    """What :func:`serve` writes from: an :class:`Outbox`, or a producer read directly.
+
+    Every method is called on the connection's event loop.
+    """
+
+    async def take(self, timeout: float | None = None) -> bytes:
+        """The frames to write next, joined; ``b""`` after ``timeout`` seconds without any.
+
+        Raises :class:`OutboxEnded` once the stream has ended.
+        """
+        ...
+
+    def end(self, ending: Ending) -> None:
+        """End the stream (the browser left); the first ending given stays."""
+        ...
+
+    async def wait_ended(self) -> Ending:
+        """Wait until the stream ends, also while a write is pending; say why."""
+        ...
+
+
 # How long the last frame may take to leave once a stream ends. A browser that does not read
 # it in time has its connection dropped by the server instead of holding this task.
 _FINAL_SEND_TIMEOUT = 1.0
 
 
 async def serve(
-    outbox: Outbox,
+    outbox: FrameSource,
     receive: Receive,
     send: Send,
     *,
@@ -103,7 +131,7 @@ async def serve(
     return ending
 
 
-async def _write(outbox: Outbox, send: Send, keepalive: float) -> None:
+async def _write(outbox: FrameSource, send: Send, keepalive: float) -> None:
     try:
         while True:
             data = await outbox.take(keepalive)
@@ -114,7 +142,7 @@ async def _write(outbox: Outbox, send: Send, keepalive: float) -> None:
         outbox.end(Ending.CLIENT_GONE)
 
 
-async def _watch_disconnect(outbox: Outbox, receive: Receive) -> None:
+async def _watch_disconnect(outbox: FrameSource, receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -202,6 +202,41 @@ def test_a_subscriber_that_stops_reading_is_dropped_at_its_bound_and_another_kee
         assert bridge.stats.subscribers == 1
 
 
+def test_a_batch_reader_gets_every_waiting_event_in_order_the_last_marked_final(
+    bridge: Bridge, redis_client: redis.Redis
+) -> None:
+    async def main() -> tuple[list[list[Event] | None], Ending | None]:
+        subscription = await subscribed(bridge.subscribe("ai:stream:sess-batch"))
+        batches: list[list[Event] | None] = [await subscription.take(timeout=0.05)]
+        publish(redis_client, "ai:stream:sess-batch", *TOKENS, DONE)
+        while batches[-1] is not None:
+            batches.append(await subscription.take(timeout=5))
+        return batches, subscription.ending
+
+    batches, ending = run(main)
+    assert batches[0] == []  # nothing yet: time for a keep-alive
+    events = [event for batch in batches[1:-1] if batch for event in batch]
+    assert [json.loads(e.data) for e in events] == [*TOKENS, DONE]
+    assert [e.final for e in events] == [False] * len(TOKENS) + [True]
+    assert ending is Ending.DONE
+
+
+def test_an_adapter_bound_lower_than_the_bridges_drops_a_stalled_subscriber_there(
+    bridge: Bridge, redis_client: redis.Redis
+) -> None:
+    async def main() -> Ending | None:
+        stalled = await subscribed(bridge.subscribe("orders:eu"))
+        stalled.limit_bytes(500)
+        reader = await subscribed(bridge.subscribe("orders:eu"))
+        for n in range(10):
+            publish(redis_client, "orders:eu", f"{n:04d}" + "x" * 100)
+            assert (await anext(reader)).data.startswith(f"{n:04d}")
+        return stalled.ending
+
+    assert run(main) is Ending.OVERFLOW  # the bridge's own bound (1 MiB) was far off
+    assert bridge.stats.dropped_slow == 1
+
+
 @pytest.mark.faults
 def test_after_redis_restarts_the_bridge_subscribes_again_and_later_messages_arrive(
     bridge: Bridge, server: EmbeddedServer

@@ -76,3 +76,35 @@ def test_an_idle_take_returns_nothing_so_the_writer_sends_a_keep_alive() -> None
         return await Outbox().take(timeout=0)
 
     assert asyncio.run(scenario()) == b""
+
+
+def test_a_keepalive_wait_answers_empty_then_the_next_frame_arrives_as_usual() -> None:
+    async def scenario() -> list[bytes]:
+        outbox = Outbox(max_bytes=1000)
+        waiting = asyncio.ensure_future(outbox.take(timeout=3600))
+        await asyncio.sleep(0)
+        outbox.put(b"a;")
+        taken = [await waiting]
+        # The timer still pending for the hour-long wait must not hold back a shorter one.
+        async with asyncio.timeout(30):
+            taken.append(await outbox.take(timeout=0.05))
+        later = asyncio.ensure_future(outbox.take(timeout=3600))
+        await asyncio.sleep(0.1)  # longer than the last keep-alive: a stale wake-up is no frame
+        outbox.put(b"b;")
+        taken.append(await later)
+        return taken
+
+    assert asyncio.run(scenario()) == [b"a;", b"", b"b;"]
+
+
+def test_ending_an_outbox_wakes_a_taker_waiting_for_a_keepalive() -> None:
+    async def scenario() -> Ending:
+        outbox = Outbox(max_bytes=1000)
+        waiting = asyncio.ensure_future(outbox.take(timeout=3600))
+        await asyncio.sleep(0)
+        outbox.end(Ending.SHUTDOWN)
+        with pytest.raises(OutboxEnded) as ended:
+            await waiting
+        return ended.value.ending
+
+    assert asyncio.run(scenario()) is Ending.SHUTDOWN
