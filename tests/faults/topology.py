@@ -113,6 +113,12 @@ def _knows_all_six(client: Any) -> bool:
     return len(nodes) == 6 and not any(b"handshake" in line or b"noaddr" in line for line in nodes)
 
 
+def _links_connected(client: Any) -> bool:
+    """Whether this node's bus links to all the others are up (CLUSTER NODES' link-state)."""
+    nodes = client.execute_command("CLUSTER", "NODES").splitlines()
+    return len(nodes) == 6 and all(line.split()[7] == b"connected" for line in nodes)
+
+
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
@@ -241,6 +247,11 @@ class Cluster:
             with replica.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", node_id)
         self._wait(lambda c: c.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0)
+        # Settled: every bus link up (a PUBLISH crosses the bus only on links that are) and
+        # every replica in sync with its master.
+        self._wait(_links_connected)
+        for replica in self.servers[3:]:
+            wait_linked(replica)
 
     def _wait(self, check: Any) -> None:
         def everywhere() -> bool:
