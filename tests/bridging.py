@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-import httpx
 import redis
 
 from hotconfig.bridge import Subscription
@@ -69,7 +69,10 @@ def wait_subscribed(client: redis.Redis, channel: str, count: int = 1) -> None:
 
 def stats(site: Site) -> dict[str, Any]:
     """The counters of the served app's bridge (its ``GET /bridge-stats``)."""
-    answer: dict[str, Any] = httpx.get(site.url + "/bridge-stats", timeout=5).json()
+    # The standard library, not httpx: the core and fault suites import this module, and run
+    # on the lowest dependency floors too, where no HTTP client is installed.
+    with urllib.request.urlopen(site.url + "/bridge-stats", timeout=5) as response:
+        answer: dict[str, Any] = json.loads(response.read())
     return answer
 
 
