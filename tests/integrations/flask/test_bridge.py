@@ -20,9 +20,10 @@ import httpx
 import pytest
 import redis
 
-from hotconfig.bridge import Position, Replayable, ReplayPublisher
+from hotconfig.bridge import ReplayPublisher
 from hotconfig.testing import EmbeddedServer, free_port
-from tests.bridging import DONE, TOKENS, stats, subscribers, wait_subscribed
+from tests.bridging import DONE, TOKENS, stats, subscribers
+from tests.integrations import resuming
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -106,84 +107,28 @@ def publisher(server: EmbeddedServer) -> Iterator[ReplayPublisher]:
 def test_a_browser_that_reconnects_with_last_event_id_gets_exactly_the_messages_it_missed(
     site: Served, publisher: ReplayPublisher, redis_client: redis.Redis
 ) -> None:
-    url = site.url + "/bridge/sse/chat:f1"
-    with EventReader(url) as reader:  # a first visit, from now
-        wait_subscribed(redis_client, "chat:f1")
-        assert eventually(lambda: stats(site)["subscribers"] == 1)
-        ids = [publisher.publish("chat:f1", f"m{n}") for n in range(3)]
-        seen = [reader.next() for _ in ids]
-    assert [(e.event, e.data, e.id) for e in seen] == [
-        ("message", f"m{n}", i) for n, i in enumerate(ids)
-    ]
-    missed = [publisher.publish("chat:f1", f"m{n}") for n in range(3, 7)]
-    with EventReader(url, last_event_id=seen[-1].id) as reader:  # as EventSource reconnects
-        wait_subscribed(redis_client, "chat:f1")
-        # The catch-up first, so that "live" comes live (published after the history was read).
-        events = [reader.next() for _ in missed]
-        live = publisher.publish("chat:f1", "live")
-        events += reader.until(lambda e: e.data == "live")
-        assert reader.pending() == []
-    assert [e.data for e in events] == ["m3", "m4", "m5", "m6", "live"]
-    assert [e.id for e in events] == [*missed, live]
-    # Asked again at the replay, in the request's context (the app's check reads flask.request).
-    assert stats(site)["replayed"] == 4
+    resuming.reconnect_gets_exactly_what_was_missed("f", site, publisher, redis_client)
 
 
 def test_a_first_connection_resumes_from_the_query_parameter_and_the_header_wins_over_it(
     site: Served, publisher: ReplayPublisher
 ) -> None:
-    ids = [publisher.publish("chat:f2", f"m{n}") for n in range(5)]
-    with EventReader(site.url + f"/bridge/sse/chat:f2?last_event_id={ids[1]}") as reader:
-        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m2", "m3", "m4"]
-    query = f"/bridge/sse/chat:f2?last_event_id={ids[0]}"
-    with EventReader(site.url + query, last_event_id=ids[3]) as reader:
-        assert [e.data for e in reader.until(lambda e: e.id == ids[-1])] == ["m4"]
+    resuming.query_parameter_resumes_and_the_header_wins("f", site, publisher)
 
 
 def test_a_trimmed_or_unknown_position_gets_a_recovery_event_then_the_live_messages(
     site: Served, server: EmbeddedServer, redis_client: redis.Redis
 ) -> None:
-    with ReplayPublisher(server.url, history=Replayable(maxlen=10)) as publisher:
-        first = publisher.publish("chat:f3", "first")
-        for n in range(300):
-            publisher.publish("chat:f3", f"m{n}")
-        epoch = Position.parse(first).epoch
-        for position, reason in ((first, "trimmed"), (f"{epoch}:9999", "unknown")):
-            with EventReader(site.url + "/bridge/sse/chat:f3", last_event_id=position) as reader:
-                notice = reader.next()
-                wait_subscribed(redis_client, "chat:f3")
-                live = publisher.publish("chat:f3", "live")
-                assert (reader.next().data, reader.pending()) == ("live", [])
-            now = f"{epoch}:{Position.parse(live).offset - 1}"  # where the browser stands
-            assert (notice.event, notice.id) == ("recovery", now)
-            data = notice.json()
-            assert (data["channel"], data["recovered"], data["reason"]) == (
-                "chat:f3",
-                False,
-                reason,
-            )
+    resuming.trimmed_or_unknown_position_gets_a_recovery_event("f", site, server, redis_client)
 
 
 def test_a_malformed_last_event_id_answers_400_and_subscribes_nothing(
     site: Served, redis_client: redis.Redis
 ) -> None:
-    url = site.url + "/bridge/sse/chat:f4"
-    for headers, query in (({"last-event-id": "nonsense"}, ""), ({}, "?last_event_id=x:1:y")):
-        response = httpx.get(url + query, headers=headers, timeout=5)
-        assert response.status_code == 400
-        assert "not an event id of a replayable channel" in response.text
-    assert subscribers(redis_client, "chat:f4") == 0
-    assert stats(site)["subscribers"] == 0
+    resuming.malformed_id_answers_400("f", site, redis_client)
 
 
 def test_a_grant_revoked_before_the_replay_sees_nothing_stored_and_the_stream_ends(
     site: Served, publisher: ReplayPublisher
 ) -> None:
-    ids = [publisher.publish("revocable:f5", f"private {n}") for n in range(3)]
-    with EventReader(site.url + "/bridge/sse/revocable:f5", last_event_id=ids[0]) as reader:
-        assert reader.status == 200  # allowed when it subscribed
-        notice = reader.next()
-        assert reader.ended.wait(5), "the stream stayed open after the refusal"
-        assert reader.pending() == []
-    assert (notice.event, notice.json()["reason"]) == ("recovery", "forbidden")
-    assert stats(site)["replayed"] == 0
+    resuming.revoked_grant_sees_nothing_stored("f", site, publisher)
