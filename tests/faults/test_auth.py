@@ -166,13 +166,13 @@ def test_an_outage_logs_a_few_lines_not_one_per_attempt(caplog: pytest.LogCaptur
     caplog.set_level(logging.DEBUG, logger="hotconfig")
     config = HotConfig(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        assert config.start(timeout=20) is False
+        assert config.start(timeout=8) is False
         assert config.status is Status.STARTING  # down, not misconfigured
         attempts = [r for r in caplog.records if "fail" in r.getMessage()]
         loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     finally:
         config.close()
-    assert len(attempts) >= 20, "the client stopped retrying"
+    assert len(attempts) >= 10, "the client stopped retrying"  # about one each 0.4 s
     assert 1 <= len(loud) <= 3, [r.getMessage() for r in loud]
     assert all(r.name.startswith("hotconfig.") for r in caplog.records)
     assert not any(r.getMessage().startswith("hotconfig:") for r in caplog.records)

@@ -8,6 +8,7 @@ while secret keys are set, changed, rejected by the model, deleted, and read bac
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -45,7 +46,7 @@ def test_no_secret_reaches_any_output(
     signals.config_rejected.connect(lambda sender, **kw: outputs.append(repr(kw)), weak=False)
     signals.config_changed.connect(lambda key, **kw: outputs.append(repr(kw)), weak=False)
     fleet = Fleet(server.url)
-    watch = fleet.watch(timeout=10, changes=False)
+    watch = fleet.watch(changes=False)  # read to the end below, then closed
     with (
         ConfigStore(server.url) as store,
         HotConfig(server.url, model=Settings, service="vault") as config,
@@ -82,9 +83,10 @@ def test_no_secret_reaches_any_output(
                      ["status"], ["--json", "list"], ["--json", "history"]):  # fmt: skip
             result = runner.invoke(group, ["--url", server.url, *args])
             outputs.append(result.output)
+    # What the feed holds by now arrives at once; a second more, and it is closed.
+    threading.Timer(1.0, watch.close).start()
     for report in watch:
         outputs.append(repr(report))
-    watch.close()
     fleet.close()
     outputs += [record.getMessage() for record in caplog.records]
     outputs += [str(record.exc_info) for record in caplog.records if record.exc_info]

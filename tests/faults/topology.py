@@ -66,6 +66,7 @@ class SentinelProcess:
 def _cluster_node(kind: ServerKind, index: int) -> EmbeddedServer:
     """A started cluster node; another port pair if a stranger took the one picked."""
     args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+    args += ["--repl-diskless-sync-delay", "0"]  # a replica syncs at once, not after 5 s
     args += ["--cluster-config-file", f"n{index}.conf"]
     for _ in range(5):
         server = EmbeddedServer(kind, port=_cluster_port(), args=args)
@@ -313,6 +314,11 @@ class Cluster:
         self._wait(lambda c: c.execute_command("CLUSTER", "INFO").find(b"cluster_state:ok") >= 0)
 
     def close(self) -> None:
+        # Killed, not stopped: on SIGTERM a master waits (up to shutdown-timeout, 10 s) for
+        # its replicas to catch up, which a test's teardown does not need.
+        for server in self.servers:
+            if server.is_running:
+                server.kill()
         for server in self.servers:
             server.close()
 
