@@ -17,13 +17,13 @@ sharded (a pattern names no slot): they stay on the classic link.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from typing import Any, Protocol
 
 from .bridge_session import Node
 from .connection import Target
+from .liveness import backoff
 
 __all__ = ["Router", "Routes"]
 
@@ -95,7 +95,7 @@ class Router:
                 )
                 self._stale = True
                 self._wake.set()
-                delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0**attempt) * random.uniform(0.5, 1.0)
+                delay = backoff(attempt, _BACKOFF_BASE, _BACKOFF_MAX)
                 attempt += 1
                 self._stop.wait(delay)
         if client is not None:

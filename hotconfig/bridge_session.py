@@ -21,7 +21,6 @@ slot's owner (Cluster), and subscribes again to everything followed at that mome
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -31,7 +30,15 @@ from typing import Any, Protocol
 import redis
 
 from .connection import Target, Topology
-from .liveness import Heartbeat, LivenessError, Outage, check_master, misconfiguration
+from .liveness import (
+    Heartbeat,
+    LivenessError,
+    Outage,
+    backoff,
+    check_master,
+    close_sockets,
+    misconfiguration,
+)
 from .shards import SlotMoved
 
 __all__ = ["Hub", "Key", "Link", "LinkOptions", "Node"]
@@ -134,17 +141,7 @@ class Link:
         """Close the sockets from another thread: wakes the link's thread blocked in a read."""
         with self._lock:
             pubsub, clients = self._pubsub, self._clients
-        try:
-            if pubsub is not None and pubsub.connection is not None:
-                pubsub.connection.disconnect()
-            for client in clients:
-                pool = getattr(client, "connection_pool", None)
-                if pool is not None:
-                    pool.disconnect()
-                else:  # a cluster client: one pool per node
-                    client.disconnect_connection_pools()
-        except Exception:
-            log.debug("error while closing the bridge's sockets", exc_info=True)
+        close_sockets(pubsub, clients, "the bridge's sockets")
 
     # -- the thread -----------------------------------------------------------------------------
 
@@ -168,7 +165,7 @@ class Link:
                 self._teardown()
             if time.monotonic() - started > _BACKOFF_RESET:
                 attempt = 0
-            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0**attempt) * random.uniform(0.5, 1.0)
+            delay = backoff(attempt, _BACKOFF_BASE, _BACKOFF_MAX)
             attempt += 1
             self._stop.wait(delay)
 

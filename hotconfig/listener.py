@@ -20,7 +20,6 @@ shard channel on the master serving its slot; a slot move ends the session like 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -33,7 +32,16 @@ from . import shards
 from .connection import Target
 from .errors import InvalidMessageError
 from .keyspace import Keyspace, as_text, read_position, read_snapshot
-from .liveness import Heartbeat, LivenessError, Outage, check_master, check_role, misconfiguration
+from .liveness import (
+    Heartbeat,
+    LivenessError,
+    Outage,
+    backoff,
+    check_master,
+    check_role,
+    close_sockets,
+    misconfiguration,
+)
 from .signals import Status
 from .signing import KeyRing
 from .sink import Sink
@@ -184,9 +192,7 @@ class Listener:
             self._stop.wait(delay)
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self._options.backoff_max, self._options.backoff_base * 2.0**attempt)
-        # Jitter spreads a fleet's reconnects so a recovering server is not hit all at once.
-        return delay * random.uniform(0.5, 1.0)
+        return backoff(attempt, self._options.backoff_base, self._options.backoff_max)
 
     def _session(self) -> None:
         shard = self._options.shard_channel
@@ -397,20 +403,7 @@ class Listener:
     def _disconnect(self) -> None:
         with self._lock:
             clients, pubsub = self._clients, self._pubsub
-        # The listener may be tearing these down at the same moment: read each once, and let
-        # nothing here stop close().
-        try:
-            connection = pubsub.connection if pubsub is not None else None
-            if connection is not None:
-                connection.disconnect()
-            for client in clients:
-                pool = getattr(client, "connection_pool", None)
-                if pool is not None:
-                    pool.disconnect()
-                else:  # a cluster client: one pool per node
-                    client.disconnect_connection_pools()
-        except Exception:
-            log.debug("error while closing the listener's sockets", exc_info=True)
+        close_sockets(pubsub, clients, "the listener's sockets")
 
     def _teardown(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ writes (:class:`Outage`).
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import time
 from typing import Any
@@ -23,8 +24,10 @@ __all__ = [
     "Heartbeat",
     "LivenessError",
     "Outage",
+    "backoff",
     "check_master",
     "check_role",
+    "close_sockets",
     "misconfiguration",
 ]
 
@@ -168,3 +171,28 @@ def check_role(target: Target, client: Any) -> None:
     role = client.execute_command("ROLE")[0]
     if role != b"master":
         raise LivenessError(f"the node serving the store is a {as_text(role)} now (Sentinel)")
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before reconnect ``attempt`` (0 first): exponential from ``base``, capped at
+    ``cap``, with jitter that spreads a fleet's reconnects so a recovering server is not hit
+    all at once."""
+    return min(cap, base * 2.0**attempt) * random.uniform(0.5, 1.0)
+
+
+def close_sockets(pubsub: Any, clients: Any, what: str) -> None:
+    """Close the sockets of a subscription and its clients from another thread, which wakes
+    the thread blocked reading them. Their owner may be tearing them down at the same moment:
+    each is read once, and nothing here raises (``what`` names them in the debug log)."""
+    try:
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is not None:
+            connection.disconnect()
+        for client in clients:
+            pool = getattr(client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
+            else:  # a cluster client: one pool per node
+                client.disconnect_connection_pools()
+    except Exception:
+        log.debug("error while closing %s", what, exc_info=True)
