@@ -59,7 +59,7 @@ def decide(
     if start == "never":
         return Decision(False, Role.DISABLED, command)
     if command is None:
-        if _is_test_runner(argv):
+        if _is_test_runner(argv, environ):
             return Decision(False, Role.TESTS, None)
         return Decision(True, Role.SERVER, None)
     if command not in _SERVING_COMMANDS:
@@ -102,6 +102,10 @@ def _command(argv: Sequence[str], commands: Collection[str] = ()) -> str | None:
     return None
 
 
-def _is_test_runner(argv: Sequence[str]) -> bool:
+def _is_test_runner(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     script = argv[0].replace("\\", "/") if argv else ""
-    return script.rsplit("/", 1)[-1] in _TEST_RUNNERS or script.endswith("pytest/__main__.py")
+    if script.rsplit("/", 1)[-1] in _TEST_RUNNERS or script.endswith("pytest/__main__.py"):
+        return True
+    # A pytest-xdist worker (`pytest -n`) is `python -c ...`, started by execnet, and xdist
+    # names it in the environment. A server a test starts inherits the variable, not the -c.
+    return script == "-c" and "PYTEST_XDIST_WORKER" in environ

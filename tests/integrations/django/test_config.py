@@ -137,6 +137,9 @@ def test_a_process_without_a_listener_serves_the_last_known_good_file(
         (["manage.py", "shell"], {}, False, Role.COMMAND),
         (["/venv/bin/django-admin", "test"], {}, False, Role.TESTS),
         (["/venv/bin/pytest", "-x"], {}, False, Role.TESTS),
+        (["-c"], {"PYTEST_XDIST_WORKER": "gw0"}, False, Role.TESTS),  # a `pytest -n 2` worker
+        (["-c"], {}, True, Role.SERVER),
+        (["/venv/bin/gunicorn", "shop.wsgi"], {"PYTEST_XDIST_WORKER": "gw0"}, True, Role.SERVER),
         (["manage.py", "runserver"], {}, False, Role.RELOADER),
         (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True, Role.SERVER),
         (["manage.py", "runserver", "--noreload"], {}, True, Role.SERVER),
