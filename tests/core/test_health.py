@@ -301,6 +301,9 @@ def test_every_client_reports_itself_by_default(
     version = store.set("a", 1)
     with HotConfig(server.url, service="default-on", framework="plain") as config:
         assert config.wait_for_version(version, timeout=5)
+        # Its first report lands a moment after the version: until then the barrier sees no
+        # instance at all, and a barrier over nobody proves nothing about this client.
+        assert eventually(lambda: fleet.instances(service="default-on"), timeout=5)
         result = fleet.wait(version, timeout=5, service="default-on")
         assert result.ok, result
         (report,) = fleet.instances(service="default-on")
