@@ -119,7 +119,7 @@ def test_gunicorn_uvicorn_workers_each_serve_a_change_within_a_second(
         assert_a_stop_ends_an_open_stream_promptly(app, exit_code=0)
 
 
-def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
+def test_uvicorn_reload_restarts_with_an_open_stream_at_once(
     server: EmbeddedServer, store: ConfigStore, tmp_path: Path
 ) -> None:
     watched = tmp_path / "src"
@@ -137,6 +137,10 @@ def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
             os.utime(source, (later, later))  # a newer mtime even on a coarse clock
             end = reader.until(lambda e: e.event == "end", timeout=5)[-1]
             assert end.json() == {"reason": "shutdown"}
+            # What hotconfig controls: the open stream does not hold the reload (uvicorn alone
+            # waits for it without limit). The reloader polls every 0.25 s.
+            ended = time.monotonic() - edited
+            assert ended < 1.5, f"the stream ended {ended:.2f}s after the edit:\n{app.output()}"
         after = before
         while after == before:
             assert time.monotonic() - edited < 10, app.output()
@@ -147,5 +151,7 @@ def test_uvicorn_reload_restarts_with_an_open_stream_in_under_two_seconds(
         # The browser's EventSource reconnects and is served by the new process.
         with EventReader(app.url + "/stream") as reader:
             assert reader.next().event == "reset"
+        # The rest is a new interpreter importing the app: about a second on a quiet machine,
+        # more while other tests share its two cores.
         restarted = time.monotonic() - edited
-        assert restarted < 2.0, f"restarted in {restarted:.2f}s:\n{app.output()}"
+        assert restarted < 5.0, f"restarted in {restarted:.2f}s:\n{app.output()}"
