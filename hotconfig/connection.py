@@ -311,7 +311,7 @@ class Target:
         assert nodes.service is not None
         sentinel = self._sentinel(self._options)
         try:
-            host, port = sentinel.discover_master(nodes.service)  # type: ignore[no-untyped-call]
+            host, port = sentinel.discover_master(nodes.service)
             return str(host), int(port)
         finally:
             for client in sentinel.sentinels:
@@ -324,9 +324,7 @@ class Target:
         if nodes.topology is Topology.SENTINEL:
             assert nodes.service is not None
             sentinel = self._sentinel(options)
-            return sentinel.master_for(  # type: ignore[no-untyped-call]
-                nodes.service, db=nodes.db, **_plain(options, nodes)
-            )
+            return sentinel.master_for(nodes.service, db=nodes.db, **_plain(options, nodes))
         options = {k: v for k, v in options.items() if k != "health_check_interval"}
         if options.get("retry") is None:
             options.pop("retry", None)
@@ -345,7 +343,7 @@ class Target:
             sentinel_kwargs["password"] = nodes.sentinel_password
         if nodes.options.get("ssl"):
             sentinel_kwargs["ssl"] = True
-        return Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        return Sentinel(list(nodes.hosts), sentinel_kwargs=sentinel_kwargs)
 
     def __repr__(self) -> str:
         return f"<Target {self.redacted}>"

@@ -146,7 +146,7 @@ class Fleet:
         if owner is None:
             pubsub: redis.client.PubSub = self._redis.pubsub()
         else:
-            pubsub = owner.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = owner.pubsub()
         if shard is not None:
             pubsub.ssubscribe(shard)
         pubsub.subscribe(*channels)

@@ -197,7 +197,7 @@ class Listener:
     def _session(self) -> None:
         shard = self._options.shard_channel
         client, subscriber = self._target.listener_clients(self._options.socket_timeout, shard)
-        pubsub = subscriber.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = subscriber.pubsub()
         with self._lock:
             self._clients = (client,) if subscriber is client else (client, subscriber)
             self._pubsub = pubsub

@@ -76,7 +76,7 @@ class RawSubscriber:
 
     def __init__(self, url: str, channel: str, index: int, log: Log) -> None:
         self._client = redis.Redis.from_url(url)
-        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub = self._client.pubsub()
         self._pubsub.subscribe(channel)
         deadline = time.monotonic() + START_TIMEOUT
         while (message := self._pubsub.get_message(timeout=1.0)) is None or (

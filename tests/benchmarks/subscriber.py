@@ -51,7 +51,7 @@ class LatencyLog:
 
 def run_raw(url: str, recorder: LatencyLog) -> None:
     client = redis.Redis.from_url(url)
-    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub()
     pubsub.subscribe(CHANNEL)
     while (message := pubsub.get_message(timeout=1.0)) is None or message["type"] != "subscribe":
         pass

@@ -84,7 +84,7 @@ def _raw_round(server: EmbeddedServer, payload: bytes, token: str, decode: bool 
     """Seconds for a redis-py loop to read the burst; with ``decode=False`` it only reads
     (get_message and nothing else: the floor of any subscriber built on get_message)."""
     client = server.client()
-    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub()
     pubsub.subscribe(burst.CHANNEL)
     while (message := pubsub.get_message(timeout=1.0)) is None or message["type"] != "subscribe":
         pass

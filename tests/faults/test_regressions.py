@@ -197,7 +197,7 @@ def test_a_forgery_that_copies_the_digest_is_undone_when_the_real_write_arrives(
     fleet.store.set("limit", 1)
     config = fleet.client(poll_interval=NO_POLL)
     seen: list[str] = []
-    with redis_client.pubsub() as watcher:  # type: ignore[no-untyped-call]
+    with redis_client.pubsub() as watcher:
         watcher.subscribe(CHANNEL)
         watcher.get_message(timeout=1)
         fleet.store.set("other", 1)
