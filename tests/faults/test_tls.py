@@ -144,6 +144,9 @@ def test_a_client_and_a_store_work_over_tls(tls_server: TlsServer) -> None:
         assert config.stats.reconnects == 0
         # The fleet reads the registry and waits for reports over the same TLS options.
         with Fleet(tls_server.url(), redis_kwargs={"ssl_ca_certs": str(ca)}) as fleet:
+            # Registered by its first report, a moment after it went live: a barrier over
+            # no instance yet proves nothing.
+            assert eventually(lambda: fleet.instances(), timeout=5)
             landed = fleet.wait(version, timeout=5)
             assert landed.ok, landed
             assert len(landed.applied) == 1, landed
