@@ -20,7 +20,9 @@ DEMO   := .venv-demo
 # uv never fetches a Python of its own: every virtualenv runs the $(PYTHON) that made .venv.
 export UV_PYTHON_DOWNLOADS := never
 # The suites on two workers (pytest-xdist): every test starts its own servers on free ports.
+# Work stealing keeps the long fault and server tests from piling up on one worker.
 WORKERS ?= 2
+PARALLEL := -n $(WORKERS) --dist worksteal
 # `make lock LOCK_ARGS=` records a change of pyproject.toml without taking newer releases.
 LOCK_ARGS ?= --upgrade
 
@@ -63,7 +65,7 @@ types: $(STAMP)
 
 # tests/benchmarks is excluded by norecursedirs in pyproject.toml; `make bench` runs it.
 test: lint types
-	$(BIN)/pytest -n $(WORKERS)
+	$(BIN)/pytest $(PARALLEL)
 	$(MAKE) test-lowest
 
 # The core and fault suites once more on the lowest allowed redis, pydantic, blinker and
@@ -78,7 +80,7 @@ $(LOWEST)/.installed: tests/lowest.txt pyproject.toml uv.lock $(STAMP)
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
-	HOTCONFIG_TEST_SERVER=redis $(LOWEST)/bin/pytest -q -n $(WORKERS) -m "not slow" tests/core tests/faults
+	HOTCONFIG_TEST_SERVER=redis $(LOWEST)/bin/pytest -q $(PARALLEL) -m "not slow" tests/core tests/faults
 
 # The runtime suites (core, faults, integrations; not lint or types) on the newest releases
 # pyproject.toml allows today, what `pip install 'hotconfig[all]'` gives a user: a red run here
@@ -88,7 +90,7 @@ test-latest: $(STAMP)
 	$(BIN)/uv venv --quiet --python $(BIN)/python $(LATEST)
 	VIRTUAL_ENV=$(LATEST) $(BIN)/uv pip install --quiet --refresh -e '.[dev]'
 	$(LATEST)/bin/python -m tests.locks drift
-	$(LATEST)/bin/pytest -q -n $(WORKERS) tests/core tests/faults tests/integrations
+	$(LATEST)/bin/pytest -q $(PARALLEL) tests/core tests/faults tests/integrations
 
 # Refresh both locks to the newest releases, then run the gate on them. A refresh is a commit
 # of its own (CONTRIBUTING.md).
