@@ -14,7 +14,7 @@
 ``{channel}`` is the full Redis channel name (``ai:stream:sess-abc``). ``authorize`` is required
 and is asked before anything is subscribed: False answers 403 (a WebSocket is closed with
 1008). Over SSE each published message is one event whose ``data:`` is the message as
-published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.delivery`) carries its JSON. Over
+published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.bridge`) carries its JSON. Over
 a WebSocket each published message is one text frame as published; a gap or idle notice is a
 frame ``{"event": "gap", ...}``. A sequenced stream ends after its ``done`` message (SSE: the
 response ends; WebSocket: closed with 1000). No lifespan is needed: the bridge connects on
@@ -43,8 +43,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from hotconfig.bridge import Bridge, Event, EventKind, Subscription
-from hotconfig.bridge_websocket import forward
-from hotconfig.streams import Ending, OutboxEnded
+from hotconfig.bridge.serving import Ending, OutboxEnded, forward
 
 from .sse import frame, serve
 
