@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,8 @@ def test_testing_names_are_pinned() -> None:
 def test_each_public_module_pins_its_names(module: str, names: list[str]) -> None:
     imported = importlib.import_module(module)
     assert imported.__all__ == names
+    if module == "hotconfig.cli" and importlib.util.find_spec("click") is None:
+        return  # these need the cli extra (the lowest floors' run has none): tested elsewhere
     for name in names:
         assert getattr(imported, name) is not None
 
