@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import signals
+    from ._config.snapshot import Snapshot
+    from ._config.stats import Stats
+    from ._config.wire import Entry
+    from ._redis.connection import resolve_url
     from .client import HotConfig
     from .default import config, configure
     from .errors import (
@@ -25,10 +29,7 @@ if TYPE_CHECKING:
     )
     from .fleet import Fleet
     from .signals import Change, Status
-    from .snapshot import Snapshot
-    from .stats import Stats
     from .store import ConfigStore, HistoryEntry
-    from .wire import Entry
 
 __all__ = [
     "Change",
@@ -49,6 +50,7 @@ __all__ = [
     "StoreError",
     "config",
     "configure",
+    "resolve_url",
     "signals",
 ]
 
@@ -60,7 +62,7 @@ _HOME = {
     "ClientClosedError": "errors",
     "ConfigKeyError": "errors",
     "ConfigStore": "store",
-    "Entry": "wire",
+    "Entry": "_config.wire",
     "Fleet": "fleet",
     "HistoryEntry": "store",
     "HotConfig": "client",
@@ -68,12 +70,13 @@ _HOME = {
     "InvalidMessageError": "errors",
     "InvalidValueError": "errors",
     "NotConfiguredError": "errors",
-    "Snapshot": "snapshot",
-    "Stats": "stats",
+    "Snapshot": "_config.snapshot",
+    "Stats": "_config.stats",
     "Status": "signals",
     "StoreError": "errors",
     "config": "default",
     "configure": "default",
+    "resolve_url": "_redis.connection",
     "signals": "",
 }
 

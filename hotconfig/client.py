@@ -14,22 +14,15 @@ from typing import Any, Generic
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from . import forking
-from .connection import Target, Topology, resolve
-from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
-from .health import Reporter
-from .keyspace import DEFAULT_NAMESPACE, Keyspace
-from .lastgood import LastKnownGood
-from .listener import Listener, ListenerOptions
-from .receivers import Receiver
-from .schema import Schema
-from .signals import Status
-from .signing import KeyRing
-from .sink import Sink
-from .snapshot import Snapshot
-from .state import ConfigState
-from .stats import Stats
-from .wire import (
+from ._config.lastgood import LastKnownGood
+from ._config.listener import Listener, ListenerOptions
+from ._config.receivers import Receiver
+from ._config.schema import Schema
+from ._config.sink import Sink
+from ._config.snapshot import Snapshot
+from ._config.state import ConfigState
+from ._config.stats import Stats
+from ._config.wire import (
     DEFAULT_CHANNEL,
     DEFAULT_LIMITS,
     DEFAULT_MAX_BYTES,
@@ -37,6 +30,13 @@ from .wire import (
     Limits,
     validate_scope,
 )
+from ._redis import forking
+from ._redis.connection import Target, Topology, resolve
+from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
+from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
+from .fleet.reporter import Reporter
+from .security.signing import KeyRing
+from .signals import Status
 
 __all__ = ["HotConfig"]
 

@@ -24,11 +24,12 @@ from typing import Any, Literal
 
 from blinker import NamedSignal, Namespace
 
-from .receivers import send_isolated, watch_async
-from .redaction import looks_secret, shown
+from ._config.receivers import Receiver, send_isolated, watch_async
+from .security.redaction import looks_secret, shown
 
 __all__ = [
     "Change",
+    "Receiver",
     "Status",
     "config_changed",
     "config_rejected",

@@ -11,18 +11,7 @@ from typing import Any
 
 import redis
 
-from .connection import Target, resolve
-from .errors import InvalidMessageError, StoreError
-from .keyspace import (
-    DEFAULT_NAMESPACE,
-    WRITE_SCRIPT,
-    Keyspace,
-    StoreSnapshot,
-    as_text,
-    read_snapshot,
-)
-from .signing import KeyRing, payload
-from .wire import (
+from ._config.wire import (
     DEFAULT_CHANNEL,
     DEFAULT_MAX_BYTES,
     DEFAULT_SCOPE,
@@ -36,6 +25,17 @@ from .wire import (
     validate_key,
     validate_scope,
 )
+from ._redis.connection import Target, resolve
+from ._redis.keyspace import (
+    DEFAULT_NAMESPACE,
+    WRITE_SCRIPT,
+    Keyspace,
+    StoreSnapshot,
+    as_text,
+    read_snapshot,
+)
+from .errors import InvalidMessageError, StoreError
+from .security.signing import KeyRing, payload
 
 __all__ = ["ConfigStore", "HistoryEntry"]
 
@@ -93,7 +93,7 @@ class ConfigStore:
         """The URL the store connects to, its password hidden; None for a client given."""
         self.sharded = False
         """Whether writes are announced by SPUBLISH on the store's shard channel (see
-        :meth:`~hotconfig.keyspace.Keyspace.shard_channel`) instead of PUBLISH."""
+        :meth:`~hotconfig._redis.keyspace.Keyspace.shard_channel`) instead of PUBLISH."""
         if client is None:
             target = Target(resolve(url), redis_kwargs, sharded=sharded)  # e.g. ssl_ca_certs
             self.url, self.sharded = target.redacted, target.sharded

@@ -14,7 +14,7 @@ from typing import Any, Final
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from hotconfig.wire import Limits
+from hotconfig._config.wire import Limits
 
 __all__ = [
     "GUARD",

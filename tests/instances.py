@@ -20,7 +20,7 @@ __all__ = ["Spawned", "spawned_instance"]
 _CHILD = """
 import sys, time
 from hotconfig import HotConfig
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
 
 url, service, interval, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 config = HotConfig(url, service=service, health=False)

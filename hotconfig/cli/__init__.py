@@ -10,7 +10,8 @@ is :data:`group` (a :class:`click.Group`), so that framework CLIs can mount the 
 
 The integrations mount it with their app's settings through :func:`framework_group` and
 :class:`AppDefaults` (the app's URL and client options, used unless the command line says
-otherwise).
+otherwise); a framework's own commands share the command's :class:`Session` (``pass_session``)
+and report a :class:`Failure` the same way.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .commands import framework_group, group
-    from .session import AppDefaults
+    from .session import AppDefaults, Failure, Session, pass_session
 
-__all__ = ["AppDefaults", "framework_group", "group", "main"]
+__all__ = ["AppDefaults", "Failure", "Session", "framework_group", "group", "main", "pass_session"]
 
 HINT = "the hotconfig command needs click and rich: pip install 'hotconfig[cli]'"
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("AppDefaults", "framework_group", "group"):
+    if name in ("AppDefaults", "Failure", "Session", "framework_group", "group", "pass_session"):
         try:
             from . import commands
         except ImportError as exc:

@@ -7,7 +7,7 @@ import dataclasses
 import click
 import redis
 
-from ..acl import ROLES, doctor, rules
+from ..security.acl import ROLES, doctor, rules
 from .session import Failure, Session, pass_session
 
 __all__ = ["acl", "doctor_command"]

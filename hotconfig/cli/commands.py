@@ -15,9 +15,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..connection import ENV_VAR
-from ..keyspace import DEFAULT_NAMESPACE
-from ..wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
+from .._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
+from .._redis.connection import ENV_VAR
+from .._redis.keyspace import DEFAULT_NAMESPACE
 from .access import acl, doctor_command
 from .demo import demo
 from .files import dump_file, load_file

@@ -39,9 +39,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..connection import Target
-from ..fleet import Convergence
-from ..registry import Report
+from .._redis.connection import Target
+from ..fleet._observer import Convergence
+from ..fleet.registry import Report
 from .fleet import report_convergence
 from .output import Output
 from .processes import EXAMPLES, HOST, WORKERS, App, DemoError, Processes, apps

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..fleet import ChangeNotice, Convergence, Gone
-from ..registry import Report
+from ..fleet._observer import ChangeNotice, Convergence, Gone
+from ..fleet.registry import Report
 from .output import Output
 from .session import Session, pass_session
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from ..redaction import looks_secret, masked
-from ..wire import Entry
+from .._config.wire import Entry
+from ..security.redaction import looks_secret, masked
 
 __all__ = ["Output", "dumps"]
 

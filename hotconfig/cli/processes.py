@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import click
 
-from ..registry import Report
+from ..fleet.registry import Report
 
 __all__ = ["EXAMPLES", "HOST", "WORKERS", "App", "DemoError", "Processes", "Running", "apps"]
 

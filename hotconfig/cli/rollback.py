@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._config.wire import Entry
 from ..store import HistoryEntry
-from ..wire import Entry
 
 __all__ = ["rollback_entries"]
 

@@ -9,9 +9,9 @@ from typing import Any, Final
 import click
 import redis
 
-from ..connection import Target, resolve
+from .._redis.connection import Target, resolve
 from ..errors import HotConfigError
-from ..fleet import Fleet
+from ..fleet._observer import Fleet
 from ..store import ConfigStore
 from .output import Output
 

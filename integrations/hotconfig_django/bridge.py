@@ -57,8 +57,15 @@ from django.http import (
 from django.urls import URLPattern, path
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, last_event_id, sse_stream
-from hotconfig.bridge_websocket import ASGIApp, Handshake, websocket_app
+from hotconfig.bridge.serving import (
+    CONTENT_TYPE,
+    SSE_HEADERS,
+    ASGIApp,
+    Handshake,
+    last_event_id,
+    sse_stream,
+    websocket_app,
+)
 
 __all__ = ["Authorize", "Handshake", "asgi", "bridge_urls", "sse_view"]
 
@@ -122,7 +129,7 @@ def asgi(
 ) -> ASGIApp:
     """Django's ASGI ``application`` with the bridge's WebSockets under ``prefix``.
 
-    ``authorize(handshake, channel)`` gets a :class:`~hotconfig.bridge_websocket.Handshake`
+    ``authorize(handshake, channel)`` gets a :class:`~hotconfig.bridge.serving.Handshake`
     (``headers``, ``cookies``, ``query``, the raw ``scope``); every other connection goes to
     ``application`` unchanged.
     """

@@ -17,7 +17,7 @@ import redis
 from django.apps import AppConfig
 from django.core import checks
 
-from hotconfig.signing import KeyRing
+from hotconfig.security import KeyRing
 
 from . import conf, lifecycle, process
 from .errors import HotConfigSettingsError

@@ -28,7 +28,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from pydantic import BaseModel
 
-from hotconfig import HotConfig, InvalidMessageError, connection
+from hotconfig import HotConfig, InvalidMessageError, resolve_url
+from hotconfig.security import redacted_url
 
 from .errors import HotConfigSettingsError
 
@@ -88,13 +89,16 @@ class DjangoConf:
 
     @property
     def effective_url(self) -> str:
-        """``URL``, else ``$HOTCONFIG_URL``, else localhost: what the client connects to."""
-        return connection.resolve(self.url)
+        """``URL``, else ``$HOTCONFIG_URL``, else localhost: what the client connects to.
+
+        Not checked here: :func:`load` checked ``URL``, the client checks the environment's,
+        and a system check must still be able to show a broken one."""
+        return resolve_url(self.url, check=False)
 
     @property
     def shown_url(self) -> str:
         """:attr:`effective_url` with its password hidden, for messages and logs."""
-        return connection.redacted(self.effective_url)
+        return redacted_url(self.effective_url)
 
 
 def load() -> DjangoConf:
@@ -182,8 +186,7 @@ def _url(url: object, found: list[Problem]) -> str | None:
         message = f"HOTCONFIG['URL'] must be a string, not {type(url).__name__}"
     else:
         try:
-            connection.Target(url)  # the core's own validation; its message hides the password
-            return url
+            return resolve_url(url)  # the core's own check; its message hides the password
         except ValueError as exc:
             message = f"HOTCONFIG['URL']: {exc}"
     found.append(

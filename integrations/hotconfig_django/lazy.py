@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hotconfig import HotConfig, Snapshot, Stats, Status
-from hotconfig.receivers import Receiver
+from hotconfig.signals import Receiver
 
 from .errors import ConfigNotReadyError
 

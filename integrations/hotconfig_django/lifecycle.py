@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management import get_commands
 
-from hotconfig import ConfigStore, Status, connection
+from hotconfig import ConfigStore, Status
 
 from . import conf, process
 from .errors import ConfigNotReadyError, HotConfigSettingsError
@@ -138,9 +138,12 @@ def open_store(loaded: conf.DjangoConf, timeout: float | None) -> ConfigStore:
         if name in loaded.options
     }
     # The client's own connection options (TLS files, client name) apply to writes too.
-    target = connection.Target(loaded.effective_url, loaded.options.get("redis_kwargs"))
-    client = target.command_client(socket_timeout=timeout, socket_connect_timeout=timeout)
-    return ConfigStore(client=client, **options)
+    redis_kwargs = {
+        **(loaded.options.get("redis_kwargs") or {}),
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
+    return ConfigStore(loaded.effective_url, redis_kwargs=redis_kwargs, **options)
 
 
 def teardown() -> None:

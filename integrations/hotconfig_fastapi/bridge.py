@@ -14,11 +14,13 @@
 ``{channel}`` is the full Redis channel name (``ai:stream:sess-abc``). ``authorize`` is required
 and is asked before anything is subscribed: False answers 403 (a WebSocket is closed with
 1008). Over SSE each published message is one event whose ``data:`` is the message as
-published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.delivery`) carries its JSON. Over
+published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.bridge`) carries its JSON. Over
 a WebSocket each published message is one text frame as published; a gap or idle notice is a
 frame ``{"event": "gap", ...}``. A sequenced stream ends after its ``done`` message (SSE: the
 response ends; WebSocket: closed with 1000). No lifespan is needed: the bridge connects on
-the first subscriber.
+the first subscriber. When the server stops (SIGTERM, SIGINT, ``--reload``) every open SSE
+stream ends at once with ``event: end`` and ``{"reason": "shutdown"}``, so the server does not
+wait for browsers to leave and an ``EventSource`` reconnects to a worker that still runs.
 
 On a replayable channel each SSE event carries ``id: {epoch}:{offset}``, so a browser's
 ``EventSource`` sends it back as ``Last-Event-ID`` when it reconnects and gets exactly what it
@@ -33,6 +35,7 @@ with 1008), so a revoked grant sees nothing stored.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -43,9 +46,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from hotconfig.bridge import Bridge, Event, EventKind, Subscription
-from hotconfig.bridge_websocket import forward
-from hotconfig.streams import Ending, OutboxEnded
+from hotconfig.bridge.serving import Ending, OutboxEnded, forward
 
+from . import shutdown
 from .sse import frame, serve
 
 __all__ = ["Authorize", "bridge_router"]
@@ -162,12 +165,14 @@ class _BridgedStream(Response):
         )
         subscription.limit_bytes(self._max_bytes)
         frames = _Frames(subscription)
+        # uvicorn waits for every open response before the lifespan hears of a SIGTERM, and
+        # this one never finishes by itself: end it first, as the config stream does.
+        unwatch = shutdown.watch(frames.stop)
         ending = Ending.CLIENT_GONE
         try:
-            ending = await serve(
-                frames, receive, send, keepalive=self._keepalive, last=lambda _: frames.tail
-            )
+            ending = await serve(frames, receive, send, keepalive=self._keepalive, last=frames.last)
         finally:
+            unwatch()
             subscription.close(ending)
 
 
@@ -181,6 +186,20 @@ class _Frames:
     def __init__(self, subscription: Subscription) -> None:
         self._subscription = subscription
         self.tail = b""  # the frame that ends the response, once the stream is complete
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The server is stopping (SIGINT, SIGTERM): end the stream with an ``end`` event."""
+        self._stopped = True
+        self._subscription.close(Ending.SHUTDOWN)
+
+    def last(self, ending: Ending) -> bytes:
+        """The frame that ends the response: the stream's own last one, or, when the server
+        stops, ``event: end`` with ``{"reason": "shutdown"}``, on which an ``EventSource``
+        reconnects to a worker that still runs."""
+        if self.tail or not self._stopped:
+            return self.tail
+        return frame(json.dumps({"reason": ending.value}), event="end")
 
     async def take(self, timeout: float | None = None) -> bytes:
         if self.tail:

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import pydantic_core
 
 from hotconfig import Change, HotConfig, Snapshot
-from hotconfig.redaction import looks_secret
+from hotconfig.security import looks_secret
 
 from . import shutdown
 from .sse import Ending, Outbox, frame

@@ -26,7 +26,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
-from hotconfig.streams import CONTENT_TYPE, KEEPALIVE, Ending, Outbox, OutboxEnded, comment, frame
+from hotconfig.bridge.serving import (
+    CONTENT_TYPE,
+    KEEPALIVE,
+    Ending,
+    Outbox,
+    OutboxEnded,
+    comment,
+    frame,
+)
 
 __all__ = [
     "CONTENT_TYPE",

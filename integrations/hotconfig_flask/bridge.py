@@ -14,7 +14,7 @@
     app.register_blueprint(bridge_blueprint(bridge, authorize=check, url_prefix="/bridge"))
 
 ``<channel>`` is the full Redis channel name. Each browser's response is a WSGI body that
-streams (:class:`~hotconfig.bridge_serving.BlockingStream`): it holds one WSGI thread while it
+streams (:class:`~hotconfig.bridge.serving.BlockingStream`): it holds one WSGI thread while it
 lasts, so serve it with threads (``gunicorn -k gthread --threads 100``), never with sync
 workers, where one browser takes a whole worker. However many browsers, the
 process holds ONE Redis connection and one event loop thread for the bridge.
@@ -43,7 +43,7 @@ from flask import Blueprint, Request, Response, current_app, request
 from flask.globals import request_ctx
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge_serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream, last_event_id
+from hotconfig.bridge.serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream, last_event_id
 
 __all__ = ["Authorize", "bridge_blueprint"]
 

@@ -27,7 +27,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from pydantic import SecretBytes, SecretStr
 
 from hotconfig.cli import AppDefaults, framework_group
-from hotconfig.redaction import looks_secret
+from hotconfig.security import looks_secret
 
 from .current import current_client
 

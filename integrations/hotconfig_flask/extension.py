@@ -29,7 +29,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 import hotconfig
-from hotconfig.receivers import Receiver
+from hotconfig.signals import Receiver
 
 from . import cli
 from .current import EXTENSION, current_app_object, current_client, lookup_error

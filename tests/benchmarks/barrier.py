@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from hotconfig import ConfigStore, Fleet, HotConfig
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing.server import EmbeddedServer
 
 from . import throughput

@@ -12,7 +12,7 @@ import socket
 import time
 
 from hotconfig import Entry
-from hotconfig.wire import encode_message
+from hotconfig._config.wire import encode_message
 
 CHANNEL = "config:changes"
 DONE_KEY = "bench.done"

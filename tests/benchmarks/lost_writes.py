@@ -16,8 +16,8 @@ from typing import Any
 import redis
 
 from hotconfig import Entry, HotConfig
-from hotconfig.keyspace import Keyspace, as_text
-from hotconfig.wire import encode_message
+from hotconfig._config.wire import encode_message
+from hotconfig._redis.keyspace import Keyspace, as_text
 
 _CHUNK = 20_000  # fields per HSET, so that no single command blocks the server for long
 

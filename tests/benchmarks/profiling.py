@@ -22,11 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig.keyspace import StoreSnapshot
-from hotconfig.schema import Schema
-from hotconfig.state import ConfigState
+from hotconfig._config.schema import Schema
+from hotconfig._config.state import ConfigState
+from hotconfig._config.wire import parse
+from hotconfig._redis.keyspace import StoreSnapshot
 from hotconfig.testing.server import EmbeddedServer
-from hotconfig.wire import parse
 
 from . import burst
 from .throughput import COUNT, KEYS, TIMEOUT, _hotconfig_round, _raw_round

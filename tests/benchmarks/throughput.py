@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing.server import EmbeddedServer
 
 from . import burst

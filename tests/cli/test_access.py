@@ -7,8 +7,8 @@ import re
 
 from click.testing import CliRunner
 
-from hotconfig import acl
 from hotconfig.cli import group
+from hotconfig.security import acl
 from hotconfig.testing.server import EmbeddedServer
 from tests.cli.conftest import Run
 

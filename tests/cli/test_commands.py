@@ -159,6 +159,6 @@ def test_without_click_the_command_says_what_to_install() -> None:
     assert done.stderr == "error: the hotconfig command needs click and rich: " + (
         "pip install 'hotconfig[cli]'\n"
     )
-    metrics = "import sys; sys.modules['prometheus_client'] = None; import hotconfig.metrics"
+    metrics = "import sys; sys.modules['prometheus_client'] = None; import hotconfig.fleet.metrics"
     failed = subprocess.run([sys.executable, "-c", metrics], capture_output=True, text=True)
     assert "pip install 'hotconfig[metrics]'" in failed.stderr

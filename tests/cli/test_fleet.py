@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from hotconfig import ConfigStore, HotConfig
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing.server import EmbeddedServer
 from tests.cli.conftest import Run
 from tests.instances import spawned_instance

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status, StoreError, acl
+from hotconfig import ConfigStore, HotConfig, Status, StoreError
 from hotconfig.fleet import Fleet
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
+from hotconfig.security import acl
 from hotconfig.testing.server import EmbeddedServer
 from tests.waiting import eventually
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import acl
 from hotconfig.bridge import Bridge, Event, Replayable, ReplayPublisher
-from hotconfig.replay import PUBLISH_SCRIPT, history_keys
+from hotconfig.bridge._history import PUBLISH_SCRIPT, history_keys
+from hotconfig.security import acl
 from hotconfig.testing.server import EmbeddedServer
 from tests.bridging import run, subscribed
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hotconfig import Change, ConfigStore, HotConfig, InvalidMessageError
-from hotconfig.redaction import add_secret_patterns, looks_secret
+from hotconfig.security.redaction import add_secret_patterns, looks_secret
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 

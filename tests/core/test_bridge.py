@@ -23,8 +23,8 @@ from hotconfig.bridge import (
     Sequenced,
     Subscription,
 )
+from hotconfig.bridge._outbox import Ending
 from hotconfig.errors import ClientClosedError
-from hotconfig.streams import Ending
 from hotconfig.testing import EmbeddedServer
 from tests.bridging import DONE, TOKENS, publish, run, subscribed
 from tests.waiting import eventually

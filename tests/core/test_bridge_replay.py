@@ -27,8 +27,8 @@ from hotconfig.bridge import (
     ReplayPublisher,
     Subscription,
 )
-from hotconfig.replay import history_keys
-from hotconfig.streams import Ending
+from hotconfig.bridge._history import history_keys
+from hotconfig.bridge._outbox import Ending
 from hotconfig.testing import EmbeddedServer, ServerKind
 from tests.bridging import run, subscribed
 from tests.faults.topology import Cluster

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from hotconfig.bridge import Bridge, Delivery, Ephemeral, Event, EventKind, Sequenced
-from hotconfig.bridge_serving import BlockingStream, shared_loop, sse_frame, websocket_text
-from hotconfig.streams import KEEPALIVE
+from hotconfig.bridge._outbox import KEEPALIVE
+from hotconfig.bridge.serving._sse import BlockingStream, shared_loop, sse_frame, websocket_text
 from hotconfig.testing import EmbeddedServer
 from tests.bridging import subscribers
 from tests.waiting import eventually

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, HotConfig, Status
-from hotconfig.connection import DEFAULT_URL, Target, Topology, redacted
+from hotconfig._redis.connection import DEFAULT_URL, Target, Topology, redacted
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
 

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from hotconfig import ConfigStore, Fleet, HotConfig, Status
 from hotconfig.fleet import ChangeNotice, Gone
-from hotconfig.health import Reporter
-from hotconfig.registry import Report, channel_for
+from hotconfig.fleet.registry import Report, channel_for
+from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing.server import EmbeddedServer
 from tests.instances import spawned_instance
 from tests.waiting import eventually

@@ -9,7 +9,7 @@ import redis
 from redis.crc import key_slot
 
 from hotconfig import ConfigStore, HotConfig, signals
-from hotconfig.keyspace import Keyspace, decode_hash
+from hotconfig._redis.keyspace import Keyspace, decode_hash
 from hotconfig.testing.server import EmbeddedServer
 from tests.recording import Recorder
 

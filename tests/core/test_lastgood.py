@@ -10,8 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 from hotconfig import ConfigStore, HotConfig, Status
-from hotconfig.keyspace import StoreSnapshot
-from hotconfig.lastgood import LastKnownGood
+from hotconfig._config.lastgood import LastKnownGood
+from hotconfig._redis.keyspace import StoreSnapshot
 from hotconfig.testing.server import EmbeddedServer, free_port
 
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from hotconfig import InvalidValueError
-from hotconfig.schema import Schema
+from hotconfig._config.schema import Schema
 
 
 class Model(BaseModel):

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from hotconfig.signing import KeyRing, payload, signed_message
-from hotconfig.wire import Entry, parse
+from hotconfig._config.wire import Entry, parse
+from hotconfig.security.signing import KeyRing, payload, signed_message
 
 CHANNEL = "config:changes"
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from hotconfig.keyspace import StoreSnapshot
-from hotconfig.schema import Schema
-from hotconfig.state import ConfigState, Staged
-from hotconfig.wire import Entry, Message
+from hotconfig._config.schema import Schema
+from hotconfig._config.state import ConfigState, Staged
+from hotconfig._config.wire import Entry, Message
+from hotconfig._redis.keyspace import StoreSnapshot
 
 
 class Settings(BaseModel):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hotconfig import InvalidMessageError
-from hotconfig.wire import Entry, Limits, decode_value, encode_body, encode_message, parse
+from hotconfig._config.wire import Entry, Limits, decode_value, encode_body, encode_message, parse
 
 
 def test_seed_format_parses_exactly_as_published() -> None:

@@ -18,10 +18,9 @@ from hypothesis.control import currently_in_test_context
 from pydantic import BaseModel, ConfigDict
 
 from hotconfig import InvalidMessageError, InvalidValueError
-from hotconfig.keyspace import StoreSnapshot
-from hotconfig.schema import Schema
-from hotconfig.state import ConfigState, Staged, Update
-from hotconfig.wire import (
+from hotconfig._config.schema import Schema
+from hotconfig._config.state import ConfigState, Staged, Update
+from hotconfig._config.wire import (
     DEFAULT_LIMITS,
     Entry,
     Limits,
@@ -30,6 +29,7 @@ from hotconfig.wire import (
     parse,
     validate_key,
 )
+from hotconfig._redis.keyspace import StoreSnapshot
 from tests.hostile import (
     GUARD,
     LIMITS,

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status, acl
+from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig._redis.connection import Target
 from hotconfig.bridge import Bridge, Replayable, ReplayPublisher
-from hotconfig.connection import Target
+from hotconfig.security import acl
 from hotconfig.testing import ServerKind
 from tests.bridging import run, subscribed
 from tests.faults.topology import Cluster

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import acl
+from hotconfig._redis.connection import Target
 from hotconfig.bridge import (
     Bridge,
     Delivery,
@@ -34,8 +34,8 @@ from hotconfig.bridge import (
     Sequenced,
     Subscription,
 )
-from hotconfig.connection import Target
-from hotconfig.replay import history_keys
+from hotconfig.bridge._history import history_keys
+from hotconfig.security import acl
 from hotconfig.testing import EmbeddedServer, ServerKind
 from hotconfig.testing.server import EmbeddedServerError, find_binary
 from tests.bridging import run, subscribed

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hotconfig import ConfigStore, Fleet, HotConfig
-from hotconfig.health import Reporter
+from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing import ServerKind
 from tests.faults.topology import Cluster
 from tests.waiting import eventually

@@ -15,11 +15,11 @@ import pytest
 
 from hotconfig import Fleet as HotConfigFleet
 from hotconfig import Status
-from hotconfig.connection import Target
+from hotconfig._config.wire import DEFAULT_CHANNEL
+from hotconfig._redis.connection import Target
+from hotconfig._redis.keyspace import Keyspace
 from hotconfig.fleet import ChangeNotice
-from hotconfig.keyspace import Keyspace
 from hotconfig.testing import EmbeddedServer, ServerKind
-from hotconfig.wire import DEFAULT_CHANNEL
 from tests.faults.harness import NO_POLL, Fleet
 from tests.faults.topology import Cluster, Writer
 from tests.waiting import eventually

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, Entry, Status
-from hotconfig.signing import KeyRing, signed_message
+from hotconfig.security.signing import KeyRing, signed_message
 from hotconfig.testing import EmbeddedServer
 from tests.faults.harness import NO_POLL, Fleet
 from tests.waiting import eventually

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from hotconfig import ConfigStore, Entry, HotConfig, Status
+from hotconfig._config.wire import encode_message
 from hotconfig.testing.server import EmbeddedServer
-from hotconfig.wire import encode_message
 from tests.faults.harness import NO_POLL, Fleet, Gate, kill_pubsub
 from tests.waiting import eventually
 

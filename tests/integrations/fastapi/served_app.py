@@ -1,7 +1,8 @@
 """The app the tests serve with real uvicorn and gunicorn processes.
 
 Configured by environment variables, as a deployed service is: ``HOTCONFIG_URL``, and for the
-stream ``STREAM_KEYS`` (comma-separated patterns), ``STREAM_MAX_BUFFER`` (bytes) and
+stream ``STREAM_KEYS`` (comma-separated patterns); the channel bridge serves every channel under
+``/bridge``; ``STREAM_MAX_BUFFER`` (bytes) and
 ``STREAM_KEEPALIVE`` (seconds). ``GET /served`` says which worker answered, what it serves,
 when that value reached the worker's event loop (``time.monotonic()``, one clock for every
 process on the machine) and whether the async receiver that saw it ran on the loop.
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 import hotconfig
 import hotconfig_fastapi
+from hotconfig.bridge import Bridge
 
 
 class Settings(BaseModel):
@@ -36,6 +38,12 @@ app.include_router(
         max_buffer_bytes=int(os.environ.get("STREAM_MAX_BUFFER", str(1 << 20))),
         keepalive=float(os.environ.get("STREAM_KEEPALIVE", "15")),
     )
+)
+
+# The channel bridge beside the config stream: ``GET /bridge/sse/{channel}`` for anyone.
+bridge = Bridge(os.environ["HOTCONFIG_URL"])
+app.include_router(
+    hotconfig_fastapi.bridge_router(bridge, prefix="/bridge", authorize=lambda _r, _c: True)
 )
 
 _arrived: dict[str, dict[str, Any]] = {}

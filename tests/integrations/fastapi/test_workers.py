@@ -23,6 +23,7 @@ from tests.integrations.fastapi.servers import (
     uvicorn_app,
 )
 from tests.integrations.fastapi.sse_client import EventReader
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -85,13 +86,25 @@ def assert_every_worker_serves_a_change_within_a_second(app: Served, store: Conf
         assert arrived["on_main_thread"], arrived  # uvicorn runs the loop on the main thread
 
 
-def assert_a_stop_ends_an_open_stream_promptly(app: Served, exit_code: int | None = None) -> None:
-    """SIGTERM to the supervisor with a browser attached: its stream ends, the workers exit."""
-    with EventReader(app.url + "/stream") as reader:
+def assert_a_stop_ends_open_streams_promptly(
+    app: Served, server: EmbeddedServer, exit_code: int | None = None
+) -> None:
+    """SIGTERM to the supervisor with browsers attached, one on the config stream and one on
+    the channel bridge: both streams end with ``end``, the workers exit."""
+    channel = "dashboard:refresh:dash-123"
+    with (
+        EventReader(app.url + "/stream") as reader,
+        EventReader(f"{app.url}/bridge/sse/{channel}") as bridged,
+        server.client() as raw,
+    ):
         assert reader.next().event == "reset"
+        # The bridge's stream is live once a message published on its channel arrives.
+        assert eventually(lambda: raw.publish(channel, '{"widgetId": "w1"}') > 0)
+        assert bridged.next().data == '{"widgetId": "w1"}'
         stopping = time.monotonic()
         app.process.terminate()
         assert reader.until(lambda e: e.event == "end")[-1].json() == {"reason": "shutdown"}
+        assert bridged.until(lambda e: e.event == "end")[-1].json() == {"reason": "shutdown"}
         code = app.stop()
         # Without the stream ending the workers would wait for it (gunicorn: 5 s, then kill).
         assert time.monotonic() - stopping < 3.0, app.output()
@@ -104,7 +117,7 @@ def test_uvicorn_workers_each_serve_a_change_within_a_second(
 ) -> None:
     with uvicorn_app(server, tmp_path, workers=WORKERS) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
-        assert_a_stop_ends_an_open_stream_promptly(app)
+        assert_a_stop_ends_open_streams_promptly(app, server)
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["imported-per-worker", "preload"])
@@ -116,7 +129,7 @@ def test_gunicorn_uvicorn_workers_each_serve_a_change_within_a_second(
     command = gunicorn_command(SERVED_APP, port, workers=WORKERS) + ["--preload"] * preload
     with serving(command, port, tmp_path / "gunicorn.log", redis=server) as app:
         assert_every_worker_serves_a_change_within_a_second(app, store)
-        assert_a_stop_ends_an_open_stream_promptly(app, exit_code=0)
+        assert_a_stop_ends_open_streams_promptly(app, server, exit_code=0)
 
 
 def test_uvicorn_reload_restarts_with_an_open_stream_at_once(

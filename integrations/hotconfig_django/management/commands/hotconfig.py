@@ -22,8 +22,7 @@ import click
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
-from hotconfig.cli import AppDefaults, framework_group
-from hotconfig.cli.session import Failure, Session, pass_session
+from hotconfig.cli import AppDefaults, Failure, Session, framework_group, pass_session
 
 from ... import conf
 

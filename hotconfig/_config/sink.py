@@ -1,7 +1,7 @@
 """The apply step's owner: everything that happens under a client's writer lock.
 
 The listener (and ``testing.override``) hand the sink parsed messages and store snapshots; the
-sink applies them to the :class:`~hotconfig.state.ConfigState`, publishes the new snapshot into
+sink applies them to the :class:`~.state.ConfigState`, publishes the new snapshot into
 the client's read slots through the one callable it was given, and then tells: rejections,
 change receivers, the module-level signals, ``wait_for_version`` waiters, the last-known-good
 file. Data flows one way — the sink never reads the network and never imports the client.
@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import signals
-from .errors import InvalidValueError
-from .keyspace import StoreSnapshot
+from .. import signals
+from .._redis.keyspace import StoreSnapshot
+from ..errors import InvalidValueError
+from ..signals import Status
 from .lastgood import LastKnownGood
 from .receivers import Receivers, send_isolated
-from .signals import Status
 from .snapshot import Snapshot
 from .state import ConfigState, Staged, Update
 from .stats import Counters
@@ -28,7 +28,7 @@ from .wire import Message
 
 __all__ = ["Sink"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.sink")
 
 
 class Sink:

@@ -31,9 +31,9 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from .bridge import Bridge, EventKind, Subscription
-from .bridge_serving import last_event_id, websocket_text
-from .streams import Ending
+from .._hub import Bridge, EventKind, Subscription
+from .._outbox import Ending
+from ._sse import last_event_id, websocket_text
 
 __all__ = ["ASGIApp", "Handshake", "WebSocketAuthorize", "forward", "websocket_app"]
 

@@ -3,7 +3,7 @@
 A :class:`Reporter` follows one client through the client's public API and the module-level
 signals. On each applied version, on each status change, on each rejection and every
 ``interval`` seconds it runs one script on a connection of its own that refreshes the
-instance's registration and publishes its report (see :mod:`hotconfig.registry` for the keys
+instance's registration and publishes its report (see :mod:`hotconfig.fleet.registry` for the keys
 and the format). It never raises into the client: a Redis error is counted in
 :attr:`Reporter.errors`, logged at DEBUG, and the report is tried again at the next tick.
 
@@ -28,17 +28,17 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import signals
-from .connection import Target
+from .. import signals
+from .._redis.connection import Target
+from ..signals import Status
 from .registry import COUNTS, REPORT_SCRIPT, Registry, Rejection, channel_for, describe
-from .signals import Status
 
 if TYPE_CHECKING:
-    from .client import HotConfig
+    from ..client import HotConfig
 
 __all__ = ["Reporter", "new_instance_id"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.health")
 
 _KEEP_REJECTIONS: Final = 10
 # The longest the reporter thread sleeps between two looks at its flags: a new version wakes it
@@ -55,7 +55,7 @@ def new_instance_id() -> str:
 class Reporter:
     """Publishes one client's health and keeps it registered while the client runs.
 
-    ``url`` (or a :class:`~hotconfig.connection.Target`, which keeps TLS and other options) is
+    ``url`` (or a connection ``Target``, which keeps TLS and other options) is
     where to report; by default the client's own URL, which is only possible when it carries
     no password (``config.url`` hides it). ``ttl`` is how long a registration outlives the
     last report (default three intervals): an instance killed without a word leaves the

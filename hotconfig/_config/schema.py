@@ -13,8 +13,8 @@ from typing import Annotated, Any, get_args
 from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from .errors import InvalidValueError
-from .redaction import looks_secret, shown
+from ..errors import InvalidValueError
+from ..security.redaction import looks_secret, shown
 
 __all__ = ["Schema"]
 

@@ -23,11 +23,11 @@ from blinker import ANY
 if TYPE_CHECKING:
     from blinker import NamedSignal
 
-    from .signals import Change
+    from ..signals import Change
 
 __all__ = ["LoopRunner", "Receiver", "Receivers", "Tally", "send_isolated", "watch_async"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.receivers")
 
 Receiver = Callable[["Change"], Any]
 

@@ -2,7 +2,7 @@
 
 A :class:`Subscription` is one browser's view of one channel (or one pattern). The bridge's
 reader thread hands each message to the subscription's event loop; the subscription applies
-the channel's delivery class and queues the result in a bounded :class:`~hotconfig.streams.Outbox`,
+the channel's delivery class and queues the result in a bounded :class:`~._outbox.Outbox`,
 which the browser's writer reads by iterating the subscription (or in batches, with
 :meth:`Subscription.take`)::
 
@@ -21,10 +21,10 @@ Delivery classes, chosen per channel pattern (the first matching pattern wins):
     already passed is dropped, a message with ``done: true`` ends the stream after it, and a
     stream that hears nothing for ``idle_timeout`` seconds ends with an ``idle`` event.
 :class:`Replayable`
-    kept in a capped history by :class:`~hotconfig.replay.ReplayPublisher`: each event has an
+    kept in a capped history by :class:`~._history.ReplayPublisher`: each event has an
     id (``"{epoch}:{offset}"``), and a subscription started from one (``Last-Event-ID``), or
     one whose bridge reconnected, gets exactly the messages it missed, or a ``recovery`` event
-    saying it cannot (:mod:`hotconfig.recovery`).
+    saying it cannot (:mod:`hotconfig.bridge._recovery`).
 
 A channel with no class is forwarded as published, in order.
 """
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
-from .recovery import Authorize, Recovery
-from .replay import History, Position, Replayable, unwrap
-from .streams import Ending, Outbox, OutboxEnded
+from ._history import History, Position, Replayable, unwrap
+from ._outbox import Ending, Outbox, OutboxEnded
+from ._recovery import Authorize, Recovery
 
 __all__ = [
     "Delivery",
@@ -98,7 +98,7 @@ class EventKind(enum.StrEnum):
     GAP = "gap"  # data: {"channel", "from", "to"}: the indexes that never arrived
     IDLE = "idle"  # data: {"channel", "idle_timeout", "next"}: no message, and no done, in time
     # data: {"channel", "recovered": false, "reason", "epoch", "offset"}: what was missed cannot
-    # be replayed (see hotconfig.recovery); the event's id is where the subscription now stands
+    # be replayed (see ._recovery); the event's id is where the subscription now stands
     RECOVERY = "recovery"
 
 
@@ -289,7 +289,7 @@ class Subscription:
         elif not self._released:
             self._recovery.restart()
 
-    # -- fed by the recovery (hotconfig.recovery.Feed) ------------------------------------------
+    # -- fed by the recovery (._recovery.Feed) ------------------------------------------------
 
     def _deliver(self, data: bytes, event_id: str | None) -> bool:
         self._put(_pack(EventKind.MESSAGE, self.channel, data, event_id=event_id or ""))
@@ -366,7 +366,7 @@ class Subscription:
         """Stop receiving; safe to call more than once (the first ending stays).
 
         An adapter whose own buffer for this browser overflowed passes
-        :attr:`~hotconfig.streams.Ending.OVERFLOW`, so that the drop is counted.
+        :attr:`~hotconfig.bridge._outbox.Ending.OVERFLOW`, so that the drop is counted.
         """
         self._end(ending)
 

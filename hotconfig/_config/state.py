@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .errors import InvalidValueError
-from .keyspace import Position, StoreSnapshot
+from .._redis.keyspace import Position, StoreSnapshot
+from ..errors import InvalidValueError
+from ..signals import Change
 from .schema import Schema
-from .signals import Change
 from .snapshot import Snapshot
 from .wire import Entry, Message
 

@@ -27,10 +27,10 @@ from typing import Any, Final, Literal, NamedTuple, get_args
 
 import redis
 
-from .connection import Target
-from .keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
-from .replay import history_keys
-from .wire import DEFAULT_CHANNEL
+from .._config.wire import DEFAULT_CHANNEL
+from .._redis.connection import Target
+from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from ..bridge._history import history_keys
 
 __all__ = [
     "BRIDGE_PRIVATE_CHANNELS",
@@ -86,7 +86,7 @@ _STORE_READS: Final = ("+eval", "+hget", "+hgetall", "+smembers", "+xrevrange")
 # The hotconfig command's view of the fleet: the live-instances script (TIME, GET,
 # ZRANGEBYSCORE) and the server's settings.
 _FLEET_READS: Final = ("+time", "+zrangebyscore", "+config|get")
-# The bridge's reader of replayable histories (hotconfig.replay.History): EVAL of a script that
+# The bridge's reader of replayable histories (bridge._history.History): EVAL of a script that
 # runs HMGET on the meta hash and XRANGE on the stream.
 _HISTORY_READS: Final = ("+eval", "+hmget", "+xrange")
 # ReplayPublisher: EVAL of the publish script, whose commands are HSETNX, DEL and HSET (a new
@@ -120,7 +120,7 @@ def rules(
     """The ``ACL SETUSER`` rule tokens of ``role``, to follow the user name, ``on`` and password.
 
     - ``subscriber``: a service's :class:`~hotconfig.HotConfig` and its health
-      :class:`~hotconfig.health.Reporter`: SUBSCRIBE to ``channel``, run the read-only store
+      :class:`~hotconfig.fleet.reporter.Reporter`: SUBSCRIBE to ``channel``, run the read-only store
       scripts; in a selector, write its health registration (``{namespace}:health:*``) and
       PUBLISH its reports and delivery probes. It cannot write the store or publish a change.
     - ``publisher``: a :class:`~hotconfig.ConfigStore`: run the write script (which publishes on
@@ -366,7 +366,7 @@ def _with_warnings(report: Report, channel: str) -> Report:
     if report.can(f"PUBLISH to {channel}"):
         warnings.append(
             f"this user can PUBLISH to {channel}: anyone holding this URL can change the config "
-            "of every subscriber directly; give services the 'subscriber' role (hotconfig.acl)"
+            "of every subscriber directly; give services the 'subscriber' role (hotconfig acl)"
         )
     if report.can("read keys outside the store"):
         warnings.append("this user can read keys outside the store's namespace")

@@ -1,6 +1,6 @@
 """The health channel's report format and the instance registry: keys, scripts, parsing.
 
-Every client's :class:`~hotconfig.health.Reporter` writes here and :class:`~hotconfig.fleet.Fleet`
+Every client's :class:`~hotconfig.fleet.Reporter` writes here and :class:`~hotconfig.fleet.Fleet`
 reads here. The registry, under the store's hash tag (one Redis Cluster slot)::
 
     {ns}:health:instances       sorted set: instance id → when its registration expires
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import InvalidMessageError, InvalidValueError
-from .keyspace import DEFAULT_NAMESPACE, Keyspace
+from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
+from ..errors import InvalidMessageError, InvalidValueError
 
 __all__ = [
     "COUNTS",

@@ -19,7 +19,7 @@ published. If the history is lost (a restart without persistence, FLUSHALL, its 
 expired), the next publish starts a new epoch from offset 1, and a browser that asks to resume
 in the old epoch is told that recovery was impossible instead of being handed the wrong messages.
 
-The bridge's side of resuming is :class:`~hotconfig.recovery.Recovery`.
+The bridge's side of resuming is :class:`~hotconfig.bridge._recovery.Recovery`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any, Final, NamedTuple
 
 from redis.crc import key_slot
 
-from .connection import Target, resolve
-from .errors import ClientClosedError
-from .keyspace import as_text
+from .._redis.connection import Target, resolve
+from .._redis.keyspace import as_text
+from ..errors import ClientClosedError
 
 __all__ = [
     "HISTORY_SCRIPT",
@@ -167,7 +167,7 @@ class ReplayPublisher:
     """Publishes to replayable channels: one script stores, numbers and publishes each message.
 
     Thread-safe (one redis-py client with its pool); the URL follows
-    :mod:`hotconfig.connection` (``None``: ``$HOTCONFIG_URL``, else localhost). In sharded mode
+    :func:`hotconfig.resolve_url` (``None``: ``$HOTCONFIG_URL``, else localhost). In sharded mode
     (``sharded=True``, or ``?sharded=1`` in a cluster URL: what a sharded bridge follows) each
     message goes out by SPUBLISH, on the slot its history is in.
     """

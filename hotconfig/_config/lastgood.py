@@ -8,11 +8,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from .keyspace import StoreSnapshot
+from .._redis.keyspace import StoreSnapshot
 
 __all__ = ["LastKnownGood"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.lastgood")
 
 _FORMAT = 2  # 2: the digest of the version saved
 

@@ -48,7 +48,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from .wire import Entry, Message
+from .._config.wire import Entry, Message
 
 __all__ = ["ENV_VAR", "KeyRing", "payload", "signed_message"]
 

@@ -1,7 +1,7 @@
 """How a connection is known to be alive, and how its failures are told.
 
-Shared by the config listener (:mod:`hotconfig.listener`) and the bridge's connections
-(:mod:`hotconfig.bridge_session`): the token PING (:class:`Heartbeat`), the Sentinel checks that
+Shared by the config listener (:mod:`hotconfig._config.listener`) and the bridge's connections
+(:mod:`hotconfig.bridge._links`): the token PING (:class:`Heartbeat`), the Sentinel checks that
 a connection is still on the master (:func:`check_master`, :func:`check_role`), which errors
 mean "refused" rather than "down" (:func:`misconfiguration`), and the few log lines an outage
 writes (:class:`Outage`).

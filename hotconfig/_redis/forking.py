@@ -21,7 +21,7 @@ from typing import Protocol
 
 __all__ = ["ForkAware", "track", "untrack"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.forking")
 
 _LOCK_TIMEOUT = 1.0
 

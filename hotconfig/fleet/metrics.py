@@ -32,13 +32,13 @@ try:
     from prometheus_client.metrics_core import Metric
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "hotconfig.metrics needs prometheus_client: pip install 'hotconfig[metrics]'"
+        "hotconfig.fleet.metrics needs prometheus_client: pip install 'hotconfig[metrics]'"
     ) from None
 
-from .signals import Status
+from ..signals import Status
 
 if TYPE_CHECKING:
-    from .client import HotConfig
+    from ..client import HotConfig
 
 __all__ = ["HotConfigCollector", "register", "unregister"]
 

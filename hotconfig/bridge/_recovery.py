@@ -1,7 +1,7 @@
 """Resuming a replayable channel: each message exactly once, or a notice that it cannot be.
 
-One :class:`Recovery` per browser on an exact replayable channel (see :mod:`hotconfig.replay`)
-holds the browser's :class:`~hotconfig.replay.Position` and catches up whenever Redis
+One :class:`Recovery` per browser on an exact replayable channel (see :mod:`._history`)
+holds the browser's :class:`~hotconfig.bridge._history.Position` and catches up whenever Redis
 acknowledges the bridge's SUBSCRIBE: the first time (from the browser's ``Last-Event-ID``, or
 just to learn where the history is), after every reconnect of the bridge, and when a live
 message shows a gap or another epoch. Catching up is always the same three steps:
@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from .replay import History, Page, Position
+from ._history import History, Page, Position
 
 __all__ = ["Authorize", "Feed", "Reason", "Recovery"]
 

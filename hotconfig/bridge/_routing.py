@@ -4,7 +4,7 @@ In sharded mode (``Bridge(url, sharded=True)`` or ``?sharded=1`` on a ``redis+cl
 URL) an exact channel is SSUBSCRIBEd on the master that serves its slot, so a publisher's
 SPUBLISH goes to that one shard instead of being broadcast over the cluster bus to every node.
 Channels fall in many slots, hence on several masters: the bridge holds one
-:class:`~hotconfig.bridge_session.Link` per master that serves at least one followed channel.
+:class:`~hotconfig.bridge._links.Link` per master that serves at least one followed channel.
 
 A :class:`Router` thread keeps the map from channel to master: it looks a new channel up in its
 cluster client's slot map (no round trip), and reads the map anew every few seconds and
@@ -21,9 +21,9 @@ import threading
 import time
 from typing import Any, Protocol
 
-from .bridge_session import Node
-from .connection import Target
-from .liveness import backoff
+from .._redis.connection import Target
+from .._redis.liveness import backoff
+from ._links import Node
 
 __all__ = ["Router", "Routes"]
 

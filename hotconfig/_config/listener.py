@@ -13,7 +13,7 @@ channel alone (DESIGN §4):
 4. Poll the store's version now and then; behind → resync (a lost message with nothing after it).
 5. Reconnect forever with capped, jittered exponential backoff; the thread never dies unseen.
 
-In sharded mode (:mod:`hotconfig.shards`) the same connection also SSUBSCRIBEs the store's
+In sharded mode (:mod:`hotconfig._redis.shards`) the same connection also SSUBSCRIBEs the store's
 shard channel on the master serving its slot; a slot move ends the session like any drop.
 """
 
@@ -28,11 +28,10 @@ from typing import Any
 
 import redis
 
-from . import shards
-from .connection import Target
-from .errors import InvalidMessageError
-from .keyspace import Keyspace, as_text, read_position, read_snapshot
-from .liveness import (
+from .._redis import shards
+from .._redis.connection import Target
+from .._redis.keyspace import Keyspace, as_text, read_position, read_snapshot
+from .._redis.liveness import (
     Heartbeat,
     LivenessError,
     Outage,
@@ -42,15 +41,16 @@ from .liveness import (
     close_sockets,
     misconfiguration,
 )
-from .signals import Status
-from .signing import KeyRing
+from ..errors import InvalidMessageError
+from ..security.signing import KeyRing
+from ..signals import Status
 from .sink import Sink
 from .state import Staged
 from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
 
 __all__ = ["Listener", "ListenerOptions"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotconfig.listener")
 
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
@@ -97,7 +97,7 @@ class ListenerOptions:
 
 
 class Listener:
-    """Owns one connection to Redis and one thread; feeds the :class:`~hotconfig.sink.Sink`."""
+    """Owns one connection to Redis and one thread; feeds the :class:`~.sink.Sink`."""
 
     def __init__(
         self, sink: Sink, target: Target, keyspace: Keyspace, options: ListenerOptions, name: str

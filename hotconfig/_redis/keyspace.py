@@ -22,8 +22,8 @@ from typing import Any, Final, NamedTuple
 
 import redis
 
-from .errors import InvalidMessageError
-from .wire import decode_value
+from .._config.wire import decode_value
+from ..errors import InvalidMessageError
 
 __all__ = [
     "DEFAULT_NAMESPACE",

@@ -3,15 +3,15 @@
 A bridge holds one link for classic SUBSCRIBE and PSUBSCRIBE (on one server, on the master that
 Sentinel names, or on any node of a cluster, where PUBLISH reaches every node) and, in sharded
 mode, one link per cluster master that serves at least one followed exact channel, which it
-SSUBSCRIBEs there (:mod:`hotconfig.bridge_routing` decides which). Each link asks its
+SSUBSCRIBEs there (:mod:`hotconfig.bridge._routing` decides which). Each link asks its
 :class:`Hub` (the bridge) what to follow, many times a second, and sends the commands that make
 Redis follow exactly that.
 
-Like the config listener (:mod:`hotconfig.listener`) a link never retries silently: a PING
+Like the config listener (:mod:`hotconfig._config.listener`) a link never retries silently: a PING
 with a token proves the socket, a probe message on its private channel, published through
 another connection, proves that published messages still come back (a failover can leave a
 socket that answers PING on a server that no longer gets them), on a Sentinel URL the sentinels
-are asked now and then where the master is (:func:`~hotconfig.liveness.check_master`), and a
+are asked now and then where the master is (:func:`~hotconfig._redis.liveness.check_master`), and a
 shard link that Redis tells its slot moved (an unsolicited ``sunsubscribe``, or ``-MOVED`` to
 an SSUBSCRIBE) ends its session so that its channels are routed again. After any fault the
 link reconnects with capped, jittered backoff, resolving the master again (Sentinel) or the
@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 import redis
 
-from .connection import Target, Topology
-from .liveness import (
+from .._redis.connection import Target, Topology
+from .._redis.liveness import (
     Heartbeat,
     LivenessError,
     Outage,
@@ -39,7 +39,7 @@ from .liveness import (
     close_sockets,
     misconfiguration,
 )
-from .shards import SlotMoved
+from .._redis.shards import SlotMoved
 
 __all__ = ["Hub", "Key", "Link", "LinkOptions", "Node"]
 

@@ -2,10 +2,10 @@
 
 In sharded mode (a ``redis+cluster://`` URL with ``?sharded=1``, or ``sharded=True``) the store
 SPUBLISHes each change on its shard channel ``{ns}:<channel>``
-(:meth:`~hotconfig.keyspace.Keyspace.shard_channel`), which lives in the store's slot: only the
+(:meth:`~.keyspace.Keyspace.shard_channel`), which lives in the store's slot: only the
 master serving that slot and its replicas carry it, where a classic PUBLISH is broadcast over
 the cluster bus to every node. The listener's one subscription connection, opened to that
-master (:meth:`~hotconfig.connection.Target.listener_clients`), holds both kinds at once:
+master (:meth:`~hotconfig._redis.connection.Target.listener_clients`), holds both kinds at once:
 
 * SUBSCRIBE to the classic channel, so that raw publishers (and a store not yet switched to
   sharded mode during a rollout) still reach the client; a version that arrives both ways is

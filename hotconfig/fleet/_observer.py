@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 
 import redis
 
-from .connection import Target, resolve
-from .keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from .._config.wire import DEFAULT_CHANNEL, Entry, Limits, parse
+from .._redis.connection import Target, resolve
+from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
 from .registry import LIVE_SCRIPT, Registry, Report, channel_for
-from .wire import DEFAULT_CHANNEL, Entry, Limits, parse
 
 __all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
 

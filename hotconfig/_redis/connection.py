@@ -43,7 +43,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve"]
+__all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve", "resolve_url"]
 
 _SHARDED: Final = "sharded"  # the URL query parameter that turns sharded Pub/Sub on
 _FLAGS: Final = {"1": True, "true": True, "yes": True, "on": True} | dict.fromkeys(
@@ -352,3 +352,13 @@ class Target:
 def _plain(options: dict[str, Any], nodes: _Nodes) -> dict[str, Any]:
     """Connection options for one node: the URL's credentials under the caller's options."""
     return {**nodes.options, **options}
+
+
+def resolve_url(url: str | None = None, *, check: bool = True) -> str:
+    """The URL a client given ``url`` connects to (``url``, else ``$HOTCONFIG_URL``, else
+    ``redis://localhost:6379/0``). With ``check``, it is checked as a client checks it: a
+    :class:`ValueError`, whose message hides the password, for one no client could use."""
+    resolved = resolve(url)
+    if check:
+        Target(resolved)
+    return resolved

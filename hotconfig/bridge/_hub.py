@@ -8,7 +8,7 @@
     )
     async with bridge.subscribe("ai:stream:sess-abc") as subscription:  # on an event loop
         async for event in subscription:
-            ...  # event.data is the message as published (see hotconfig.delivery)
+            ...  # event.data is the message as published (see hotconfig.bridge._delivery)
 
 One bridge per process holds ONE subscription connection, opened by a background thread on
 the first :meth:`Bridge.subscribe`, whatever the number of browsers: each exact channel is
@@ -18,16 +18,16 @@ with ``pattern=True``). The thread hands each message to every subscriber's even
 dropped there, never slowing the thread or the others. In sharded mode on a Redis Cluster
 (``sharded=True``, or ``?sharded=1`` in the URL) exact channels are SSUBSCRIBEd instead, on
 the master serving each one's slot: one connection per such master
-(:mod:`hotconfig.bridge_routing`), and one more for patterns if any is followed.
+(:mod:`hotconfig.bridge._routing`), and one more for patterns if any is followed.
 
-Like the config listener, a connection never retries silently (:mod:`hotconfig.bridge_session`):
+Like the config listener, a connection never retries silently (:mod:`hotconfig.bridge._links`):
 a token PING and a probe message prove it alive, every fault surfaces, and it reconnects with
 backoff (to the master Sentinel names now, or the slot's owner now) and subscribes again to
 everything followed at that moment. Pub/Sub
 is at-most-once: what is published while the connection is down is lost; a ``sequenced``
-channel shows that loss as a ``gap`` event. A ``replayable`` channel (:mod:`hotconfig.replay`)
+channel shows that loss as a ``gap`` event. A ``replayable`` channel (:mod:`._history`)
 loses nothing that its history still holds: after each reconnect every subscription on one
-catches up from its last offset (:mod:`hotconfig.recovery`), and a browser that comes back
+catches up from its last offset (:mod:`._recovery`), and a browser that comes back
 with ``last_event_id`` gets exactly what it missed.
 
 The bridge imports no web framework; adapters (``hotconfig_fastapi.bridge_router``) serve it.
@@ -46,10 +46,9 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .bridge_routing import Router
-from .bridge_session import Key, Link, LinkOptions, Node
-from .connection import Target, resolve
-from .delivery import (
+from .._redis.connection import Target, resolve
+from ..errors import ClientClosedError
+from ._delivery import (
     Delivery,
     Ephemeral,
     Event,
@@ -60,10 +59,11 @@ from .delivery import (
     Tally,
     delivery_for,
 )
-from .errors import ClientClosedError
-from .recovery import Authorize, Reason
-from .replay import History, Position, ReplayPublisher
-from .streams import Ending
+from ._history import History, Position, ReplayPublisher
+from ._links import Key, Link, LinkOptions, Node
+from ._outbox import Ending
+from ._recovery import Authorize, Reason
+from ._routing import Router
 
 __all__ = [
     "Bridge",
@@ -288,7 +288,7 @@ class Bridge:
         self._links[node] = link
         link.start()
 
-    # -- the links' side (hotconfig.bridge_session.Hub), called on their threads ----------------
+    # -- the links' side (hotconfig.bridge._links.Hub), called on their threads ----------------
 
     def _wanted(self, link: Link) -> set[Key] | None:
         with self._lock:
@@ -364,7 +364,7 @@ class Bridge:
                 for subscription in group:
                     self._release(subscription)
 
-    # -- the router's side (hotconfig.bridge_routing.Routes), sharded mode ----------------------
+    # -- the router's side (hotconfig.bridge._routing.Routes), sharded mode ----------------------
 
     def _exact_channels(self) -> set[str]:
         with self._lock:

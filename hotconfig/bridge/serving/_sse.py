@@ -50,9 +50,9 @@ import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Protocol
 
-from .bridge import Bridge, Event, EventKind
-from .recovery import Authorize
-from .streams import CONTENT_TYPE, KEEPALIVE, frame
+from .._hub import Bridge, Event, EventKind
+from .._outbox import CONTENT_TYPE, KEEPALIVE, frame
+from .._recovery import Authorize
 
 __all__ = [
     "CONTENT_TYPE",

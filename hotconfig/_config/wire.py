@@ -23,8 +23,8 @@ import math
 import re
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
-from .errors import InvalidMessageError
-from .redaction import shown
+from ..errors import InvalidMessageError
+from ..security.redaction import shown
 
 __all__ = [
     "DEFAULT_CHANNEL",
