@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -103,12 +104,46 @@ def available_kinds() -> tuple[ServerKind, ...]:
     return tuple(kinds)
 
 
+# Where free_port() looks first: below the kernel's ephemeral range, which outgoing connections
+# take their source ports from. A port of that range, once released, is soon taken again by a
+# client connecting anywhere, and a server started on it a moment later fails to bind; tests
+# that run in parallel (pytest -n) open thousands of such connections.
+_LOWEST_PORT = 10_000
+_pick = random.SystemRandom()  # not the random module's state, which tests may seed
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # not Linux: the IANA range's start
+        return 49_152
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (someone may take it later)."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now (someone may take it later).
+
+    Chosen at random below the ephemeral range where it can be, so that no outgoing connection
+    takes it before the server meant for it binds.
+    """
+    top = _ephemeral_start()
+    if top > _LOWEST_PORT + 1_000:
+        for _ in range(100):
+            port = _pick.randrange(_LOWEST_PORT, top)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def _reap(owner: int, processes: list[subprocess.Popen[bytes]], owned_dir: list[str]) -> None:

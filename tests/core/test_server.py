@@ -172,6 +172,15 @@ def test_free_port_can_be_bound() -> None:
         assert sock.getsockname()[0] == "127.0.0.1"
 
 
+def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
+    # A released ephemeral port is soon some client's source port again: a server started on
+    # it would fail to bind ("address already in use"), as seen under pytest -n 2.
+    start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(10_000 <= port < start for port in ports), (start, sorted(ports))
+    assert len(ports) > 1  # chosen at random: two parallel workers rarely ask for the same
+
+
 def test_server_directory_can_be_chosen(server_factory: ServerFactory, tmp_path: Path) -> None:
     server = server_factory(directory=tmp_path)
 
