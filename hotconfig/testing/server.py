@@ -104,10 +104,9 @@ def available_kinds() -> tuple[ServerKind, ...]:
     return tuple(kinds)
 
 
-# Where free_port() looks first: below the kernel's ephemeral range, which outgoing connections
-# take their source ports from. A port of that range, once released, is soon taken again by a
-# client connecting anywhere, and a server started on it a moment later fails to bind; tests
-# that run in parallel (pytest -n) open thousands of such connections.
+# free_port() looks below the kernel's ephemeral range, where outgoing connections take their
+# source ports: a released ephemeral port is soon some client's again (thousands of them under
+# pytest -n), and a server started on it a moment later fails to bind.
 _LOWEST_PORT = 10_000
 _pick = random.SystemRandom()  # not the random module's state, which tests may seed
 
@@ -120,20 +119,15 @@ def _ephemeral_start() -> int:
 
 
 def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((_HOST, port))
-        except OSError:
-            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, contextlib.suppress(OSError):
+        sock.bind((_HOST, port))
         return True
+    return False
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (someone may take it later).
-
-    Chosen at random below the ephemeral range where it can be, so that no outgoing connection
-    takes it before the server meant for it binds.
-    """
+    """A TCP port on 127.0.0.1 that nothing listens on right now (someone may take it later):
+    at random below the ephemeral range, so that no outgoing connection takes it meanwhile."""
     top = _ephemeral_start()
     if top > _LOWEST_PORT + 1_000:
         for _ in range(100):
