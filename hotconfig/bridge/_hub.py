@@ -50,35 +50,18 @@ from .._redis.connection import Target, resolve
 from ..errors import ClientClosedError
 from ._delivery import (
     Delivery,
-    Ephemeral,
-    Event,
-    EventKind,
     Replayable,
-    Sequenced,
     Subscription,
     Tally,
     delivery_for,
 )
-from ._history import History, Position, ReplayPublisher
+from ._history import History, Position
 from ._links import Key, Link, LinkOptions, Node
 from ._outbox import Ending
-from ._recovery import Authorize, Reason
+from ._recovery import Authorize
 from ._routing import Router
 
-__all__ = [
-    "Bridge",
-    "BridgeStats",
-    "Delivery",
-    "Ephemeral",
-    "Event",
-    "EventKind",
-    "Position",
-    "Reason",
-    "ReplayPublisher",
-    "Replayable",
-    "Sequenced",
-    "Subscription",
-]
+__all__ = ["Bridge", "BridgeStats"]
 
 log = logging.getLogger("hotconfig.bridge")
 
