@@ -2,7 +2,7 @@
 
 Needs ``prometheus_client`` (``pip install 'hotconfig[metrics]'``)::
 
-    from hotconfig import metrics
+    from hotconfig.fleet import metrics
 
     metrics.register(config)  # into prometheus_client's default REGISTRY
     # then expose it as usual, e.g. prometheus_client.start_http_server(9100)
