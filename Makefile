@@ -41,7 +41,7 @@ endef
 # Exactly the lock, with the extras $(2), into the virtualenv $(1) (`uv sync` removes anything
 # else). A lock that no longer matches pyproject.toml stops here and says how to refresh it.
 define locked_sync
-	@$(1)/bin/uv lock --check --quiet 2>/dev/null || { \
+	@$(1)/bin/uv lock --check --quiet || { \
 		echo "uv.lock does not match pyproject.toml: run \`make lock\` to refresh it, then commit uv.lock and tests/lowest.txt" >&2; \
 		exit 1; }
 	UV_PROJECT_ENVIRONMENT=$(1) $(1)/bin/uv sync --quiet --locked $(2)
