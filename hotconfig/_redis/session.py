@@ -321,12 +321,16 @@ class Session:
                 publisher.publish(self.probe_channel, token)
         except redis.exceptions.NoPermissionError as exc:
             self._probe_refused = True
+            verb = "spublish" if self._sharded_probe else "publish"
             log.warning(
-                "the delivery probe of %s is off: its ACL user may not publish on %s (%s); "
-                "grant its user that channel to turn it on",
+                "the delivery probe is off for %s: its ACL user may not %s on %s (%s); "
+                "grant its user '+%s &%s*' to turn it on",
                 self.thread.name,
+                verb.upper(),
                 self.probe_channel,
                 exc,
+                verb,
+                self.probe_channel.rsplit(":", 1)[0] + ":",
             )
             return False
         except redis.exceptions.AskError as exc:  # MOVED included: redirections ran out

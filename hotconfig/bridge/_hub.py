@@ -43,7 +43,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .._redis.connection import Target, resolve
@@ -124,8 +124,7 @@ class Bridge:
         self._followed: dict[Key, set[Subscription]] = {}
         self._acknowledged: dict[Key, Link] = {}  # acknowledged by Redis, on which link
         self._links: dict[Node | None, Link] = {}  # None: the classic link
-        self._owners: dict[str, Node] = {}  # sharded: the master of each exact channel
-        self._router: Router | None = None
+        self._router: Router | None = None  # places followed channels on links
         self._stop = threading.Event()
         self._pid = os.getpid()
         self._sessions = 0
@@ -164,12 +163,17 @@ class Bridge:
             history=self._history,
             authorize_replay=authorize_replay,
         )
+        key = (pattern, channel)
         with self._lock:
             self._after_fork()
-            self._followed.setdefault((pattern, channel), set()).add(subscription)
-            if (pattern, channel) in self._acknowledged:
+            subs = self._followed.setdefault(key, set())
+            subs.add(subscription)
+            first = len(subs) == 1
+            if key in self._acknowledged:
                 subscription._acknowledged()
-            self._start_threads(pattern)
+            router = self._start_router()
+        if first:
+            router.changed(key)  # the first browser on this channel: subscribe it now
         return subscription
 
     def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
@@ -207,14 +211,12 @@ class Bridge:
         if router is not None:
             router.wake()
             router.thread.join(max(0.0, deadline - time.monotonic()))
-        while time.monotonic() < deadline:
-            with self._lock:
-                alive = [link for link in self._links.values() if link.thread.is_alive()]
-            if not alive:
-                break
-            for link in alive:
-                link.disconnect()  # wakes a thread blocked in a read
-                link.thread.join(0.05)
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            link.stop(0)  # every link at once: closing its sockets wakes a blocked read
+        for link in links:
+            link.stop(max(0.0, deadline - time.monotonic()))
         with self._lock:
             subscriptions = [sub for subs in self._followed.values() for sub in subs]
             self._followed.clear()
@@ -230,68 +232,38 @@ class Bridge:
 
     def _release(self, subscription: Subscription) -> None:
         """A subscription ended (called on its loop); the thread UNSUBSCRIBEs when none is left."""
+        key = (subscription.pattern, subscription.channel)
         with self._lock:
-            key = (subscription.pattern, subscription.channel)
             subs = self._followed.get(key)
-            if subs is not None:
-                subs.discard(subscription)
-                if not subs:
-                    del self._followed[key]
+            if subs is None or subscription not in subs:
+                return
+            subs.discard(subscription)
+            if subs:
+                return
+            del self._followed[key]
             router = self._router
         if router is not None:
-            router.wake()
+            router.changed(key)  # the last browser left: unsubscribe it now
 
     def _after_fork(self) -> None:
         # In a child forked from a process with a running bridge, the thread is gone and the
         # socket is the parent's: start afresh (called under the lock).
         if self._pid != os.getpid():
-            self._pid, self._links, self._router, self._owners = os.getpid(), {}, None, {}
+            self._pid, self._links, self._router = os.getpid(), {}, None
             self._followed = {}
             self._acknowledged = {}
             self._history = History(self._target)  # the parent's sockets stay the parent's
 
-    def _start_threads(self, pattern: bool) -> None:
-        """The classic link (always, or in sharded mode for patterns) and the router (sharded);
+    def _start_router(self) -> Router:
+        """The thread that places channels on links, started on the first subscription;
         called under the lock."""
-        sharded = self._target.sharded
-        if (pattern or not sharded) and None not in self._links:
-            self._add_link(None)
-        if not sharded:
-            return
         if self._router is None:
             refresh = self._options.master_check
             self._router = Router(self, self._target, self._stop, self._name, refresh)
             self._router.start()
-        if not pattern:
-            self._router.wake()
-
-    def _add_link(self, node: Node | None) -> None:
-        persistent = node is None and not self._target.sharded  # the one link of classic mode
-        link = Link(self, self._target, self._options, self._stop, node, persistent, self._name)
-        self._links[node] = link
-        link.start()
+        return self._router
 
     # -- the links' side (hotconfig.bridge._links.Hub), called on their threads ----------------
-
-    def _wanted(self, link: Link) -> set[Key] | None:
-        with self._lock:
-            if self._stop.is_set() or self._links.get(link.node) is not link:
-                return None
-            if link.node is not None:
-                owners = self._owners
-                wanted = {
-                    key
-                    for key, subs in self._followed.items()
-                    if subs and not key[0] and owners.get(key[1]) == link.node
-                }
-            elif self._target.sharded:
-                wanted = {key for key, subs in self._followed.items() if subs and key[0]}
-            else:
-                wanted = {key for key, subs in self._followed.items() if subs}
-            if not wanted and not link.persistent:
-                del self._links[link.node]  # the next channel of this node gets a new link
-                return None
-            return wanted
 
     def _connected(self, link: Link) -> None:
         if link.sessions > 1:
@@ -303,7 +275,6 @@ class Bridge:
         self._last_error = f"{type(error).__name__}: {error}"
         if link.node is not None:
             with self._lock:  # route this link's channels again, by a fresh slot map
-                self._owners = {c: n for c, n in self._owners.items() if n != link.node}
                 router = self._router
             if router is not None:
                 router.moved()
@@ -347,21 +318,29 @@ class Bridge:
                 for subscription in group:
                     self._release(subscription)
 
-    # -- the router's side (hotconfig.bridge._routing.Routes), sharded mode ----------------------
+    # -- the router's side (hotconfig.bridge._routing.Routes), on its thread --------------------
 
-    def _exact_channels(self) -> set[str]:
+    def _followed_among(self, keys: Iterable[Key]) -> set[Key]:
         with self._lock:
-            return {
-                name for (pattern, name), subs in self._followed.items() if subs and not pattern
-            }
+            return {key for key in keys if self._followed.get(key)}
 
-    def _route(self, owners: dict[str, Node]) -> None:
+    def _link(self, node: Node | None) -> Link | None:
         with self._lock:
             if self._stop.is_set():
-                return
-            self._owners = owners
-            for node in set(owners.values()) - set(self._links):
-                self._add_link(node)
+                return None
+            link = self._links.get(node)
+            if link is None:
+                persistent = node is None and not self._target.sharded  # classic mode's one
+                link = Link(self, self._target, self._options, node, persistent, self._name)
+                self._links[node] = link
+                link.start()
+            return link
+
+    def _retire(self, link: Link) -> None:
+        with self._lock:
+            if self._links.get(link.node) is link:
+                del self._links[link.node]
+        link.stop(0)
 
 
 def _fan_out(subscriptions: list[Subscription], channel: str, data: bytes) -> None:

@@ -27,6 +27,7 @@ from . import (
     alternatives,
     barrier,
     bridge_fanout,
+    bridge_idle,
     convergence,
     django_reads,
     fanout,
@@ -75,6 +76,7 @@ SECTIONS: dict[str, Callable[[EmbeddedServer, ConfigStore], list[Row]]] = {
     "barrier": barrier.measure,
     "fastapi": fastapi_integration.measure,
     "bridge": bridge_fanout.measure,
+    "bridge-idle": lambda server, store: bridge_idle.measure(server.url),
     "fanout": fanout.measure,
 }
 
