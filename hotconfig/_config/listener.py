@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +30,8 @@ import redis
 from .._redis import shards
 from .._redis.connection import Target
 from .._redis.keyspace import Keyspace, as_text, read_position, read_snapshot
-from .._redis.liveness import LivenessError, check_master, check_role
-from .._redis.session import Session, SessionOptions
+from .._redis.liveness import check_master, check_role
+from .._redis.session import Session, SessionOptions, await_subscribed
 from ..errors import InvalidMessageError
 from ..security.signing import KeyRing
 from ..signals import Status
@@ -132,7 +131,7 @@ class Listener(Session):
         # Sharded: the probe channel is a shard channel, in the store's slot.
         channels = [self._listening.channel, *([] if shard else probes)]
         pubsub.subscribe(*channels)
-        self._await_subscribe(pubsub, len(channels))
+        await_subscribed(pubsub, len(channels), self.options.socket_timeout, lambda: self.stopping)
         if shard is not None and not self.stopping:
             shards.subscribe(pubsub.connection, [shard, *probes], self.options.socket_timeout)
         if self.stopping:
@@ -190,18 +189,6 @@ class Listener(Session):
             )
             self._counters.server_warning = warning
             log.warning("%s", warning)
-
-    def _await_subscribe(self, pubsub: Any, channels: int) -> None:
-        deadline = time.monotonic() + self.options.socket_timeout
-        while not self.stopping:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LivenessError("no SUBSCRIBE acknowledgement from Redis in time")
-            message = pubsub.get_message(timeout=min(left, 0.1))
-            if message is not None and message["type"] == "subscribe":
-                channels -= 1
-                if channels == 0:
-                    return
 
     def _on_message(self, client: Any, data: bytes) -> None:
         self._counters.received += 1

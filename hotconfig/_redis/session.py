@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ from .connection import Target
 from .liveness import Heartbeat, LivenessError, Outage, backoff, close_sockets, misconfiguration
 from .shards import SlotMoved
 
-__all__ = ["Session", "SessionOptions"]
+__all__ = ["Session", "SessionOptions", "await_subscribed"]
 
 log = logging.getLogger("hotconfig.listener")  # the logger these lines always came from
 
@@ -355,3 +356,20 @@ class Session:
                 except Exception:  # the socket is already gone; nothing left to release
                     log.debug("error while closing a connection", exc_info=True)
         self.closed()
+
+
+def await_subscribed(
+    pubsub: Any, count: int, timeout: float, stopping: Callable[[], bool] = lambda: False
+) -> None:
+    """Return once Redis acknowledged ``count`` subscriptions (SUBSCRIBE or SSUBSCRIBE) on
+    ``pubsub``; :class:`~.liveness.LivenessError` after ``timeout`` seconds. What is read
+    meanwhile is dropped: a subscriber loads the state it follows only after this returns, and
+    that state covers it. Returns early once ``stopping()`` is true."""
+    deadline = time.monotonic() + timeout
+    while count > 0 and not stopping():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LivenessError(f"Redis did not acknowledge the subscription within {timeout:g}s")
+        message = pubsub.get_message(timeout=min(left, 0.1))
+        if message is not None and message["type"] in ("subscribe", "ssubscribe"):
+            count -= 1

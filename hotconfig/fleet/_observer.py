@@ -27,6 +27,7 @@ import redis
 from .._config.wire import DEFAULT_CHANNEL, Entry, Limits, parse
 from .._redis.connection import Target, resolve
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from .._redis.session import await_subscribed
 from .registry import LIVE_SCRIPT, Registry, Report, channel_for
 
 __all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
@@ -150,16 +151,11 @@ class Fleet:
         if shard is not None:
             pubsub.ssubscribe(shard)
         pubsub.subscribe(*channels)
-        acked = 0
-        deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
-        while acked < len(channels) + (shard is not None):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pubsub.close()
-                raise TimeoutError("the server did not acknowledge the subscription within 5 s")
-            message = pubsub.get_message(timeout=remaining)
-            if message is not None and message["type"] in ("subscribe", "ssubscribe"):
-                acked += 1
+        try:
+            await_subscribed(pubsub, len(channels) + (shard is not None), _SUBSCRIBE_TIMEOUT)
+        except BaseException:
+            pubsub.close()
+            raise
         return pubsub
 
     def wait(
