@@ -145,7 +145,7 @@ class HotConfig(Generic[ModelT]):
         # Reports this instance on health:status:{namespace} and in the expiring registry, so
         # `hotconfig status` and `set --wait` can see it landed (never values).
         self._reporter = Reporter(self, url=self._target, framework=framework) if health else None
-        forking.track(self)
+        forking.track(self, forking.Stage.CLIENTS)
 
     # -- reads: lock-free, no network -----------------------------------------------------------
 
@@ -304,7 +304,7 @@ class HotConfig(Generic[ModelT]):
 
     # -- fork safety --------------------------------------------------------------------------
 
-    def _writer_lock(self) -> threading.RLock:
+    def _fork_lock(self) -> threading.RLock:
         return self._sink.lock
 
     def _after_fork_in_child(self) -> None:

@@ -36,16 +36,14 @@ The bridge imports no web framework; adapters (``hotconfig_fastapi.bridge_router
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from .._redis import forking
 from .._redis.connection import Target, resolve
 from ..errors import ClientClosedError
 from ._delivery import (
@@ -126,11 +124,10 @@ class Bridge:
         self._links: dict[Node | None, Link] = {}  # None: the classic link
         self._router: Router | None = None  # places followed channels on links
         self._stop = threading.Event()
-        self._pid = os.getpid()
         self._sessions = 0
         self._last_error: str | None = None
         self._history = History(self._target)
-        atexit.register(_close_at_exit, weakref.ref(self))
+        forking.track(self, forking.Stage.BRIDGES)
 
     # -- the public side ------------------------------------------------------------------------
 
@@ -165,7 +162,6 @@ class Bridge:
         )
         key = (pattern, channel)
         with self._lock:
-            self._after_fork()
             subs = self._followed.setdefault(key, set())
             subs.add(subscription)
             first = len(subs) == 1
@@ -203,8 +199,9 @@ class Bridge:
         )
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread, close the connection, end every subscription (Ending.SHUTDOWN)."""
+        """Stop the threads, close the connections, end every subscription (Ending.SHUTDOWN)."""
         self._stop.set()
+        forking.untrack(self)
         deadline = time.monotonic() + timeout
         with self._lock:
             router = self._router
@@ -245,14 +242,19 @@ class Bridge:
         if router is not None:
             router.changed(key)  # the last browser left: unsubscribe it now
 
-    def _after_fork(self) -> None:
-        # In a child forked from a process with a running bridge, the thread is gone and the
-        # socket is the parent's: start afresh (called under the lock).
-        if self._pid != os.getpid():
-            self._pid, self._links, self._router = os.getpid(), {}, None
-            self._followed = {}
-            self._acknowledged = {}
-            self._history = History(self._target)  # the parent's sockets stay the parent's
+    # -- fork and exit (hotconfig._redis.forking) ----------------------------------------------
+
+    def _fork_lock(self) -> None:
+        return None
+
+    def _after_fork_in_child(self) -> None:
+        """In a child forked from a process with a running bridge, the threads are gone and
+        the sockets are the parent's (left unread): start afresh, with no subscriber (the
+        parent's browsers are the parent's)."""
+        self._lock = threading.Lock()  # the child has one thread: whatever held it is gone
+        self._links, self._router = {}, None
+        self._followed, self._acknowledged = {}, {}
+        self._history = History(self._target)
 
     def _start_router(self) -> Router:
         """The thread that places channels on links, started on the first subscription;
@@ -355,9 +357,3 @@ def _fan_out(subscriptions: list[Subscription], channel: str, data: bytes) -> No
 def _call_soon(subscription: Subscription, callback: Any, *args: Any) -> None:
     with contextlib.suppress(RuntimeError):  # the loop is closed: its browsers are gone
         subscription.loop.call_soon_threadsafe(callback, *args)
-
-
-def _close_at_exit(ref: weakref.ref[Bridge]) -> None:
-    bridge = ref()
-    if bridge is not None:
-        bridge.close(timeout=1.0)
