@@ -5,22 +5,17 @@
 guarantees a browser; :class:`ReplayPublisher` writes a replayable channel's history.
 :mod:`hotconfig.bridge.serving` serves subscriptions as Server-Sent Events and WebSockets for
 every framework adapter. The modules with a leading underscore are the bridge's internals: the
-hub (``_hub``), its subscription links (``_links``), sharded routing (``_routing``), resume
-(``_recovery``), history (``_history``), delivery (``_delivery``) and per-connection outboxes
-(``_outbox``).
+hub (``_hub``), its subscription links (``_links``), the router that places channels on them
+(``_routing``), resume (``_recovery``), history (``_history``), delivery classes (``_classes``),
+one browser's subscription (``_delivery``), the events it gets (``_events``) and per-connection
+outboxes (``_outbox``).
 """
 
 from __future__ import annotations
 
-from ._delivery import (
-    Delivery,
-    Ephemeral,
-    Event,
-    EventKind,
-    Replayable,
-    Sequenced,
-    Subscription,
-)
+from ._classes import Delivery, Ephemeral, Replayable, Sequenced
+from ._delivery import Subscription
+from ._events import Event, EventKind
 from ._history import Position, ReplayPublisher
 from ._hub import Bridge, BridgeStats
 from ._recovery import Reason

@@ -1,4 +1,4 @@
-"""What one browser receives from the channel bridge: delivery classes and the subscription.
+"""What one browser receives from the channel bridge: the subscription.
 
 A :class:`Subscription` is one browser's view of one channel (or one pattern). The bridge's
 reader thread hands each message to the subscription's event loop; the subscription applies
@@ -11,168 +11,28 @@ which the browser's writer reads by iterating the subscription (or in batches, w
             await send(event.data)
     subscription.ending  # why it ended: Ending.DONE, IDLE, OVERFLOW, SHUTDOWN
 
-Delivery classes, chosen per channel pattern (the first matching pattern wins):
-
-:class:`Ephemeral`
-    latest wins: a message replaces a still-unsent one with the same ``key`` field, so a slow
-    browser gets the newest state of each widget, never a backlog.
-:class:`Sequenced`
-    the ``index`` field orders the messages: a skipped index becomes a ``gap`` event, an index
-    already passed is dropped, a message with ``done: true`` ends the stream after it, and a
-    stream that hears nothing for ``idle_timeout`` seconds ends with an ``idle`` event.
-:class:`Replayable`
-    kept in a capped history by :class:`~._history.ReplayPublisher`: each event has an
-    id (``"{epoch}:{offset}"``), and a subscription started from one (``Last-Event-ID``), or
-    one whose bridge reconnected, gets exactly the messages it missed, or a ``recovery`` event
-    saying it cannot (:mod:`hotconfig.bridge._recovery`).
-
-A channel with no class is forwarded as published, in order.
+The delivery class of the channel (:mod:`._classes`) decides what the browser gets; the
+events it gets are :mod:`._events`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from typing import Any, NamedTuple
+from typing import Any
 
+from ._classes import Delivery, Ephemeral, Sequenced, delivery_for
+from ._events import _FINAL_ENDING, Event, EventKind, Tally, _pack, _unpack
 from ._history import History, Position, Replayable, unwrap
 from ._outbox import Ending, Outbox, OutboxEnded
 from ._recovery import Authorize, Recovery
 
-__all__ = [
-    "Delivery",
-    "Ephemeral",
-    "Event",
-    "EventKind",
-    "Replayable",
-    "Sequenced",
-    "Subscription",
-    "Tally",
-    "delivery_for",
-]
+__all__ = ["Subscription"]
 
 log = logging.getLogger("hotconfig.bridge")
-
-
-@dataclass(frozen=True, slots=True)
-class Ephemeral:
-    """Latest-wins coalescing by the JSON field ``key``."""
-
-    key: str = "widgetId"
-
-
-@dataclass(frozen=True, slots=True)
-class Sequenced:
-    """Messages ordered by the JSON field ``index`` (from ``first``), ended by ``done: true``."""
-
-    index: str = "index"
-    done: str = "done"
-    idle_timeout: float = 30.0
-    first: int = 0
-
-    def __post_init__(self) -> None:
-        if self.idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive, got {self.idle_timeout}")
-
-
-Delivery = Ephemeral | Sequenced | Replayable
-
-
-def delivery_for(classes: Mapping[str, Delivery], channel: str) -> Delivery | None:
-    """The class of the first pattern (``fnmatch`` syntax, case-sensitive) matching ``channel``."""
-    for pattern, delivery in classes.items():
-        if fnmatchcase(channel, pattern):
-            return delivery
-    return None
-
-
-class EventKind(enum.StrEnum):
-    MESSAGE = "message"  # data: the message exactly as published
-    GAP = "gap"  # data: {"channel", "from", "to"}: the indexes that never arrived
-    IDLE = "idle"  # data: {"channel", "idle_timeout", "next"}: no message, and no done, in time
-    # data: {"channel", "recovered": false, "reason", "epoch", "offset"}: what was missed cannot
-    # be replayed (see ._recovery); the event's id is where the subscription now stands
-    RECOVERY = "recovery"
-
-
-class Event(NamedTuple):
-    """One thing for the browser. ``final``: the last of its stream (``done`` or ``idle``).
-
-    ``id``: the event id on a replayable channel (``"{epoch}:{offset}"``), None elsewhere.
-    """
-
-    kind: EventKind
-    channel: str
-    data: str
-    key: str | None = None
-    final: bool = False
-    id: str | None = None
-
-
-_COUNTERS = (
-    *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
-    *("replayed", "unrecovered", "replay_errors"),
-)
-
-
-class Tally:
-    """The bridge's counters, incremented from the reader thread and from every loop."""
-
-    __slots__ = ("_lock", "counts")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self.counts[name] += amount
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.counts)
-
-
-# An item waits in the outbox as bytes: a kind tag, the channel, NUL, the coalescing key (JSON,
-# so never a raw NUL; empty for none), NUL, the event id (empty for none), NUL, the payload.
-# The outbox counts these bytes against the bound; a pattern subscription needs each item's
-# channel, an SSE writer its key and id.
-_TAGS = {
-    EventKind.MESSAGE: b"m",
-    EventKind.GAP: b"g",
-    EventKind.IDLE: b"i",
-    EventKind.RECOVERY: b"r",
-}
-_KINDS = {tag[0]: kind for kind, tag in _TAGS.items()}
-_FINAL_ENDING = {EventKind.IDLE: Ending.IDLE, EventKind.RECOVERY: Ending.SHUTDOWN}
-
-
-def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: str = "") -> bytes:
-    return b"%s%s\0%s\0%s\0%s" % (
-        _TAGS[kind],
-        channel.encode(),
-        key.encode(),
-        event_id.encode(),
-        data,
-    )
-
-
-def _unpack(item: bytes) -> Event:
-    kind = _KINDS[item[0]]
-    channel, _, rest = item[1:].partition(b"\0")
-    key, _, rest = rest.partition(b"\0")
-    event_id, _, data = rest.partition(b"\0")
-    text = data.decode("utf-8", "replace")
-    return Event(
-        kind, channel.decode(), text, key.decode() or None, False, event_id.decode() or None
-    )
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@
     )
     async with bridge.subscribe("ai:stream:sess-abc") as subscription:  # on an event loop
         async for event in subscription:
-            ...  # event.data is the message as published (see hotconfig.bridge._delivery)
+            ...  # event.data is the message as published (see hotconfig.bridge._events)
 
 One bridge per process holds ONE subscription connection, opened by a background thread on
 the first :meth:`Bridge.subscribe`, whatever the number of browsers: each exact channel is
@@ -46,13 +46,9 @@ from typing import Any, NamedTuple
 from .._redis import forking
 from .._redis.connection import Target, resolve
 from ..errors import ClientClosedError
-from ._delivery import (
-    Delivery,
-    Replayable,
-    Subscription,
-    Tally,
-    delivery_for,
-)
+from ._classes import Delivery, Replayable, delivery_for
+from ._delivery import Subscription
+from ._events import Tally
 from ._history import History, Position
 from ._links import Key, Link, LinkOptions, Node
 from ._outbox import Ending

@@ -50,7 +50,7 @@ import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Protocol
 
-from .._delivery import Event, EventKind
+from .._events import Event, EventKind
 from .._hub import Bridge
 from .._outbox import CONTENT_TYPE, KEEPALIVE, frame
 from .._recovery import Authorize

@@ -31,7 +31,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from .._delivery import EventKind, Subscription
+from .._delivery import Subscription
+from .._events import EventKind
 from .._hub import Bridge
 from .._outbox import Ending
 from ._sse import last_event_id, websocket_text

@@ -1,0 +1,96 @@
+"""What the bridge hands a browser: :class:`Event` and its kinds, the bridge's counters
+(:class:`Tally`), and how an event waits in an outbox (packed as bytes, counted against its
+bound).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from typing import NamedTuple
+
+from ._outbox import Ending
+
+__all__ = ["Event", "EventKind", "Tally"]
+
+
+class EventKind(enum.StrEnum):
+    MESSAGE = "message"  # data: the message exactly as published
+    GAP = "gap"  # data: {"channel", "from", "to"}: the indexes that never arrived
+    IDLE = "idle"  # data: {"channel", "idle_timeout", "next"}: no message, and no done, in time
+    # data: {"channel", "recovered": false, "reason", "epoch", "offset"}: what was missed cannot
+    # be replayed (see ._recovery); the event's id is where the subscription now stands
+    RECOVERY = "recovery"
+
+
+class Event(NamedTuple):
+    """One thing for the browser. ``final``: the last of its stream (``done`` or ``idle``).
+
+    ``id``: the event id on a replayable channel (``"{epoch}:{offset}"``), None elsewhere.
+    """
+
+    kind: EventKind
+    channel: str
+    data: str
+    key: str | None = None
+    final: bool = False
+    id: str | None = None
+
+
+_COUNTERS = (
+    *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
+    *("replayed", "unrecovered", "replay_errors"),
+)
+
+
+class Tally:
+    """The bridge's counters, incremented from the reader thread and from every loop."""
+
+    __slots__ = ("_lock", "counts")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+# An item waits in the outbox as bytes: a kind tag, the channel, NUL, the coalescing key (JSON,
+# so never a raw NUL; empty for none), NUL, the event id (empty for none), NUL, the payload.
+# The outbox counts these bytes against the bound; a pattern subscription needs each item's
+# channel, an SSE writer its key and id.
+_TAGS = {
+    EventKind.MESSAGE: b"m",
+    EventKind.GAP: b"g",
+    EventKind.IDLE: b"i",
+    EventKind.RECOVERY: b"r",
+}
+_KINDS = {tag[0]: kind for kind, tag in _TAGS.items()}
+_FINAL_ENDING = {EventKind.IDLE: Ending.IDLE, EventKind.RECOVERY: Ending.SHUTDOWN}
+
+
+def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: str = "") -> bytes:
+    return b"%s%s\0%s\0%s\0%s" % (
+        _TAGS[kind],
+        channel.encode(),
+        key.encode(),
+        event_id.encode(),
+        data,
+    )
+
+
+def _unpack(item: bytes) -> Event:
+    kind = _KINDS[item[0]]
+    channel, _, rest = item[1:].partition(b"\0")
+    key, _, rest = rest.partition(b"\0")
+    event_id, _, data = rest.partition(b"\0")
+    text = data.decode("utf-8", "replace")
+    return Event(
+        kind, channel.decode(), text, key.decode() or None, False, event_id.decode() or None
+    )
