@@ -1,4 +1,4 @@
-"""The channel bridge for Django under ASGI: ``GET .../sse/<channel>``, ``WS /bridge/ws/<channel>``.
+"""The channel bridge for Django: ``GET .../sse/<channel>``, ``WS /bridge/ws/<channel>``.
 
 ::
 
@@ -19,11 +19,23 @@
         get_asgi_application(), bridge, authorize=check_ws, prefix="/bridge/ws/"
     )
 
-``<channel>`` is the full Redis channel name. An event stream is a ``StreamingHttpResponse``
-over an async iterator: under ASGI (uvicorn, daphne, gunicorn with uvicorn workers) a
-thousand browsers cost one event loop and ONE Redis connection. Under WSGI it cannot work
-(each browser would hold a worker, and Django would read the endless stream whole before
-sending it), so the view refuses with :class:`~django.core.exceptions.ImproperlyConfigured`.
+``<channel>`` is the full Redis channel name. The streams are :mod:`hotconfig.bridge.serving`'s,
+as FastAPI's and Flask's are. Under ASGI (uvicorn, daphne, gunicorn with uvicorn workers) an
+event stream is a ``StreamingHttpResponse`` over an async iterator: a thousand browsers cost
+one event loop and ONE Redis connection. Under WSGI it is a blocking body
+(:class:`~hotconfig.bridge.serving.BlockingStream`): each browser holds a server thread while
+its stream is open, so serve it with threads (``gunicorn -k gthread --threads 100``), never
+with sync workers, where one browser takes a whole worker.
+
+When the server stops (SIGTERM, SIGINT) every open stream ends at once with ``event: end`` and
+``{"reason": "shutdown"}``, so the server does not wait for browsers to leave and an
+``EventSource`` reconnects to a worker that still runs. Under ASGI that needs nothing; under
+WSGI the URLs load on a request thread, so install the handler from gunicorn's hook
+(:func:`~hotconfig.bridge.serving.end_streams_on_signals`)::
+
+    # gunicorn.conf.py
+    def post_worker_init(worker):
+        hotconfig.bridge.serving.end_streams_on_signals()
 
 ``authorize`` is required, asked before anything is subscribed; it may be ``async`` (called
 on the event loop) or plain (called in a thread by ``sync_to_async``, so it may use the ORM
@@ -41,11 +53,10 @@ WebSocket wrapper resumes from ``?last_event_id=`` the same way.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpRequest,
@@ -61,7 +72,9 @@ from hotconfig.bridge.serving import (
     CONTENT_TYPE,
     SSE_HEADERS,
     ASGIApp,
+    BlockingStream,
     Handshake,
+    end_streams_on_signals,
     last_event_id,
     sse_stream,
     websocket_app,
@@ -72,35 +85,48 @@ __all__ = ["Authorize", "Handshake", "asgi", "bridge_urls", "sse_view"]
 R = TypeVar("R")
 Authorize = Callable[[R, str], bool | Awaitable[bool]]
 
-_UNDER_WSGI = (
-    "hotconfig_django.bridge streams need Django under ASGI: serve the project with "
-    "uvicorn, daphne or gunicorn -k uvicorn.workers.UvicornWorker (the asgi.py application). "
-    "Under WSGI every browser would hold a worker and the stream would never be sent."
-)
-
 
 def sse_view(
     bridge: Bridge, *, authorize: Authorize[HttpRequest], keepalive: float = 15.0
 ) -> Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponseBase]]:
-    """An async view ``(request, channel)`` answering with ``channel`` as Server-Sent Events."""
+    """An async view ``(request, channel)`` answering with ``channel`` as Server-Sent Events.
+
+    Made on the main thread (a project that builds its URLs at startup), it also installs the
+    handler that ends the streams on SIGTERM.
+    """
     allowed = _checker(authorize, "sse_view needs authorize(request, channel) -> bool")
     if keepalive <= 0:
         raise ValueError(f"keepalive must be positive, got {keepalive}")
+    end_streams_on_signals()
 
     async def bridged_events(request: HttpRequest, channel: str) -> HttpResponseBase:
-        if not isinstance(request, ASGIRequest):
-            raise ImproperlyConfigured(_UNDER_WSGI)
         if not await allowed(request, channel):
             return HttpResponse("forbidden", status=403, content_type="text/plain")
-        # Subscribed when Django first iterates it, on the loop that sends the response.
+        # Subscribed when the server first iterates it: under ASGI on the loop that sends the
+        # response, under WSGI on the process's shared loop.
+        position = last_event_id(request.headers, request.GET)
+
+        def replay() -> Awaitable[bool]:
+            return allowed(request, channel)
+
+        stream: AsyncIterator[bytes] | Iterator[bytes]
         try:
-            stream = sse_stream(
-                bridge,
-                channel,
-                keepalive=keepalive,
-                last_event_id=last_event_id(request.headers, request.GET),
-                authorize_replay=lambda: allowed(request, channel),
-            )
+            if isinstance(request, ASGIRequest):
+                stream = sse_stream(
+                    bridge,
+                    channel,
+                    keepalive=keepalive,
+                    last_event_id=position,
+                    authorize_replay=replay,
+                )
+            else:
+                stream = BlockingStream(
+                    bridge,
+                    channel,
+                    keepalive=keepalive,
+                    last_event_id=position,
+                    authorize_replay=replay,
+                )
         except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
             return HttpResponseBadRequest(str(exc), content_type="text/plain")
         return StreamingHttpResponse(stream, content_type=CONTENT_TYPE, headers=SSE_HEADERS)

@@ -18,9 +18,10 @@ published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.bridge`) carries its
 a WebSocket each published message is one text frame as published; a gap or idle notice is a
 frame ``{"event": "gap", ...}``. A sequenced stream ends after its ``done`` message (SSE: the
 response ends; WebSocket: closed with 1000). No lifespan is needed: the bridge connects on
-the first subscriber. When the server stops (SIGTERM, SIGINT, ``--reload``) every open SSE
-stream ends at once with ``event: end`` and ``{"reason": "shutdown"}``, so the server does not
-wait for browsers to leave and an ``EventSource`` reconnects to a worker that still runs.
+the first subscriber. The streams are :mod:`hotconfig.bridge.serving`'s, as Django's and
+Flask's are: when the server stops (SIGTERM, SIGINT, ``--reload``) every open SSE stream ends
+at once with ``event: end`` and ``{"reason": "shutdown"}``, so the server does not wait for
+browsers to leave and an ``EventSource`` reconnects to a worker that still runs.
 
 On a replayable channel each SSE event carries ``id: {epoch}:{offset}``, so a browser's
 ``EventSource`` sends it back as ``Last-Event-ID`` when it reconnects and gets exactly what it
@@ -35,7 +36,6 @@ with 1008), so a revoked grant sees nothing stored.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -45,11 +45,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from hotconfig.bridge import Bridge, Event, EventKind, Subscription
-from hotconfig.bridge.serving import Ending, OutboxEnded, forward
-
-from . import shutdown
-from .sse import frame, serve
+from hotconfig.bridge import Bridge
+from hotconfig.bridge.serving import ChannelFrames, forward, last_event_id, serve
 
 __all__ = ["Authorize", "bridge_router"]
 
@@ -124,9 +121,7 @@ def bridge_router(
 
 
 def _last_event_id(connection: HTTPConnection) -> str | None:
-    # EventSource sends the header on each reconnect, with the URL of the first connection:
-    # the header is the newer position.
-    return connection.headers.get("last-event-id") or connection.query_params.get("last_event_id")
+    return last_event_id(connection.headers, connection.query_params)
 
 
 async def _allowed(authorize: Authorize, connection: HTTPConnection, channel: str) -> bool:
@@ -164,69 +159,4 @@ class _BridgedStream(Response):
             authorize_replay=self._authorize_replay,
         )
         subscription.limit_bytes(self._max_bytes)
-        frames = _Frames(subscription)
-        # uvicorn waits for every open response before the lifespan hears of a SIGTERM, and
-        # this one never finishes by itself: end it first, as the config stream does.
-        unwatch = shutdown.watch(frames.stop)
-        ending = Ending.CLIENT_GONE
-        try:
-            ending = await serve(frames, receive, send, keepalive=self._keepalive, last=frames.last)
-        finally:
-            unwatch()
-            subscription.close(ending)
-
-
-class _Frames:
-    """The subscription's events as SSE frames, for :func:`serve`'s writer (on the app's loop).
-
-    The writer reads the subscription itself: one buffer per browser, bounded where the
-    events wait, and one hop per message, however many browsers a loop serves.
-    """
-
-    def __init__(self, subscription: Subscription) -> None:
-        self._subscription = subscription
-        self.tail = b""  # the frame that ends the response, once the stream is complete
-        self._stopped = False
-
-    def stop(self) -> None:
-        """The server is stopping (SIGINT, SIGTERM): end the stream with an ``end`` event."""
-        self._stopped = True
-        self._subscription.close(Ending.SHUTDOWN)
-
-    def last(self, ending: Ending) -> bytes:
-        """The frame that ends the response: the stream's own last one, or, when the server
-        stops, ``event: end`` with ``{"reason": "shutdown"}``, on which an ``EventSource``
-        reconnects to a worker that still runs."""
-        if self.tail or not self._stopped:
-            return self.tail
-        return frame(json.dumps({"reason": ending.value}), event="end")
-
-    async def take(self, timeout: float | None = None) -> bytes:
-        if self.tail:
-            # The last frame goes out as the response's end, after what came before it.
-            raise self._ended(Ending.SHUTDOWN)
-        events = await self._subscription.take(timeout)
-        if events is None:
-            dropped = self._subscription.ending is Ending.OVERFLOW
-            raise self._ended(Ending.OVERFLOW if dropped else Ending.SHUTDOWN)
-        frames = [frame(e.data, event=_name(e), id=e.id) for e in events]
-        if events and events[-1].final:
-            self.tail = frames.pop()
-            if not frames:
-                raise self._ended(Ending.SHUTDOWN)
-        return b"".join(frames)
-
-    def end(self, ending: Ending) -> None:
-        # An ending of its own (done, idle, overflow) stays the subscription's.
-        self._subscription.close(ending)
-
-    async def wait_ended(self) -> Ending:
-        return await self._subscription.wait_dropped()
-
-    def _ended(self, ending: Ending) -> OutboxEnded:
-        self.end(ending)
-        return OutboxEnded(ending)
-
-
-def _name(event: Event) -> str | None:
-    return None if event.kind is EventKind.MESSAGE else event.kind
+        await serve(ChannelFrames(subscription), receive, send, keepalive=self._keepalive)

@@ -28,16 +28,14 @@ import asyncio
 import fnmatch
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import pydantic_core
 
 from hotconfig import Change, HotConfig, Snapshot
+from hotconfig.bridge.serving import Ending, Outbox, frame
 from hotconfig.security import looks_secret
-
-from . import shutdown
-from .sse import Ending, Outbox, frame
 
 __all__ = ["ChangeFeed", "StreamCounts"]
 
@@ -88,13 +86,12 @@ class ChangeFeed:
         self._since = 0  # ids from here on are all known to this feed
         self._last_id = 0
         self._counts = dict.fromkeys(StreamCounts._fields, 0)
-        self._unwatch: Callable[[], None] | None = None
         self._started = False
 
     # -- lifecycle (on the loop) ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Follow the client's changes on the running loop; end every stream on SIGTERM."""
+        """Follow the client's changes on the running loop."""
         if self._started:
             return
         self._started = True
@@ -102,18 +99,14 @@ class ChangeFeed:
         for pattern in self.allow:
             self._config.on_change(pattern, loop=loop)(self._changed)
         self._restart(self._config.snapshot())
-        self._unwatch = shutdown.watch(self.end_all)
 
     def stop(self) -> None:
-        """End every stream, stop following the client and stop watching for signals."""
+        """End every stream (with the ``end`` event) and stop following the client."""
         self.end_all()
         if self._started:
             self._started = False
             for pattern in self.allow:
                 self._config.remove_receiver(self._changed, pattern)
-        if self._unwatch is not None:
-            self._unwatch()
-            self._unwatch = None
 
     def end_all(self, ending: Ending = Ending.SHUTDOWN) -> None:
         for outbox in list(self._outboxes):
@@ -144,9 +137,6 @@ class ChangeFeed:
                 "hotconfig: disconnected a slow event-stream client (over %d bytes unsent)",
                 self.max_buffer_bytes,
             )
-
-    def end_frame(self, ending: Ending) -> bytes:
-        return frame(json.dumps({"reason": ending.value}), event="end")
 
     @property
     def counts(self) -> StreamCounts:

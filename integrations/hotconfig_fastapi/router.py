@@ -26,12 +26,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from hotconfig import HotConfig, Status
+from hotconfig.bridge.serving import Ending, Outbox, serve
 
 from .changes import ChangeFeed
 from .dependencies import get_config
 from .lag import LagProbe
 from .lifespan import LAG_KEY, STATE_KEY
-from .sse import Ending, Outbox, serve
 
 __all__ = ["EventStreamResponse", "router"]
 
@@ -82,7 +82,7 @@ def router(
     async def feeds_lifespan(app: Any) -> AsyncIterator[None]:
         config = getattr(app.state, STATE_KEY, None)
         if allow and isinstance(config, HotConfig):
-            feed_for(config)  # watch for SIGTERM from the start, not from the first stream
+            feed_for(config)  # follow the changes from the start, not from the first stream
         try:
             yield
         finally:
@@ -133,9 +133,7 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ending = Ending.CLIENT_GONE
         try:
-            ending = await serve(
-                self._outbox, receive, send, keepalive=self._keepalive, last=self._feed.end_frame
-            )
+            ending = await serve(self._outbox, receive, send, keepalive=self._keepalive)
         finally:
             self._feed.close(self._outbox, ending)
 

@@ -17,7 +17,18 @@
 streams (:class:`~hotconfig.bridge.serving.BlockingStream`): it holds one WSGI thread while it
 lasts, so serve it with threads (``gunicorn -k gthread --threads 100``), never with sync
 workers, where one browser takes a whole worker. However many browsers, the
-process holds ONE Redis connection and one event loop thread for the bridge.
+process holds ONE Redis connection and one event loop thread for the bridge. The streams are
+:mod:`hotconfig.bridge.serving`'s, as FastAPI's and Django's are.
+
+When the server stops (SIGTERM, SIGINT) every open stream ends at once with ``event: end`` and
+``{"reason": "shutdown"}``, so a gunicorn worker exits without waiting out its graceful
+timeout and an ``EventSource`` reconnects to a worker that still runs. The handler that does
+it is installed when the blueprint is made on the main thread (a gunicorn worker importing the
+app); with ``--preload`` the app is imported by the master, so install it from gunicorn's hook::
+
+    # gunicorn.conf.py
+    def post_worker_init(worker):
+        hotconfig.bridge.serving.end_streams_on_signals()
 
 ``authorize(request, channel)`` is required and is asked, on the request's thread and in its
 request context, before anything is subscribed; an ``async def`` one runs through Flask's
@@ -43,7 +54,13 @@ from flask import Blueprint, Request, Response, current_app, request
 from flask.globals import request_ctx
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge.serving import CONTENT_TYPE, SSE_HEADERS, BlockingStream, last_event_id
+from hotconfig.bridge.serving import (
+    CONTENT_TYPE,
+    SSE_HEADERS,
+    BlockingStream,
+    end_streams_on_signals,
+    last_event_id,
+)
 
 __all__ = ["Authorize", "bridge_blueprint"]
 
@@ -67,6 +84,9 @@ def bridge_blueprint(
         raise TypeError("bridge_blueprint needs authorize(request, channel) -> bool")
     if keepalive <= 0:
         raise ValueError(f"keepalive must be positive, got {keepalive}")
+    # A gunicorn worker imports the app on its main thread, after it set its signal handlers:
+    # the one moment the handler that ends the streams can go in front of them.
+    end_streams_on_signals()
     blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
 
     def allowed(channel: str) -> bool:

@@ -1,31 +1,31 @@
-"""The bridge served as SSE without a framework, on a real server: what a WSGI body yields.
+"""The one event stream every adapter writes (bridge/serving/_sse.py), without a framework.
 
-A :class:`BlockingStream` is read here as a WSGI server reads a response body, on a thread of
-its own, while plain redis-py publishes as an outside service does.
+What a browser would read, chunk by chunk: frames, the ``end`` event when the server stops,
+nothing more when it was dropped; a bridged stream on a real server, published to by plain
+redis-py as an outside service does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from hotconfig.bridge import Bridge, Delivery, Ephemeral, Event, EventKind, Sequenced
-from hotconfig.bridge._outbox import KEEPALIVE
-from hotconfig.bridge.serving._sse import BlockingStream, shared_loop, sse_frame, websocket_text
+from hotconfig.bridge.serving import (
+    KEEPALIVE,
+    Ending,
+    Outbox,
+    frame,
+    sse_frame,
+    sse_stream,
+    websocket_text,
+)
+from hotconfig.bridge.serving._sse import event_stream
 from hotconfig.testing import EmbeddedServer
-from tests.bridging import subscribers
-from tests.waiting import eventually
-
-TOKENS = [
-    {"token": "Revenue", "index": 0, "type": "text"},
-    {"token": " grew", "index": 1, "type": "text"},
-]
-DONE = {"done": True, "sql": "SELECT 1", "data": []}
 
 
 @pytest.fixture
@@ -36,36 +36,6 @@ def bridge(server: EmbeddedServer) -> Iterator[Bridge]:
     }
     with Bridge(server.url, classes=classes) as opened:
         yield opened
-
-
-def test_a_blocking_stream_yields_keepalives_then_each_message_and_ends_after_done(
-    bridge: Bridge, redis_client: redis.Redis
-) -> None:
-    stream = BlockingStream(bridge, "ai:stream:sess-abc", keepalive=0.2)
-    # The first chunk comes once Redis acknowledged the subscription: nothing is missed after.
-    assert next(stream) == KEEPALIVE
-    assert subscribers(redis_client, "ai:stream:sess-abc") == 1
-    assert next(stream) == KEEPALIVE  # nothing published: a keep-alive, 0.2 s later
-    sent = [json.dumps(m) for m in (TOKENS[0], TOKENS[1], DONE)]
-    for message in sent:
-        redis_client.publish("ai:stream:sess-abc", message)
-    chunks = [chunk for chunk in stream if chunk != KEEPALIVE]
-    assert chunks == [f"data: {message}\n\n".encode() for message in sent]
-    assert bridge.stats.subscribers == 0
-    assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 0)
-
-
-def test_closing_a_blocking_stream_as_the_wsgi_server_does_ends_its_subscription(
-    bridge: Bridge, redis_client: redis.Redis
-) -> None:
-    stream = BlockingStream(bridge, "dashboard:refresh:sales", keepalive=5)
-    assert next(stream) == KEEPALIVE
-    assert bridge.stats.subscribers == 1
-    stream.close()  # the browser left: the server's write failed, and it closes the body
-    stream.close()
-    assert bridge.stats.subscribers == 0
-    assert list(stream) == []
-    assert eventually(lambda: subscribers(redis_client, "dashboard:refresh:sales") == 0)
 
 
 def test_a_notice_is_a_named_sse_event_and_a_json_websocket_frame() -> None:
@@ -80,25 +50,62 @@ def test_a_notice_is_a_named_sse_event_and_a_json_websocket_frame() -> None:
     )
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_runs_a_loop_of_its_own() -> None:
-    parent = shared_loop()
-    assert shared_loop() is parent
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child, as a gunicorn worker forked from a master that used the bridge
-        answer = b"failed"
+def test_a_stream_the_server_stops_ends_with_the_end_event() -> None:
+    async def scenario() -> list[bytes]:
+        outbox = Outbox()
+        outbox.put(frame('{"key": "ui.banner"}', event="change", id="7"))
+        stream = event_stream(outbox, keepalive=5)
+        first = await anext(stream)
+        outbox.end(Ending.SHUTDOWN)  # what SIGTERM does to every open stream
+        return [first, *[chunk async for chunk in stream]]
+
+    assert asyncio.run(scenario()) == [
+        b'id: 7\nevent: change\ndata: {"key": "ui.banner"}\n\n',
+        b'event: end\ndata: {"reason": "shutdown"}\n\n',
+    ]
+
+
+@pytest.mark.parametrize("ending", [Ending.OVERFLOW, Ending.CLIENT_GONE])
+def test_a_stream_dropped_as_slow_or_left_by_its_browser_ends_without_a_frame(
+    ending: Ending,
+) -> None:
+    async def scenario() -> list[bytes]:
+        outbox = Outbox()
+        stream = event_stream(outbox, keepalive=5)
+        outbox.end(ending)
+        return [chunk async for chunk in stream]
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_an_idle_stream_sends_keepalives(bridge: Bridge) -> None:
+    async def scenario() -> list[bytes]:
+        stream = sse_stream(bridge, "dashboard:refresh:idle", keepalive=0.05)
         try:
-            child = shared_loop()
-            result = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, b"ran"), child).result(5)
-            answer = result if child is not parent else b"the parent's loop"
+            return [await anext(stream) for _ in range(3)]
         finally:
-            os.write(write, answer)
-            os._exit(0)
-    os.close(write)
-    try:
-        assert os.read(read, 100) == b"ran"
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
-    assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, 1), parent).result(5) == 1
+            await stream.aclose()
+
+    assert asyncio.run(scenario()) == [KEEPALIVE] * 3
+    assert bridge.stats.subscribers == 0  # closing the stream ended its subscription
+
+
+def test_a_bridged_stream_ends_with_the_end_event_when_the_bridge_closes(
+    bridge: Bridge, redis_client: redis.Redis
+) -> None:
+    message = json.dumps({"widgetId": "revenue"})
+
+    async def scenario() -> list[bytes]:
+        stream = sse_stream(bridge, "dashboard:refresh:sales", keepalive=5)
+        # The first chunk comes once Redis acknowledged the subscription.
+        chunks = [await anext(stream)]
+        redis_client.publish("dashboard:refresh:sales", message)
+        chunks.append(await anext(stream))
+        await asyncio.to_thread(bridge.close)
+        return chunks + [chunk async for chunk in stream]
+
+    assert asyncio.run(scenario()) == [
+        KEEPALIVE,
+        f"data: {message}\n\n".encode(),
+        b'event: end\ndata: {"reason": "shutdown"}\n\n',
+    ]

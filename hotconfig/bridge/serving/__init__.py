@@ -1,29 +1,38 @@
 """Serving the channel bridge to browsers: the one SSE path and the WebSocket forwarder.
 
-Every framework adapter (FastAPI, Django, Flask) serves through these: :func:`sse_stream`
-(async) and :class:`BlockingStream` (threaded servers) frame events with their resume ids and
-keep-alives; :func:`websocket_app` forwards a subscription over a raw ASGI WebSocket. The
-:class:`Outbox` bounds what one connection may buffer; the config change stream of
-``hotconfig_fastapi`` writes through it too.
+Every framework adapter (FastAPI, Django, Flask) and the config change stream of
+``hotconfig_fastapi`` serve through these. One event stream decides what goes on the wire
+(frames with their resume ids, keep-alives, the ``end`` frame when the server stops); thin
+writers put it on a connection: :func:`serve` answers a raw ASGI request from a
+:class:`FrameSource` (a bridge subscription through :class:`ChannelFrames`, or an
+:class:`Outbox`), :func:`sse_stream` is an async iterator of bytes (Django under ASGI), and
+:class:`BlockingStream` a WSGI body (Flask, Django under WSGI). :func:`websocket_app`
+forwards a subscription over a raw ASGI WebSocket.
+
+On SIGTERM or SIGINT every open stream ends at once with ``event: end`` and
+``{"reason": "shutdown"}``; :func:`end_streams_on_signals` says where that handler comes from.
 """
 
 from __future__ import annotations
 
 from .._outbox import KEEPALIVE, Ending, Outbox, OutboxEnded, comment, frame
+from ._asgi import serve
+from ._shutdown import end_streams_on_signals
 from ._sse import (
     CONTENT_TYPE,
     LAST_EVENT_ID_HEADER,
     LAST_EVENT_ID_PARAMETER,
     SSE_HEADERS,
-    BlockingStream,
+    ChannelFrames,
+    FrameSource,
     Lookup,
     last_event_id,
-    shared_loop,
     sse_frame,
     sse_stream,
     websocket_text,
 )
 from ._websocket import ASGIApp, Handshake, WebSocketAuthorize, forward, websocket_app
+from ._wsgi import BlockingStream, shared_loop
 
 __all__ = [
     "CONTENT_TYPE",
@@ -33,16 +42,20 @@ __all__ = [
     "SSE_HEADERS",
     "ASGIApp",
     "BlockingStream",
+    "ChannelFrames",
     "Ending",
+    "FrameSource",
     "Handshake",
     "Lookup",
     "Outbox",
     "OutboxEnded",
     "WebSocketAuthorize",
     "comment",
+    "end_streams_on_signals",
     "forward",
     "frame",
     "last_event_id",
+    "serve",
     "shared_loop",
     "sse_frame",
     "sse_stream",

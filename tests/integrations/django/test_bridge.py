@@ -1,8 +1,9 @@
-"""``hotconfig_django.bridge`` in a real uvicorn process (ASGI) on a real server.
+"""``hotconfig_django.bridge`` in real uvicorn (ASGI) and gunicorn (WSGI) processes.
 
 What a browser sees: the AI service's tokens over SSE and over a WebSocket, in order and ended
 by ``done``; a refused channel (403, nothing subscribed); a browser that leaves, let go at
-once; and, under WSGI, a view that refuses with a message saying how to serve it. On a
+once; under WSGI (gunicorn's threaded workers) the same stream; and on SIGTERM, under
+uvicorn and under gunicorn, every open stream ends with ``end`` and the server exits. On a
 replayable channel: after a reconnect with ``Last-Event-ID`` (or a ``last_event_id``
 parameter), exactly the messages it missed; a ``recovery`` event for a trimmed or unknown
 position; 400 for a malformed id; a refusal at replay; a WebSocket resuming the same way.
@@ -19,13 +20,11 @@ import httpx
 import pytest
 import redis
 import websocket
-from django.core.exceptions import ImproperlyConfigured
-from django.test import Client, override_settings
 
 from hotconfig.bridge import ReplayPublisher
 from hotconfig.testing import EmbeddedServer, free_port
 from tests.bridging import DONE, TOKENS, publish, stats, subscribers
-from tests.integrations import resuming
+from tests.integrations import resuming, stopping
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -107,11 +106,56 @@ def test_a_browser_that_leaves_is_let_go_and_its_channel_unsubscribed(
     assert eventually(lambda: subscribers(redis_client, channel) == 0)
 
 
-@override_settings(ROOT_URLCONF="tests.integrations.django.bridged")
-def test_under_wsgi_the_view_refuses_and_says_to_serve_the_project_under_asgi() -> None:
-    # Django's test Client makes a WSGIRequest, as a WSGI server's handler does.
-    with pytest.raises(ImproperlyConfigured, match="need Django under ASGI: serve the project"):
-        Client().get("/bridge/sse/ai:stream:sess-abc")
+def test_sigterm_under_uvicorn_ends_every_open_stream_and_the_server_exits_at_once(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # No --timeout-graceful-shutdown: left alone, uvicorn waits for open streams forever.
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.integrations.django.bridge_asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    env = {"DJANGO_SETTINGS_MODULE": "tests.integrations.django.bridge_settings"}
+    with serving(command, port, tmp_path / "uvicorn.log", redis=server, env=env, cwd=ROOT) as s:
+        channels = ["dashboard:refresh:a", "dashboard:refresh:b"]
+        stopping.sigterm_ends_open_streams(s, redis_client, channels)
+
+
+@pytest.fixture
+def wsgi_site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
+    """The same project under WSGI: gunicorn's threaded workers, its default graceful timeout,
+    and the hook that installs the stop handler (the URLs load on a request thread)."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.integrations.django.bridge_wsgi:application",
+        "-c", "python:tests.integrations.gunicorn_hooks",
+        "--worker-class", "gthread", "--threads", "8", "--workers", "2",
+        "--bind", f"127.0.0.1:{port}", "--graceful-timeout", stopping.GRACEFUL_TIMEOUT,
+    ]  # fmt: skip
+    env = {"DJANGO_SETTINGS_MODULE": "tests.integrations.django.bridge_settings"}
+    with serving(command, port, tmp_path / "gunicorn.log", redis=server, env=env, cwd=ROOT) as s:
+        yield s
+
+
+def test_under_wsgi_the_token_sequence_streams_in_order_and_ends_on_done(
+    wsgi_site: Served, redis_client: redis.Redis
+) -> None:
+    with EventReader(wsgi_site.url + "/bridge/sse/ai:stream:sess-wsgi") as reader:
+        assert reader.status == 200
+        assert reader.content_type.startswith("text/event-stream")
+        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-wsgi") == 1)
+        sent = publish(redis_client, "ai:stream:sess-wsgi", *TOKENS, DONE)
+        events = [reader.next() for _ in sent]
+        assert [(e.event, e.data) for e in events] == [("message", s) for s in sent]
+        assert reader.ended.wait(5), "the stream stayed open after done"
+    assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-wsgi") == 0)
+
+
+def test_sigterm_under_gunicorn_threads_ends_every_open_stream_and_the_workers_exit_at_once(
+    wsgi_site: Served, redis_client: redis.Redis
+) -> None:
+    channels = ["dashboard:refresh:a", "dashboard:refresh:b", "dashboard:refresh:c"]
+    stopping.sigterm_ends_open_streams(wsgi_site, redis_client, channels)
 
 
 # -- replayable channels: resuming by Last-Event-ID ----------------------------------------------

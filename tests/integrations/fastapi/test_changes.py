@@ -12,9 +12,9 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from hotconfig import ConfigStore, HotConfig
+from hotconfig.bridge.serving import Outbox
 from hotconfig.testing import EmbeddedServer
 from hotconfig_fastapi import ChangeFeed
-from hotconfig_fastapi.sse import Outbox
 
 
 class DB(BaseModel):

@@ -5,7 +5,8 @@ channel; and what the operator sees: fifty browsers on one worker hold ONE subsc
 connection, each gets the dashboard's refresh, and the bridge lets go of each that left. On a
 replayable channel: after a reconnect with ``Last-Event-ID`` (or a ``last_event_id``
 parameter), exactly the messages it missed; a ``recovery`` event for a trimmed or unknown
-position; 400 for a malformed id; a refusal at replay.
+position; 400 for a malformed id; a refusal at replay. On SIGTERM, every open stream ends
+with ``end`` and the workers exit without waiting out their graceful timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import redis
 from hotconfig.bridge import ReplayPublisher
 from hotconfig.testing import EmbeddedServer, free_port
 from tests.bridging import DONE, TOKENS, stats, subscribers
-from tests.integrations import resuming
+from tests.integrations import resuming, stopping
 from tests.integrations.fastapi.servers import ROOT, Served, serving
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -93,6 +94,27 @@ def test_fifty_browsers_share_one_redis_connection_and_each_gets_the_refresh(
     # Each browser that left is noticed at its next keep-alive write, and let go.
     assert eventually(lambda: stats(site)["subscribers"] == 0, timeout=10)
     assert eventually(lambda: subscribers(redis_client, channel) == 0)
+
+
+# The blueprint installs the stop handler when a worker imports the app; with --preload the
+# master imports it, and the worker's own handlers come later: the hook installs it there.
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--preload", "-c", "python:tests.integrations.gunicorn_hooks"]],
+    ids=["imported-per-worker", "preload-with-hook"],
+)
+def test_sigterm_ends_every_open_stream_and_the_workers_exit_at_once(
+    server: EmbeddedServer, redis_client: redis.Redis, tmp_path: Path, options: list[str]
+) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.integrations.flask.bridge_app:app", *options,
+        "--worker-class", "gthread", "--threads", "8", "--workers", "2",
+        "--bind", f"127.0.0.1:{port}", "--graceful-timeout", stopping.GRACEFUL_TIMEOUT,
+    ]  # fmt: skip
+    with serving(command, port, tmp_path / "gunicorn.log", redis=server, cwd=ROOT) as site:
+        channels = ["dashboard:refresh:a", "dashboard:refresh:b", "dashboard:refresh:c"]
+        stopping.sigterm_ends_open_streams(site, redis_client, channels)
 
 
 # -- replayable channels: resuming by Last-Event-ID ----------------------------------------------

@@ -1,4 +1,4 @@
-"""The framework-neutral SSE plumbing: what goes on the wire, and the per-connection bound."""
+"""The SSE wire format and the bounded outbox each connection reads from (bridge/_outbox.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hotconfig_fastapi.sse import Ending, Outbox, OutboxEnded, comment, frame
+from hotconfig.bridge.serving import Ending, Outbox, OutboxEnded, comment, frame
 
 
 def test_a_frame_carries_id_event_retry_and_every_line_of_data() -> None:
