@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
 from ..errors import InvalidMessageError
@@ -75,12 +76,32 @@ def _finite_float(text: str) -> float:
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
-class Limits(NamedTuple):
-    """What a message may hold at most; anything beyond is rejected with a reason code."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message may hold at most; beyond it, a counted rejection, never a crash.
 
-    max_bytes: int = DEFAULT_MAX_BYTES  # oversize
-    max_depth: int = 64  # too_deep: nesting of arrays and objects, in a value or a message
-    max_entries: int = 10_000  # too_many_entries: changes in one batch
+    ``max_message_bytes``: its size in UTF-8 bytes (reason ``oversize``); ``max_depth``: the
+    nesting of arrays and objects, in a value or the message (``too_deep``); ``max_batch``:
+    the changes in one batch (``too_many_entries``). A client passes them as
+    ``HotConfig(url, limits=hotconfig.Limits(max_message_bytes=4 << 20))``.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = 64
+    max_batch: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check_limit("max_message_bytes", self.max_message_bytes, DEFAULT_MAX_BYTES)
+        _check_limit("max_depth", self.max_depth, 64)
+        _check_limit("max_batch", self.max_batch, 10_000)
+
+
+def _check_limit(name: str, value: object, default: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Limits({name}={value!r}): {name} must be a whole number of at least 1, "
+            f"e.g. Limits({name}={default})"
+        )
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -136,9 +157,9 @@ def validate_scope(scope: object) -> str:
 
 def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message; raise :class:`InvalidMessageError` with a reason code if it is invalid."""
-    if len(data) > limits.max_bytes:
+    if len(data) > limits.max_message_bytes:
         raise InvalidMessageError(
-            "oversize", f"{len(data)} bytes exceeds the limit of {limits.max_bytes}"
+            "oversize", f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}"
         )
     obj = _decode(data)
     if type(obj) is not dict:
@@ -183,9 +204,9 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     if batch is _MISSING:
         entries: tuple[Entry, ...] = (_entry(obj, DEFAULT_SCOPE, limits),)
     elif type(batch) is list and batch:
-        if len(batch) > limits.max_entries:
+        if len(batch) > limits.max_batch:
             raise InvalidMessageError(
-                "too_many_entries", f"{len(batch)} changes exceed the limit of {limits.max_entries}"
+                "too_many_entries", f"{len(batch)} changes exceed the limit of {limits.max_batch}"
             )
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:

@@ -25,7 +25,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
-from hotconfig import Change, ClientClosedError, HotConfig, Status
+from hotconfig import Change, ClientClosedError, Connection, HotConfig, Status
+from hotconfig.fleet import Reporter
 
 from .lag import LagProbe
 
@@ -185,7 +186,16 @@ def lifespan(
         if url is not None or options:
             raise TypeError("pass either config= or the HotConfig options, not both")
         return Lifespan(config, owned=False, start_timeout=start_timeout, inner=lifespan)
-    options.setdefault("framework", "fastapi")  # how this instance shows in fleet health
-    made: HotConfig[Any] = HotConfig(url, **options)
-    lag = LagProbe(url, options.get("namespace"), options.get("redis_kwargs"))
+    health = bool(options.pop("health", True))
+    made: HotConfig[Any] = HotConfig(url, health=False, **options)
+    if health:
+        # The fleet's reporter attaches from outside and says which framework runs the client.
+        made.attach(Reporter(made, framework="fastapi"))
+    connection = options.get("connection") or {}
+    redis_kwargs = (
+        connection.redis_kwargs
+        if isinstance(connection, Connection)
+        else connection.get("redis_kwargs", options.get("redis_kwargs"))
+    )
+    lag = LagProbe(url, options.get("namespace"), redis_kwargs)
     return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan, lag=lag)
