@@ -171,6 +171,18 @@ class HotConfig(Generic[ModelT]):
         return self._sink.status
 
     @property
+    def lag(self) -> int | None:
+        """Versions the store is ahead of this client, as the listener last read it; None
+        while not LIVE (the store cannot be read) or before its first read. The listener reads
+        the store's version when it connects and at every anti-entropy poll: the value is at
+        most ``Timings.poll_interval`` old (5 s by default); a lag that outlives a poll is
+        repaired by a resync."""
+        seen = self._sink.store_version
+        if seen is None or self._sink.status is not Status.LIVE:
+            return None
+        return max(0, seen - self._snapshot.version)
+
+    @property
     def stats(self) -> Stats:
         """A fresh read-only copy of the listener's counters."""
         return self._sink.counters.view()

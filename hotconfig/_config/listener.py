@@ -56,7 +56,6 @@ _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flig
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
 _MAX_WAIT = 0.25  # the longest a read blocks, so that close() and the timers are never late
 
-
 _REFUSED = {
     "unsigned": "signing is on and the message carries no signature (and, if unversioned, ts)",
     "bad_signature": "the signature does not verify with any key of this client's ring",
@@ -366,6 +365,7 @@ class Listener:
         if self._options.shard_channel is not None:
             shards.check_owner(client, connection, self._options.shard_channel)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        self._sink.store_version = store.version  # what config.lag is measured against
         mine = self._sink.state.position
         if store == mine:
             self._poll_seen = 0

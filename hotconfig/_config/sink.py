@@ -50,6 +50,9 @@ class Sink:
         self.counters = Counters()
         self.receivers = Receivers(self.counters)
         self.status = Status.STARTING
+        # The store's version as the listener last read it (a resync or an anti-entropy poll);
+        # None before the first read. The client's `lag` is this minus the applied version.
+        self.store_version: int | None = None
         self._swap = swap
         self._sender = sender
         self._lastgood = lastgood
@@ -90,6 +93,7 @@ class Sink:
         """Adopt the store's state (dropping anything staged), signalling only real changes."""
         with self.lock:
             update = self.state.resync(stored)
+            self.store_version = stored.version
             self.counters.resyncs += 1
             self._publish(update, save=True)
             self.flush()  # raw messages read before the resync apply over the store's state
