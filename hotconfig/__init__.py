@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         InvalidMessageError,
         InvalidValueError,
         NotConfiguredError,
+        RejectReason,
         StoreError,
     )
     from .fleet import Fleet
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidValueError",
     "Limits",
     "NotConfiguredError",
+    "RejectReason",
     "Snapshot",
     "Stats",
     "Status",
@@ -76,6 +78,7 @@ _HOME = {
     "InvalidValueError": "errors",
     "Limits": "_config.wire",
     "NotConfiguredError": "errors",
+    "RejectReason": "errors",
     "Snapshot": "_config.snapshot",
     "Stats": "_config.stats",
     "Status": "signals",

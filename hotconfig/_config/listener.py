@@ -41,7 +41,7 @@ from .._redis.liveness import (
     close_sockets,
     misconfiguration,
 )
-from ..errors import InvalidMessageError
+from ..errors import InvalidMessageError, RejectReason
 from ..security.signing import KeyRing
 from ..signals import Status
 from .sink import Sink
@@ -55,13 +55,6 @@ log = logging.getLogger("hotconfig.listener")
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
 _DRAIN_LIMIT = 10_000  # messages applied in one swap at most, so a flood cannot starve liveness
 _MAX_WAIT = 0.25  # the longest a read blocks, so that close() and the timers are never late
-
-_REFUSED = {
-    "unsigned": "signing is on and the message carries no signature (and, if unversioned, ts)",
-    "bad_signature": "the signature does not verify with any key of this client's ring",
-    "stale": "the signed message's ts is outside the accepted window of this client's clock",
-    "replayed": "this signed unversioned message was already applied once",
-}
 
 
 def _first_key(message: Message) -> str | None:
@@ -323,8 +316,9 @@ class Listener:
             return
         ring = self._options.signing
         if ring is not None and (refused := ring.check(parsed, self._options.channel)):
-            detail = _REFUSED[refused]
-            self._sink.reject(refused, InvalidMessageError(refused, detail), _first_key(parsed))
+            reason = RejectReason(refused)
+            error = InvalidMessageError(reason, refused.detail)
+            self._sink.reject(reason, error, _first_key(parsed))
             return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:
@@ -340,10 +334,11 @@ class Listener:
         """
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
         if store == self._sink.state.position:
+            reason = RejectReason(staged.value)  # GAP or CONFLICT
             self._sink.reject(
-                staged.value,
+                reason,
                 InvalidMessageError(
-                    staged.value,
+                    reason,
                     f"version {message.version} does not follow the store, which is at version "
                     f"{store.version}: not the store's message, ignored",
                 ),

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import signals
 from .._redis.keyspace import StoreSnapshot
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, RejectReason
 from ..signals import Status
 from .lastgood import LastKnownGood
 from .receivers import Receivers, send_isolated
@@ -99,7 +99,11 @@ class Sink:
             self.flush()  # raw messages read before the resync apply over the store's state
 
     def reject(
-        self, reason: str, error: Exception, key: str | None = None, version: int | None = None
+        self,
+        reason: RejectReason,
+        error: Exception,
+        key: str | None = None,
+        version: int | None = None,
     ) -> None:
         """Count, log and signal a message or value that was refused."""
         self.counters.rejected += 1
@@ -168,7 +172,7 @@ class Sink:
             self._lastgood.save(self.state.stored())
 
     def _reject_value(self, error: InvalidValueError) -> None:
-        self.reject("invalid_value", error, key=error.key, version=error.version)
+        self.reject(RejectReason.INVALID_VALUE, error, key=error.key, version=error.version)
 
     # -- fork safety ---------------------------------------------------------------------------
 

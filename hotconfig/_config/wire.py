@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
-from ..errors import InvalidMessageError
+from ..errors import InvalidMessageError, RejectReason
 from ..security.redaction import shown
 
 __all__ = [
@@ -142,7 +142,7 @@ def validate_key(key: object) -> str:
     if _valid_name(key):
         return key
     raise InvalidMessageError(
-        "bad_key", f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
+        RejectReason.BAD_KEY, f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
     )
 
 
@@ -151,7 +151,8 @@ def validate_scope(scope: object) -> str:
     if _valid_name(scope):
         return scope
     raise InvalidMessageError(
-        "bad_scope", f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}"
+        RejectReason.BAD_SCOPE,
+        f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}",
     )
 
 
@@ -159,11 +160,14 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message; raise :class:`InvalidMessageError` with a reason code if it is invalid."""
     if len(data) > limits.max_message_bytes:
         raise InvalidMessageError(
-            "oversize", f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}"
+            RejectReason.OVERSIZE,
+            f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
         )
     obj = _decode(data)
     if type(obj) is not dict:
-        raise InvalidMessageError("not_object", f"expected a JSON object, got {type(obj).__name__}")
+        raise InvalidMessageError(
+            RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}"
+        )
     if len(obj) <= 4 and "version" not in obj and "changes" not in obj and "sig" not in obj:
         # The seed's format (key, value, scope, op): what raw publishers send, so the path
         # that skips looking for the store's header fields.
@@ -175,7 +179,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     version = obj.get("version")
     if version is not None and (type(version) is not int or version < 0):
         raise InvalidMessageError(
-            "bad_field", f"version must be a non-negative int, got {_short(version)}"
+            RejectReason.BAD_FIELD, f"version must be a non-negative int, got {_short(version)}"
         )
     get = obj.get
     epoch, prev, digest, sig, ns = get("epoch"), get("prev"), get("digest"), get("sig"), get("ns")
@@ -193,10 +197,10 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     if sizes is not None and not (
         type(sizes) is dict and all(type(n) is int for n in sizes.values())
     ):
-        raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
+        raise InvalidMessageError(RejectReason.BAD_FIELD, "sizes must map scopes to ints")
     ts = get("ts")
     if ts is not None and type(ts) is not int:
-        raise InvalidMessageError("bad_field", f"ts must be an int, got {_short(ts)}")
+        raise InvalidMessageError(RejectReason.BAD_FIELD, f"ts must be an int, got {_short(ts)}")
     if obj.get("reload") is True and version is not None:
         return Message((), version, epoch, prev, digest, sizes, True, sig, ts, ns)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
@@ -206,11 +210,14 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     elif type(batch) is list and batch:
         if len(batch) > limits.max_batch:
             raise InvalidMessageError(
-                "too_many_entries", f"{len(batch)} changes exceed the limit of {limits.max_batch}"
+                RejectReason.TOO_MANY_ENTRIES,
+                f"{len(batch)} changes exceed the limit of {limits.max_batch}",
             )
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:
-        raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
+        raise InvalidMessageError(
+            RejectReason.BAD_FIELD, "changes must be a non-empty list of objects"
+        )
     return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns)
 
 
@@ -226,17 +233,17 @@ def _decode(data: bytes | str) -> Any:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidMessageError("not_utf8", str(exc)) from None
+            raise InvalidMessageError(RejectReason.NOT_UTF8, str(exc)) from None
     try:
         return _loads(data)
     except RecursionError:
         raise InvalidMessageError(
-            "too_deep", "nested deeper than the JSON decoder allows"
+            RejectReason.TOO_DEEP, "nested deeper than the JSON decoder allows"
         ) from None
     except MemoryError:
-        raise InvalidMessageError("oversize", "too large to decode in memory") from None
+        raise InvalidMessageError(RejectReason.OVERSIZE, "too large to decode in memory") from None
     except ValueError as exc:
-        raise InvalidMessageError("invalid_json", str(exc)) from None
+        raise InvalidMessageError(RejectReason.INVALID_JSON, str(exc)) from None
 
 
 def _loads(text: str) -> Any:
@@ -254,7 +261,9 @@ def _loads(text: str) -> Any:
 def _text(obj: dict[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is not None and type(value) is not str:
-        raise InvalidMessageError("bad_field", f"{name} must be a string, got {_short(value)}")
+        raise InvalidMessageError(
+            RejectReason.BAD_FIELD, f"{name} must be a string, got {_short(value)}"
+        )
     return value
 
 
@@ -272,13 +281,15 @@ def _check_depth(value: Any, max_depth: int) -> None:
         if not nested:
             return
         level = nested
-    raise InvalidMessageError("too_deep", f"a value is nested deeper than {max_depth} levels")
+    raise InvalidMessageError(
+        RejectReason.TOO_DEEP, f"a value is nested deeper than {max_depth} levels"
+    )
 
 
 def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
     if type(obj) is not dict:
         raise InvalidMessageError(
-            "not_object", f"a change must be a JSON object, got {type(obj).__name__}"
+            RejectReason.NOT_OBJECT, f"a change must be a JSON object, got {type(obj).__name__}"
         )
     key = validate_key(obj.get("key"))
     scope = validate_scope(obj.get("scope", default_scope))
@@ -286,12 +297,14 @@ def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
     if op == "set":
         value = obj.get("value", _MISSING)
         if value is _MISSING:
-            raise InvalidMessageError("bad_field", f"set of {key!r} has no value")
+            raise InvalidMessageError(RejectReason.BAD_FIELD, f"set of {key!r} has no value")
         _check_depth(value, limits.max_depth)
         return Entry(key, value, scope, "set")
     if op == "delete":
         return Entry(key, None, scope, "delete")
-    raise InvalidMessageError("bad_field", f"op must be 'set' or 'delete', got {_short(op)}")
+    raise InvalidMessageError(
+        RejectReason.BAD_FIELD, f"op must be 'set' or 'delete', got {_short(op)}"
+    )
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:

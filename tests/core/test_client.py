@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -155,7 +156,8 @@ def test_a_rejected_value_fires_config_rejected_with_its_key(
     try:
         publish(redis_client, '{"key": "feature_x", "value": "maybe"}')
         call = rejected.wait_for(lambda call: True)
-        assert call["reason"] == "invalid_value"
+        assert call["reason"] is hotconfig.RejectReason.INVALID_VALUE
+        assert json.dumps(call["reason"]) == '"invalid_value"'  # reports and metrics unchanged
         assert call["key"] == "feature_x"
         assert isinstance(call["error"], hotconfig.InvalidValueError)
         assert client.settings.feature_x is False

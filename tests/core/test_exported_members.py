@@ -46,6 +46,7 @@ def test_public_names_are_pinned() -> None:
         "InvalidValueError",
         "Limits",
         "NotConfiguredError",
+        "RejectReason",
         "Snapshot",
         "Stats",
         "Status",
@@ -64,6 +65,7 @@ def test_signal_names_are_pinned() -> None:
     assert signals.__all__ == [
         "Change",
         "Receiver",
+        "RejectReason",
         "Status",
         "config_changed",
         "config_rejected",
@@ -160,6 +162,7 @@ def test_testing_names_are_pinned() -> None:
                 "ROLES",
                 "KeyRing",
                 "Role",
+                "Verdict",
                 "add_secret_patterns",
                 "doctor",
                 "looks_secret",
