@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import signals
+    from ._config.options import Connection, Timings
     from ._config.snapshot import Snapshot
     from ._config.stats import Stats
-    from ._config.wire import Entry
+    from ._config.wire import Entry, Limits
     from ._redis.connection import resolve_url
     from .client import HotConfig
     from .default import config, configure
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         InvalidMessageError,
         InvalidValueError,
         NotConfiguredError,
+        RejectReason,
         StoreError,
     )
     from .fleet import Fleet
@@ -36,6 +38,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigKeyError",
     "ConfigStore",
+    "Connection",
     "Entry",
     "Fleet",
     "HistoryEntry",
@@ -43,11 +46,14 @@ __all__ = [
     "HotConfigError",
     "InvalidMessageError",
     "InvalidValueError",
+    "Limits",
     "NotConfiguredError",
+    "RejectReason",
     "Snapshot",
     "Stats",
     "Status",
     "StoreError",
+    "Timings",
     "config",
     "configure",
     "resolve_url",
@@ -62,6 +68,7 @@ _HOME = {
     "ClientClosedError": "errors",
     "ConfigKeyError": "errors",
     "ConfigStore": "store",
+    "Connection": "_config.options",
     "Entry": "_config.wire",
     "Fleet": "fleet",
     "HistoryEntry": "store",
@@ -69,11 +76,14 @@ _HOME = {
     "HotConfigError": "errors",
     "InvalidMessageError": "errors",
     "InvalidValueError": "errors",
+    "Limits": "_config.wire",
     "NotConfiguredError": "errors",
+    "RejectReason": "errors",
     "Snapshot": "_config.snapshot",
     "Stats": "_config.stats",
     "Status": "signals",
     "StoreError": "errors",
+    "Timings": "_config.options",
     "config": "default",
     "configure": "default",
     "resolve_url": "_redis.connection",

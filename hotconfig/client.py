@@ -9,42 +9,44 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Generic
+from typing import Any, Generic, Protocol
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from ._config.lastgood import LastKnownGood
 from ._config.listener import Listener, ListenerOptions
+from ._config.options import Connection, Grouped, Timings, regroup
 from ._config.receivers import Receiver
 from ._config.schema import Schema
 from ._config.sink import Sink
 from ._config.snapshot import Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
-from ._config.wire import (
-    DEFAULT_CHANNEL,
-    DEFAULT_LIMITS,
-    DEFAULT_MAX_BYTES,
-    DEFAULT_SCOPE,
-    Limits,
-    validate_scope,
-)
+from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits, validate_scope
 from ._redis import forking
 from ._redis.connection import Target, Topology, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
 from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
-from .fleet.reporter import Reporter
 from .security.signing import KeyRing
 from .signals import Status
 
-__all__ = ["HotConfig"]
+__all__ = ["Companion", "HotConfig"]
 
 log = logging.getLogger(__name__)
 
 # Without a model, settings is None and values are untyped JSON: HotConfig(url) is HotConfig[Any].
 ModelT = TypeVar("ModelT", bound=BaseModel, default=Any)
 _CLOSE_TIMEOUT = 1.8
+
+
+class Companion(Protocol):
+    """What runs alongside a client from outside the config path (:meth:`HotConfig.attach`),
+    such as :class:`hotconfig.fleet.Reporter`: started with the client, closed with it."""
+
+    def start(self) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
 
 
 class _Lifecycle(enum.Enum):
@@ -62,11 +64,12 @@ class HotConfig(Generic[ModelT]):
 
     __slots__ = (
         "__weakref__",
+        "_companions",
+        "_health",
         "_lifecycle",
         "_lifecycle_lock",
         "_listener",
         "_options",
-        "_reporter",
         "_sink",
         "_snapshot",
         "_target",
@@ -93,58 +96,44 @@ class HotConfig(Generic[ModelT]):
         channel: str = DEFAULT_CHANNEL,
         namespace: str = DEFAULT_NAMESPACE,
         cache_path: str | os.PathLike[str] | None = None,
-        max_message_bytes: int = DEFAULT_MAX_BYTES,
-        max_depth: int = DEFAULT_LIMITS.max_depth,
-        max_batch: int = DEFAULT_LIMITS.max_entries,
-        ping_interval: float = 1.0,
-        liveness_timeout: float = 2.0,
-        poll_interval: float = 5.0,
-        probe_interval: float | None = None,
-        socket_timeout: float = 2.0,
-        backoff_max: float = 0.5,
-        redis_kwargs: Mapping[str, Any] | None = None,
         signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
         health: bool = True,
-        framework: str | None = None,
-        sharded: bool | None = None,
+        timings: Timings | Mapping[str, Any] | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        connection: Connection | Mapping[str, Any] | None = None,
+        **legacy: Any,
     ) -> None:
-        redis_options = dict(redis_kwargs or {})
+        """Follow the store at ``url`` (default: ``$HOTCONFIG_URL``, then localhost).
+
+        ``health``: report this instance to the fleet (a :class:`hotconfig.fleet.Reporter`
+        attached at :meth:`start`). ``timings``, ``limits`` and ``connection`` take a
+        :class:`Timings`, :class:`Limits` or :class:`Connection` (or a mapping of its fields).
+        ``legacy``: the flat keyword arguments of earlier releases (``poll_interval=``,
+        ``redis_kwargs=``, ...), accepted for one release with a ``DeprecationWarning``.
+        """
+        grouped = regroup(legacy, timings, limits, connection)
+        redis_options = dict(grouped.connection.redis_kwargs)
         if service:
             redis_options.setdefault("client_name", f"hotconfig:{service}"[:64].replace(" ", "_"))
-        # sharded: SSUBSCRIBE the store's shard channel too (None: the URL's ?sharded=).
-        self._target = Target(resolve(url), redis_options, sharded=sharded)
+        self._target = Target(resolve(url), redis_options, sharded=grouped.connection.sharded)
         self.url = self._target.redacted
         """The Redis URL this client follows, with its password hidden."""
         self.scopes = _scopes(scopes)
         self.service = service
         self.channel = channel
         self.keyspace = Keyspace(namespace)
-        self._options = ListenerOptions(
-            channel=channel,
-            ping_interval=_positive("ping_interval", ping_interval),
-            liveness_timeout=_positive("liveness_timeout", liveness_timeout),
-            poll_interval=_positive("poll_interval", poll_interval),
-            probe_interval=_probe(probe_interval, self._target),
-            socket_timeout=_positive("socket_timeout", socket_timeout),
-            backoff_max=_positive("backoff_max", backoff_max),
-            # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
-            signing=KeyRing.resolve(signing_keys),
-            limits=Limits(
-                _positive("max_message_bytes", max_message_bytes),
-                _positive("max_depth", max_depth),
-                _positive("max_batch", max_batch),
-            ),
-            shard_channel=self.keyspace.shard_channel(channel) if self._target.sharded else None,
-        )
+        # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
+        signing = KeyRing.resolve(signing_keys)
+        self._options = _listener_options(grouped, self._target, self.keyspace, channel, signing)
         self._listener: Listener | None = None
         self._lifecycle = _Lifecycle.UNOPENED
         self._lifecycle_lock = threading.Lock()  # start() and close(); never held by receivers
+        self._companions: list[Companion] = []
+        # The fleet reporter's options, attached at start(); None: this instance is not reported.
+        self._health = {"framework": grouped.framework} if health else None
         lastgood = LastKnownGood(cache_path) if cache_path is not None else None
         state = ConfigState(Schema(model), self.scopes)
         self._sink = Sink(state, self._swap, self, lastgood)
-        # Reports this instance on health:status:{namespace} and in the expiring registry, so
-        # `hotconfig status` and `set --wait` can see it landed (never values).
-        self._reporter = Reporter(self, url=self._target, framework=framework) if health else None
         forking.track(self, forking.Stage.CLIENTS)
 
     # -- reads: lock-free, no network -----------------------------------------------------------
@@ -180,6 +169,18 @@ class HotConfig(Generic[ModelT]):
     @property
     def status(self) -> Status:
         return self._sink.status
+
+    @property
+    def lag(self) -> int | None:
+        """Versions the store is ahead of this client, as the listener last read it; None
+        while not LIVE (the store cannot be read) or before its first read. The listener reads
+        the store's version when it connects and at every anti-entropy poll: the value is at
+        most ``Timings.poll_interval`` old (5 s by default); a lag that outlives a poll is
+        repaired by a resync."""
+        seen = self._sink.store_version
+        if seen is None or self._sink.status is not Status.LIVE:
+            return None
+        return max(0, seen - self._snapshot.version)
 
     @property
     def stats(self) -> Stats:
@@ -237,15 +238,40 @@ class HotConfig(Generic[ModelT]):
             if self._lifecycle is _Lifecycle.CLOSED:
                 raise ClientClosedError("this client is closed; create a new HotConfig")
             if self._listener is None:
+                if self._health is not None:
+                    self._companions.insert(0, _reporter(self, self._health))
+                    self._health = None
                 self._listener = self._new_listener()
                 self._listener.start()
-                if self._reporter is not None:
-                    self._reporter.start()
+                for companion in self._companions:
+                    companion.start()
                 self._lifecycle = _Lifecycle.OPENED
             listener = self._listener
         # Settled: LIVE, or refused by the server (MISCONFIGURED), which no wait would mend.
         listener.settled.wait(timeout)
         return listener.ready.is_set()
+
+    def attach(self, companion: Companion) -> None:
+        """Run ``companion`` alongside this client: its ``start()`` is called by :meth:`start`
+        (at once if the client is already started) and its ``close(timeout)`` by :meth:`close`,
+        before the status moves to CLOSED. After ``os.fork()`` a companion restarts itself.
+
+        The seam by which what follows the client from outside the config path attaches, e.g.
+        ``config.attach(hotconfig.fleet.Reporter(config, framework="django"))`` on a client made
+        with ``health=False``.
+        """
+        with self._lifecycle_lock:
+            if self._lifecycle is _Lifecycle.CLOSED:
+                raise ClientClosedError("this client is closed; attach to a new HotConfig")
+            self._companions.append(companion)
+            if self._lifecycle is _Lifecycle.OPENED:
+                companion.start()
+
+    def redis_client(self, **options: Any) -> Any:
+        """A new redis-py client of the server this client follows: the same URL, password and
+        connection options (``options``, redis-py's, win). For companions that talk to the
+        same server, such as the fleet's reporter; the caller closes it."""
+        return self._target.command_client(**options)
 
     def _new_listener(self) -> Listener:
         name = f"hotconfig-listener-{self.service or os.getpid()}"
@@ -261,8 +287,8 @@ class HotConfig(Generic[ModelT]):
         if listener is not None and not listener.stop(_CLOSE_TIMEOUT):
             log.warning("the listener thread did not stop within %ss", _CLOSE_TIMEOUT)
         forking.untrack(self)
-        if self._reporter is not None:
-            self._reporter.close(timeout=0.5)
+        for companion in self._companions:
+            companion.close(timeout=0.5)
         self._sink.set_status(Status.CLOSED)
 
     def __enter__(self) -> HotConfig[ModelT]:
@@ -328,18 +354,35 @@ class HotConfig(Generic[ModelT]):
 # -- arguments: a mistake raises ValueError naming the argument, at construction ------------
 
 
-def _positive(name: str, value: float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
-
-
-def _probe(interval: float | None, target: Target) -> float | None:
-    if interval is not None:
-        return float(_positive("probe_interval", interval))
+def _listener_options(
+    grouped: Grouped, target: Target, keyspace: Keyspace, channel: str, signing: KeyRing | None
+) -> ListenerOptions:
+    timings = grouped.timings
     # Sentinel and Cluster: a failover can leave a connection that answers PING but no longer
     # delivers. One server: PING, the poll and the digests cover it, and the ACL stays smaller.
-    return None if target.topology is Topology.SINGLE else 30.0
+    probe = timings.probe_interval
+    if probe is None and target.topology is not Topology.SINGLE:
+        probe = 30.0
+    return ListenerOptions(
+        channel=channel,
+        ping_interval=timings.ping_interval,
+        liveness_timeout=timings.liveness_timeout,
+        poll_interval=timings.poll_interval,
+        probe_interval=probe,
+        socket_timeout=timings.socket_timeout,
+        backoff_max=timings.backoff_max,
+        signing=signing,
+        limits=grouped.limits,
+        shard_channel=keyspace.shard_channel(channel) if target.sharded else None,
+    )
+
+
+def _reporter(config: HotConfig[Any], options: Mapping[str, Any]) -> Companion:
+    # health=True: the fleet's reporter attaches like any companion. Imported here, at the
+    # start() of a client that reports, so that the config path never loads the fleet package.
+    from .fleet import Reporter
+
+    return Reporter(config, **options)
 
 
 def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:

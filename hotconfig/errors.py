@@ -5,7 +5,8 @@ resembles, so ``except KeyError`` and ``except ValueError`` keep working::
 
     HotConfigError
     ├── ConfigKeyError        (KeyError)      a key that is neither set nor a model field
-    ├── InvalidMessageError   (ValueError)    a wire message hotconfig refuses to apply
+    ├── InvalidMessageError   (ValueError)    a wire message hotconfig refuses to apply (why:
+    │                                         a RejectReason)
     ├── InvalidValueError     (ValueError)    a value the typed model rejects
     ├── NotConfiguredError    (RuntimeError)  ``hotconfig.config`` used before ``configure()``
     ├── ClientClosedError     (RuntimeError)  ``start()`` on a closed client
@@ -14,6 +15,8 @@ resembles, so ``except KeyError`` and ``except ValueError`` keep working::
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "ClientClosedError",
     "ConfigKeyError",
@@ -21,8 +24,37 @@ __all__ = [
     "InvalidMessageError",
     "InvalidValueError",
     "NotConfiguredError",
+    "RejectReason",
     "StoreError",
 ]
+
+
+class RejectReason(enum.StrEnum):
+    """Why a message or a value was refused: ``reason`` of :class:`InvalidMessageError` and of
+    ``signals.config_rejected``, the head of ``stats.last_rejection``, and what health reports
+    and metrics count (the string values are the stable codes).
+
+    The parser (``hotconfig._config.wire``) decides the first nine, the key ring
+    (:class:`hotconfig.security.Verdict`, which describes them) the signing four, the apply step
+    the last three. In every case the previous value stays in effect.
+    """
+
+    INVALID_JSON = "invalid_json"  # not one JSON document (NaN and Infinity included)
+    NOT_OBJECT = "not_object"  # a message, or a change in a batch, that is not a JSON object
+    BAD_KEY = "bad_key"  # a key outside [A-Za-z0-9_.:-] or longer than 256 characters
+    BAD_SCOPE = "bad_scope"  # a scope name outside [A-Za-z0-9_.:-] or longer than 256
+    BAD_FIELD = "bad_field"  # a known field of the wrong type (version, op, changes, ts, ...)
+    OVERSIZE = "oversize"  # more bytes than Limits.max_message_bytes
+    NOT_UTF8 = "not_utf8"  # bytes that are not UTF-8
+    TOO_DEEP = "too_deep"  # nested deeper than Limits.max_depth (or the JSON decoder allows)
+    TOO_MANY_ENTRIES = "too_many_entries"  # a batch of more than Limits.max_batch changes
+    UNSIGNED = "unsigned"  # signing: see hotconfig.security.Verdict
+    BAD_SIGNATURE = "bad_signature"  # signing: see hotconfig.security.Verdict
+    STALE = "stale"  # signing: see hotconfig.security.Verdict
+    REPLAYED = "replayed"  # signing: see hotconfig.security.Verdict
+    GAP = "gap"  # a version that does not follow the store's, while the store has not moved
+    CONFLICT = "conflict"  # a version this client has, with another digest: not the store's
+    INVALID_VALUE = "invalid_value"  # a value the typed model rejects
 
 
 class HotConfigError(Exception):
@@ -40,11 +72,11 @@ class ConfigKeyError(HotConfigError, KeyError):
 class InvalidMessageError(HotConfigError, ValueError):
     """A message on the changes channel that cannot be applied.
 
-    ``reason`` is a short, stable code (``invalid_json``, ``not_object``, ``bad_key``,
-    ``oversize``, ``not_utf8``, ``bad_field``) that is counted in ``stats``.
+    ``reason`` (a :class:`RejectReason`) is the stable code counted in ``stats``; ``detail``
+    says what exactly was wrong.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: RejectReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -25,11 +25,13 @@ from typing import Any, Literal
 from blinker import NamedSignal, Namespace
 
 from ._config.receivers import Receiver, send_isolated, watch_async
+from .errors import RejectReason
 from .security.redaction import looks_secret, shown
 
 __all__ = [
     "Change",
     "Receiver",
+    "RejectReason",
     "Status",
     "config_changed",
     "config_rejected",
@@ -45,8 +47,9 @@ config_changed: NamedSignal = _signals.signal(
 )
 config_rejected: NamedSignal = _signals.signal(
     "config-rejected",
-    doc="Sent with the client as sender and ``reason``, ``error``, ``key`` and ``version`` (each "
-    "None when unknown) when a message or value is refused; the previous value stays in effect.",
+    doc="Sent with the client as sender and ``reason`` (a RejectReason), ``error``, ``key`` and "
+    "``version`` (each None when unknown) when a message or value is refused; the previous "
+    "value stays in effect.",
 )
 status_changed: NamedSignal = _signals.signal(
     "status-changed",

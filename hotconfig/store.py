@@ -43,7 +43,7 @@ _SIGN_ATTEMPTS = 20
 _SIG_BYTES = 60  # '"sig":"<kid>:<43 characters>",' without the key id
 
 # The history holds what the store itself wrote, large changes included.
-_UNLIMITED = Limits(max_bytes=1 << 62, max_depth=1 << 16, max_entries=1 << 62)
+_UNLIMITED = Limits(max_message_bytes=1 << 62, max_depth=1 << 16, max_batch=1 << 62)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ PROFILE: Final = settings.get_profile(PROFILE_NAME)
 
 # Small limits, so that every limit is reached by small examples (the defaults are tested at
 # their real size in the tests that use them).
-LIMITS: Final = Limits(max_bytes=8192, max_depth=8, max_entries=16)
+LIMITS: Final = Limits(max_message_bytes=8192, max_depth=8, max_batch=16)
 # A key no hostile example ever sets: the good value that must still be served afterwards.
 GUARD: Final = "guard.value"
 
@@ -170,7 +170,7 @@ def hostile_messages(draw: st.DrawFn) -> Any:
         message["reload"] = draw(st.sampled_from([True, False, 1, "true"]))
     batch = draw(st.sampled_from([0, 0, 1, 2]))
     if batch == 1:
-        count = draw(st.sampled_from([0, 1, 2, LIMITS.max_entries, LIMITS.max_entries + 1]))
+        count = draw(st.sampled_from([0, 1, 2, LIMITS.max_batch, LIMITS.max_batch + 1]))
         entry = draw(_entries())
         message["changes"] = [entry] * count
     elif batch == 2:
@@ -209,7 +209,9 @@ def hostile_payloads(draw: st.DrawFn) -> bytes | str:
     elif damage == 1:
         text = " \t\n" + text + draw(st.sampled_from(["", " ", "x", "{}", "\x00"]))
     elif damage == 2:
-        text += " " * max(0, LIMITS.max_bytes - len(text)) + draw(st.sampled_from(["", " "]))
+        text += " " * max(0, LIMITS.max_message_bytes - len(text)) + draw(
+            st.sampled_from(["", " "])
+        )
     # Lone surrogates cannot be UTF-8: as bytes they are invalid input; as str they get through.
     if draw(st.booleans()):
         return text

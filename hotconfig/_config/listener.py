@@ -32,7 +32,7 @@ from .._redis.connection import Target
 from .._redis.keyspace import Keyspace, as_text, read_position, read_snapshot
 from .._redis.liveness import check_master, check_role
 from .._redis.session import Session, SessionOptions, await_subscribed
-from ..errors import InvalidMessageError
+from ..errors import InvalidMessageError, RejectReason
 from ..security.signing import KeyRing
 from ..signals import Status
 from .sink import Sink
@@ -44,14 +44,6 @@ __all__ = ["Listener", "ListenerOptions"]
 log = logging.getLogger("hotconfig.listener")
 
 _POLL_GRACE = 0.5  # seconds a version seen ahead by a poll may still be in flight
-
-
-_REFUSED = {
-    "unsigned": "signing is on and the message carries no signature (and, if unversioned, ts)",
-    "bad_signature": "the signature does not verify with any key of this client's ring",
-    "stale": "the signed message's ts is outside the accepted window of this client's clock",
-    "replayed": "this signed unversioned message was already applied once",
-}
 
 
 def _first_key(message: Message) -> str | None:
@@ -202,8 +194,9 @@ class Listener(Session):
             return
         ring = self._listening.signing
         if ring is not None and (refused := ring.check(parsed, self._listening.channel)):
-            detail = _REFUSED[refused]
-            self._sink.reject(refused, InvalidMessageError(refused, detail), _first_key(parsed))
+            reason = RejectReason(refused)
+            error = InvalidMessageError(reason, refused.detail)
+            self._sink.reject(reason, error, _first_key(parsed))
             return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:
@@ -219,10 +212,11 @@ class Listener(Session):
         """
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
         if store == self._sink.state.position:
+            reason = RejectReason(staged.value)  # GAP or CONFLICT
             self._sink.reject(
-                staged.value,
+                reason,
                 InvalidMessageError(
-                    staged.value,
+                    reason,
                     f"version {message.version} does not follow the store, which is at version "
                     f"{store.version}: not the store's message, ignored",
                 ),
@@ -244,6 +238,7 @@ class Listener(Session):
         if self._listening.shard_channel is not None:
             shards.check_owner(client, connection, self._listening.shard_channel)
         store = read_position(client, self._keyspace, self._sink.state.store_scopes)
+        self._sink.store_version = store.version  # what config.lag is measured against
         mine = self._sink.state.position
         if store == mine:
             self._poll_seen = 0

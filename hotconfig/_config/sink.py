@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import signals
 from .._redis.keyspace import StoreSnapshot
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, RejectReason
 from ..signals import Status
 from .lastgood import LastKnownGood
 from .receivers import Receivers, send_isolated
@@ -50,6 +50,9 @@ class Sink:
         self.counters = Counters()
         self.receivers = Receivers(self.counters)
         self.status = Status.STARTING
+        # The store's version as the listener last read it (a resync or an anti-entropy poll);
+        # None before the first read. The client's `lag` is this minus the applied version.
+        self.store_version: int | None = None
         self._swap = swap
         self._sender = sender
         self._lastgood = lastgood
@@ -90,12 +93,17 @@ class Sink:
         """Adopt the store's state (dropping anything staged), signalling only real changes."""
         with self.lock:
             update = self.state.resync(stored)
+            self.store_version = stored.version
             self.counters.resyncs += 1
             self._publish(update, save=True)
             self.flush()  # raw messages read before the resync apply over the store's state
 
     def reject(
-        self, reason: str, error: Exception, key: str | None = None, version: int | None = None
+        self,
+        reason: RejectReason,
+        error: Exception,
+        key: str | None = None,
+        version: int | None = None,
     ) -> None:
         """Count, log and signal a message or value that was refused."""
         self.counters.rejected += 1
@@ -164,7 +172,7 @@ class Sink:
             self._lastgood.save(self.state.stored())
 
     def _reject_value(self, error: InvalidValueError) -> None:
-        self.reject("invalid_value", error, key=error.key, version=error.version)
+        self.reject(RejectReason.INVALID_VALUE, error, key=error.key, version=error.version)
 
     # -- fork safety ---------------------------------------------------------------------------
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
-from ..errors import InvalidMessageError
+from ..errors import InvalidMessageError, RejectReason
 from ..security.redaction import shown
 
 __all__ = [
@@ -75,12 +76,32 @@ def _finite_float(text: str) -> float:
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
-class Limits(NamedTuple):
-    """What a message may hold at most; anything beyond is rejected with a reason code."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message may hold at most; beyond it, a counted rejection, never a crash.
 
-    max_bytes: int = DEFAULT_MAX_BYTES  # oversize
-    max_depth: int = 64  # too_deep: nesting of arrays and objects, in a value or a message
-    max_entries: int = 10_000  # too_many_entries: changes in one batch
+    ``max_message_bytes``: its size in UTF-8 bytes (reason ``oversize``); ``max_depth``: the
+    nesting of arrays and objects, in a value or the message (``too_deep``); ``max_batch``:
+    the changes in one batch (``too_many_entries``). A client passes them as
+    ``HotConfig(url, limits=hotconfig.Limits(max_message_bytes=4 << 20))``.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = 64
+    max_batch: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check_limit("max_message_bytes", self.max_message_bytes, DEFAULT_MAX_BYTES)
+        _check_limit("max_depth", self.max_depth, 64)
+        _check_limit("max_batch", self.max_batch, 10_000)
+
+
+def _check_limit(name: str, value: object, default: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Limits({name}={value!r}): {name} must be a whole number of at least 1, "
+            f"e.g. Limits({name}={default})"
+        )
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -121,7 +142,7 @@ def validate_key(key: object) -> str:
     if _valid_name(key):
         return key
     raise InvalidMessageError(
-        "bad_key", f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
+        RejectReason.BAD_KEY, f"key must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(key)}"
     )
 
 
@@ -130,19 +151,23 @@ def validate_scope(scope: object) -> str:
     if _valid_name(scope):
         return scope
     raise InvalidMessageError(
-        "bad_scope", f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}"
+        RejectReason.BAD_SCOPE,
+        f"scope must be 1-256 characters of [A-Za-z0-9_.:-], got {_short(scope)}",
     )
 
 
 def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message; raise :class:`InvalidMessageError` with a reason code if it is invalid."""
-    if len(data) > limits.max_bytes:
+    if len(data) > limits.max_message_bytes:
         raise InvalidMessageError(
-            "oversize", f"{len(data)} bytes exceeds the limit of {limits.max_bytes}"
+            RejectReason.OVERSIZE,
+            f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
         )
     obj = _decode(data)
     if type(obj) is not dict:
-        raise InvalidMessageError("not_object", f"expected a JSON object, got {type(obj).__name__}")
+        raise InvalidMessageError(
+            RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}"
+        )
     if len(obj) <= 4 and "version" not in obj and "changes" not in obj and "sig" not in obj:
         # The seed's format (key, value, scope, op): what raw publishers send, so the path
         # that skips looking for the store's header fields.
@@ -154,7 +179,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     version = obj.get("version")
     if version is not None and (type(version) is not int or version < 0):
         raise InvalidMessageError(
-            "bad_field", f"version must be a non-negative int, got {_short(version)}"
+            RejectReason.BAD_FIELD, f"version must be a non-negative int, got {_short(version)}"
         )
     get = obj.get
     epoch, prev, digest, sig, ns = get("epoch"), get("prev"), get("digest"), get("sig"), get("ns")
@@ -172,10 +197,10 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     if sizes is not None and not (
         type(sizes) is dict and all(type(n) is int for n in sizes.values())
     ):
-        raise InvalidMessageError("bad_field", "sizes must map scopes to ints")
+        raise InvalidMessageError(RejectReason.BAD_FIELD, "sizes must map scopes to ints")
     ts = get("ts")
     if ts is not None and type(ts) is not int:
-        raise InvalidMessageError("bad_field", f"ts must be an int, got {_short(ts)}")
+        raise InvalidMessageError(RejectReason.BAD_FIELD, f"ts must be an int, got {_short(ts)}")
     if obj.get("reload") is True and version is not None:
         return Message((), version, epoch, prev, digest, sizes, True, sig, ts, ns)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
@@ -183,13 +208,16 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     if batch is _MISSING:
         entries: tuple[Entry, ...] = (_entry(obj, DEFAULT_SCOPE, limits),)
     elif type(batch) is list and batch:
-        if len(batch) > limits.max_entries:
+        if len(batch) > limits.max_batch:
             raise InvalidMessageError(
-                "too_many_entries", f"{len(batch)} changes exceed the limit of {limits.max_entries}"
+                RejectReason.TOO_MANY_ENTRIES,
+                f"{len(batch)} changes exceed the limit of {limits.max_batch}",
             )
         entries = tuple(_entry(item, default_scope, limits) for item in batch)
     else:
-        raise InvalidMessageError("bad_field", "changes must be a non-empty list of objects")
+        raise InvalidMessageError(
+            RejectReason.BAD_FIELD, "changes must be a non-empty list of objects"
+        )
     return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns)
 
 
@@ -205,17 +233,17 @@ def _decode(data: bytes | str) -> Any:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidMessageError("not_utf8", str(exc)) from None
+            raise InvalidMessageError(RejectReason.NOT_UTF8, str(exc)) from None
     try:
         return _loads(data)
     except RecursionError:
         raise InvalidMessageError(
-            "too_deep", "nested deeper than the JSON decoder allows"
+            RejectReason.TOO_DEEP, "nested deeper than the JSON decoder allows"
         ) from None
     except MemoryError:
-        raise InvalidMessageError("oversize", "too large to decode in memory") from None
+        raise InvalidMessageError(RejectReason.OVERSIZE, "too large to decode in memory") from None
     except ValueError as exc:
-        raise InvalidMessageError("invalid_json", str(exc)) from None
+        raise InvalidMessageError(RejectReason.INVALID_JSON, str(exc)) from None
 
 
 def _loads(text: str) -> Any:
@@ -233,7 +261,9 @@ def _loads(text: str) -> Any:
 def _text(obj: dict[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is not None and type(value) is not str:
-        raise InvalidMessageError("bad_field", f"{name} must be a string, got {_short(value)}")
+        raise InvalidMessageError(
+            RejectReason.BAD_FIELD, f"{name} must be a string, got {_short(value)}"
+        )
     return value
 
 
@@ -251,13 +281,15 @@ def _check_depth(value: Any, max_depth: int) -> None:
         if not nested:
             return
         level = nested
-    raise InvalidMessageError("too_deep", f"a value is nested deeper than {max_depth} levels")
+    raise InvalidMessageError(
+        RejectReason.TOO_DEEP, f"a value is nested deeper than {max_depth} levels"
+    )
 
 
 def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
     if type(obj) is not dict:
         raise InvalidMessageError(
-            "not_object", f"a change must be a JSON object, got {type(obj).__name__}"
+            RejectReason.NOT_OBJECT, f"a change must be a JSON object, got {type(obj).__name__}"
         )
     key = validate_key(obj.get("key"))
     scope = validate_scope(obj.get("scope", default_scope))
@@ -265,12 +297,14 @@ def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
     if op == "set":
         value = obj.get("value", _MISSING)
         if value is _MISSING:
-            raise InvalidMessageError("bad_field", f"set of {key!r} has no value")
+            raise InvalidMessageError(RejectReason.BAD_FIELD, f"set of {key!r} has no value")
         _check_depth(value, limits.max_depth)
         return Entry(key, value, scope, "set")
     if op == "delete":
         return Entry(key, None, scope, "delete")
-    raise InvalidMessageError("bad_field", f"op must be 'set' or 'delete', got {_short(op)}")
+    raise InvalidMessageError(
+        RejectReason.BAD_FIELD, f"op must be 'set' or 'delete', got {_short(op)}"
+    )
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any, Final
 import click
 import redis
 
+from .._config.options import Connection, group_of
+from .._config.wire import Limits
 from .._redis.connection import Target, resolve
 from ..errors import HotConfigError
 from ..fleet._observer import Fleet
@@ -18,8 +20,10 @@ from .output import Output
 __all__ = ["STORE_OPTIONS", "AppDefaults", "Failure", "Group", "Session", "pass_session"]
 
 # The client options that writes must share with the app's clients: where they are published,
-# how large they may be, the key ring that signs them, the connection's TLS files.
-STORE_OPTIONS: Final = ("channel", "namespace", "max_message_bytes", "signing_keys", "redis_kwargs")
+# the key ring that signs them; and, from the option groups (or, deprecated, given flat), how
+# large a message may be and the connection's TLS files and mode.
+STORE_OPTIONS: Final = ("channel", "namespace", "signing_keys")
+_FLAT_OPTIONS: Final = ("max_message_bytes", "redis_kwargs", "sharded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,16 @@ class AppDefaults:
     @classmethod
     def of(cls, url: str | None, client_options: Mapping[str, Any]) -> AppDefaults:
         """From the app's URL and its client's options (the store's kept, the rest ignored)."""
-        return cls(url, {k: client_options[k] for k in STORE_OPTIONS if k in client_options})
+        kept = {
+            k: client_options[k] for k in (*STORE_OPTIONS, *_FLAT_OPTIONS) if k in client_options
+        }
+        if client_options.get("limits") is not None:
+            kept["max_message_bytes"] = group_of(Limits, client_options["limits"]).max_message_bytes
+        if client_options.get("connection") is not None:
+            connection = group_of(Connection, client_options["connection"])
+            kept["redis_kwargs"] = dict(connection.redis_kwargs)
+            kept["sharded"] = connection.sharded
+        return cls(url, kept)
 
 
 class Session:
@@ -74,6 +87,7 @@ class Session:
                 self.namespace,
                 channel=self.channel,
                 redis_kwargs=self.store_options.get("redis_kwargs"),
+                sharded=self.store_options.get("sharded"),
             )
         return self._fleet
 

@@ -28,6 +28,7 @@ from .._config.wire import DEFAULT_CHANNEL, Entry, Limits, parse
 from .._redis.connection import Target, resolve
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
 from .._redis.session import await_subscribed
+from ..signals import Status
 from .registry import LIVE_SCRIPT, Registry, Report, channel_for
 
 __all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
@@ -322,7 +323,7 @@ def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, str
         settled[instance] = "rejected"
     elif report.version >= version:
         settled[instance] = "applied"
-    elif report.event == "leave" or report.status == "CLOSED":
+    elif report.event == "leave" or report.status == Status.CLOSED:
         settled[instance] = "gone"
 
 

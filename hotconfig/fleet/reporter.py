@@ -1,11 +1,13 @@
 """This instance's health reports on ``health:status:{namespace}`` and its registration.
 
-A :class:`Reporter` follows one client through the client's public API and the module-level
-signals. On each applied version, on each status change, on each rejection and every
-``interval`` seconds it runs one script on a connection of its own that refreshes the
-instance's registration and publishes its report (see :mod:`hotconfig.fleet.registry` for the keys
-and the format). It never raises into the client: a Redis error is counted in
-:attr:`Reporter.errors`, logged at DEBUG, and the report is tried again at the next tick.
+A :class:`Reporter` follows one client from outside, through the client's public API and the
+module-level signals, and runs with it once attached (``config.attach(reporter)``; a client
+made with ``health=True`` attaches one by itself when it starts). On each applied version, on
+each status change, on each rejection and every ``interval`` seconds it runs one script on a
+connection of its own that refreshes the instance's registration and publishes its report (see
+:mod:`hotconfig.fleet.registry` for the keys and the format). It never raises into the
+client: a Redis error is counted in :attr:`Reporter.errors`, logged at DEBUG, and the report is
+tried again at the next tick.
 
 After ``os.fork()`` the child's reporter drops the parent's connection unread and, if it was
 running, starts again under a new instance id: the child is another instance.
@@ -55,11 +57,12 @@ def new_instance_id() -> str:
 class Reporter:
     """Publishes one client's health and keeps it registered while the client runs.
 
-    ``url`` (or a connection ``Target``, which keeps TLS and other options) is
-    where to report; by default the client's own URL, which is only possible when it carries
-    no password (``config.url`` hides it). ``ttl`` is how long a registration outlives the
-    last report (default three intervals): an instance killed without a word leaves the
-    registry that long after its last report.
+    ``url`` is where to report; by default the server the client follows, with its password
+    and connection options (``config.redis_client``). ``ttl`` is how long a registration
+    outlives the last report (default three intervals): an instance killed without a word
+    leaves the registry that long after its last report. ``framework`` says which integration
+    runs the client. Either attach it (``config.attach(reporter)``: it starts and stops with
+    the client) or call :meth:`start` and :meth:`close` yourself.
     """
 
     def __init__(
@@ -70,12 +73,15 @@ class Reporter:
         interval: float = 5.0,
         ttl: float | None = None,
         framework: str | None = None,
-        url: str | Target | None = None,
+        url: str | None = None,
     ) -> None:
         if not interval > 0 or (ttl is not None and not ttl > 0):
             raise ValueError("interval and ttl must be positive numbers of seconds")
         self._config = config
-        self._target = _target_for(config, url)
+        # Where to report: a server of the caller's choosing, or the client's own.
+        target = None if url is None else Target(url)
+        self._connect = config.redis_client if target is None else target.command_client
+        self._where = config.url if target is None else target.redacted
         self.namespace = namespace or config.keyspace.namespace
         self.registry = Registry(self.namespace)
         self.channel = channel_for(self.namespace)
@@ -181,7 +187,7 @@ class Reporter:
         try:
             if self._redis is None:
                 # No retries inside redis-py: the next tick is the retry, and close() is bounded.
-                self._redis = self._target.command_client(
+                self._redis = self._connect(
                     socket_timeout=_SOCKET_TIMEOUT,
                     socket_connect_timeout=_SOCKET_TIMEOUT,
                     retry=Retry(NoBackoff(), 0),
@@ -243,20 +249,7 @@ class Reporter:
             self.start()
 
     def __repr__(self) -> str:
-        return f"<Reporter {self.instance} {self._target.redacted} running={self._running}>"
-
-
-def _target_for(config: HotConfig[Any], url: str | Target | None) -> Target:
-    if isinstance(url, Target):
-        return url
-    if url is not None:
-        return Target(url)
-    if "***" in config.url:
-        raise ValueError(
-            "the client's URL carries a password, which config.url hides: pass url= to "
-            "Reporter (the same URL the client was made with)"
-        )
-    return Target(config.url)
+        return f"<Reporter {self.instance} {self._where} running={self._running}>"
 
 
 _reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from .._redis.connection import redacted as redacted_url
     from .acl import ROLES, Role, doctor, rules
     from .redaction import add_secret_patterns, looks_secret
-    from .signing import ENV_VAR, KeyRing, signed_message
+    from .signing import ENV_VAR, KeyRing, Verdict, signed_message
 
 __all__ = [
     "ENV_VAR",
     "ROLES",
     "KeyRing",
     "Role",
+    "Verdict",
     "add_secret_patterns",
     "doctor",
     "looks_secret",
@@ -39,6 +40,7 @@ _HOME = {
     "ROLES": (".acl", "ROLES"),
     "KeyRing": (".signing", "KeyRing"),
     "Role": (".acl", "Role"),
+    "Verdict": (".signing", "Verdict"),
     "add_secret_patterns": (".redaction", "add_secret_patterns"),
     "doctor": (".acl", "doctor"),
     "looks_secret": (".redaction", "looks_secret"),

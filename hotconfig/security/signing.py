@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -50,7 +51,7 @@ from typing import Final
 
 from .._config.wire import Entry, Message
 
-__all__ = ["ENV_VAR", "KeyRing", "payload", "signed_message"]
+__all__ = ["ENV_VAR", "KeyRing", "Verdict", "payload", "signed_message"]
 
 ENV_VAR: Final = "HOTCONFIG_SIGNING_KEYS"
 _HEADER: Final = "hotconfig-sig-v1"
@@ -153,6 +154,25 @@ def _unb64(encoded: str, kid: str) -> bytes:
         raise ValueError(f"signing key {kid!r} is not valid base64") from None
 
 
+class Verdict(enum.StrEnum):
+    """Why :meth:`KeyRing.check` refuses a message; each is also a ``RejectReason`` of the same
+    value, so a refusal is counted and reported under these codes. ``detail`` says it in words."""
+
+    UNSIGNED = "unsigned", "signing is on and the message carries no signature (and, if "
+    "unversioned, no ts)"
+    BAD_SIGNATURE = "bad_signature", "the signature does not verify with any key of this ring"
+    STALE = "stale", "the signed message's ts is outside the accepted window of this clock"
+    REPLAYED = "replayed", "this signed unversioned message was already applied once"
+
+    detail: str
+
+    def __new__(cls, value: str, detail: str) -> Verdict:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.detail = detail
+        return member
+
+
 class KeyRing:
     """Keys by id — HMAC-SHA256 secrets or Ed25519 keys: all of them verify, the first signs."""
 
@@ -223,17 +243,17 @@ class KeyRing:
             return False
         return key.verify(raw, data)
 
-    def check(self, message: Message, channel: str, now: float | None = None) -> str | None:
-        """Why ``message`` must be refused (a reason code), or None if it may be applied."""
+    def check(self, message: Message, channel: str, now: float | None = None) -> Verdict | None:
+        """Why ``message`` must be refused, or None if it may be applied."""
         if message.sig is None:
-            return "unsigned"
+            return Verdict.UNSIGNED
         raw = message.version is None
         if raw:
             if message.ts is None:
-                return "unsigned"
+                return Verdict.UNSIGNED
             now = time.time() if now is None else now
             if abs(now - message.ts) > self.window:
-                return "stale"
+                return Verdict.STALE
         data = payload(
             channel,
             message.entries,
@@ -244,17 +264,17 @@ class KeyRing:
             reload=message.reload,
         )
         if not self.verify(message.sig, data):
-            return "bad_signature"
+            return Verdict.BAD_SIGNATURE
         if raw:
             return self._once(message.sig, time.time() if now is None else now)
         return None
 
-    def _once(self, signature: str, now: float) -> str | None:
+    def _once(self, signature: str, now: float) -> Verdict | None:
         # A raw message has no version to tell a replay: remember its signature for as long as
         # its timestamp is acceptable, and no longer (bounded by the publish rate in a window).
         seen = self._seen
         if signature in seen:
-            return "replayed"
+            return Verdict.REPLAYED
         if len(seen) > 1024:
             for old in [s for s, until in seen.items() if until < now]:
                 del seen[old]

@@ -102,7 +102,7 @@ def check_secure(
     except HotConfigSettingsError:
         return []
     tls = urlsplit(loaded.effective_url).scheme in ("rediss", "rediss+sentinel", "unix")
-    tls = tls or bool(dict(loaded.options.get("redis_kwargs") or {}).get("ssl"))
+    tls = tls or bool(loaded.connection.redis_kwargs.get("ssl"))
     try:
         # SIGNING_KEYS, else $HOTCONFIG_SIGNING_KEYS, as the client resolves them.
         signed = KeyRing.resolve(loaded.options.get("signing_keys")) is not None

@@ -8,7 +8,8 @@
         "START": "auto",                       # True / False: listen in every / no process
         "START_TIMEOUT": 5.0,                  # how long startup waits for the first snapshot
         "CACHE_PATH": BASE_DIR / "hotconfig.json",
-        "POLL_INTERVAL": 5.0,                  # any other HotConfig argument, upper-cased
+        "TIMINGS": {"poll_interval": 5.0},     # or hotconfig.Timings(...); likewise LIMITS,
+        "NAMESPACE": "shop",                   # CONNECTION, and any other HotConfig argument
     }
 
 :func:`load` turns it into a :class:`DjangoConf` or raises :class:`HotConfigSettingsError`;
@@ -17,9 +18,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -28,7 +31,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from pydantic import BaseModel
 
-from hotconfig import HotConfig, InvalidMessageError, resolve_url
+from hotconfig import Connection, HotConfig, InvalidMessageError, Limits, Timings, resolve_url
+from hotconfig.fleet import Reporter
 from hotconfig.security import redacted_url
 
 from .errors import HotConfigSettingsError
@@ -47,7 +51,10 @@ StartMode = Literal["auto", "always", "never"]
 
 _NAMED = {"URL", "MODEL", "SCOPES", "SERVICE", "START", "START_TIMEOUT", "CACHE_PATH"}
 # HotConfig arguments that the named entries above already set.
-_NOT_PASSED = {"self", "url", "model", "scopes", "service", "cache_path"}
+_NOT_PASSED = {"url", "model", "scopes", "service", "cache_path"}
+# The option groups, and the flat entries of earlier releases each one now holds.
+_GROUPS = {"timings": Timings, "limits": Limits, "connection": Connection}
+_FLAT = {item.name: group for group, kind in _GROUPS.items() for item in dataclasses.fields(kind)}
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _DOCS = "see docs/django.md, 'Settings'"
@@ -72,18 +79,28 @@ class DjangoConf:
     start: StartMode = "auto"
     start_timeout: float = 5.0
     cache_path: str | os.PathLike[str] | None = None
+    health: bool = True
+    timings: Timings = field(default_factory=Timings)
+    limits: Limits = field(default_factory=Limits)
+    connection: Connection = field(default_factory=Connection)
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def client_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`hotconfig.HotConfig` this configuration means."""
+        """The keyword arguments of :class:`hotconfig.HotConfig` this configuration means.
+
+        ``health`` is off: :func:`build_client` attaches the reporter itself, so that health
+        reports say ``framework="django"``.
+        """
         return {
             "url": self.url,
             "model": self.model,
             "scopes": self.scopes,
             "service": self.service,
             "cache_path": self.cache_path,
-            # Health reports say which integration runs the client (HEALTH=False turns them off).
-            "framework": "django",
+            "health": False,
+            "timings": self.timings,
+            "limits": self.limits,
+            "connection": self.connection,
             **self.options,
         }
 
@@ -127,7 +144,7 @@ def build_client(conf: DjangoConf) -> HotConfig[Any]:
     the option values), so a bad entry is reported here, with the entry's name.
     """
     try:
-        return HotConfig(**conf.client_kwargs())
+        client: HotConfig[Any] = HotConfig(**conf.client_kwargs())
     except InvalidMessageError as exc:
         problem = Problem("hotconfig.E006", f"HOTCONFIG['SCOPES']: {exc.detail}", _DOCS)
     except TypeError as exc:
@@ -138,6 +155,10 @@ def build_client(conf: DjangoConf) -> HotConfig[Any]:
             problem = Problem("hotconfig.E005", f"HOTCONFIG['MODEL']: {exc}", hint)
     except ValueError as exc:
         problem = Problem("hotconfig.E008", f"HOTCONFIG cannot build a client: {exc}", _DOCS)
+    else:
+        if conf.health:  # the fleet's reporter attaches from outside, and starts with the client
+            client.attach(Reporter(client, framework="django"))
+        return client
     raise HotConfigSettingsError.of(problem)
 
 
@@ -162,6 +183,8 @@ def _parse(raw: object) -> tuple[DjangoConf | None, list[Problem]]:
     start = _start(raw.get("START", "auto"), found)
     timeout = _timeout(raw.get("START_TIMEOUT", 5.0), found)
     options = _options(raw, found)
+    groups = _groups(options, found)
+    health = options.pop("health", True)
     service = raw.get("SERVICE")
     if service is not None and not isinstance(service, str):
         found.append(Problem("hotconfig.E002", "HOTCONFIG['SERVICE'] must be a string", _DOCS))
@@ -174,7 +197,9 @@ def _parse(raw: object) -> tuple[DjangoConf | None, list[Problem]]:
         start=start,
         start_timeout=timeout,
         cache_path=raw.get("CACHE_PATH"),
+        health=bool(health),
         options=options,
+        **groups,
     )
     return conf, found
 
@@ -268,13 +293,15 @@ def _timeout(timeout: object, found: list[Problem]) -> float:
 
 
 def _options(raw: Mapping[str, Any], found: list[Problem]) -> dict[str, Any]:
-    accepted = set(inspect.signature(HotConfig).parameters) - _NOT_PASSED
+    parameters = inspect.signature(HotConfig).parameters.values()
+    accepted = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} - _NOT_PASSED
+    accepted |= set(_FLAT)  # deprecated: folded into their group by _groups()
     options: dict[str, Any] = {}
     for name, value in raw.items():
         if name in _NAMED:
             continue
         if not isinstance(name, str) or name.lower() not in accepted or not name.isupper():
-            known = sorted(_NAMED | {a.upper() for a in accepted})
+            known = sorted(_NAMED | {a.upper() for a in accepted - set(_FLAT)})
             found.append(
                 Problem(
                     "hotconfig.E002",
@@ -285,3 +312,37 @@ def _options(raw: Mapping[str, Any], found: list[Problem]) -> dict[str, Any]:
             continue
         options[name.lower()] = value
     return options
+
+
+def _groups(options: dict[str, Any], found: list[Problem]) -> dict[str, Any]:
+    """Pop ``TIMINGS``, ``LIMITS`` and ``CONNECTION`` (objects or dicts of their fields) off
+    ``options`` as objects, with the flat entries of earlier releases folded in."""
+    given: dict[str, Any] = {name: options.pop(name) for name in _GROUPS if name in options}
+    for name in [name for name in options if name in _FLAT]:
+        group = _FLAT[name]
+        warnings.warn(
+            f"HOTCONFIG[{name.upper()!r}] is deprecated and will be removed in the next "
+            f"release: write {group.upper()!r}: {{{name!r}: ...}}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        flat = given.setdefault(group, {})
+        if not isinstance(flat, dict):
+            found.append(
+                Problem(
+                    "hotconfig.E002",
+                    f"HOTCONFIG has both {group.upper()!r} and {name.upper()!r}",
+                    f"move {name.upper()!r} into {group.upper()!r} as {name!r}",
+                )
+            )
+            continue
+        given[group] = {**flat, name: options.pop(name)}
+    made: dict[str, Any] = {}
+    for name, value in given.items():
+        kind = _GROUPS[name]
+        try:
+            made[name] = value if isinstance(value, kind) else kind(**dict(value))
+        except (TypeError, ValueError) as exc:
+            hint = f"give hotconfig.{kind.__name__}(...) or a dict of its fields; {_DOCS}"
+            found.append(Problem("hotconfig.E008", f"HOTCONFIG[{name.upper()!r}]: {exc}", hint))
+    return made

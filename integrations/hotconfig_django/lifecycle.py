@@ -27,8 +27,6 @@ __all__ = [
 
 log = logging.getLogger("hotconfig_django")
 
-_STORE_TIMEOUT = 2.0
-
 _lock = threading.Lock()
 _setup_lock = threading.RLock()
 _conf: conf.DjangoConf | None = None
@@ -121,8 +119,7 @@ def store() -> ConfigStore:
         if _store is None:
             loaded = _conf if _conf is not None else conf.load()
             # Bounded like the listener's own requests: a write must not hang a request.
-            timeout = float(loaded.options.get("socket_timeout", _STORE_TIMEOUT))
-            _store = open_store(loaded, timeout=timeout)
+            _store = open_store(loaded, timeout=loaded.timings.socket_timeout)
         return _store
 
 
@@ -134,16 +131,22 @@ def open_store(loaded: conf.DjangoConf, timeout: float | None) -> ConfigStore:
     options: dict[str, Any] = {
         name: loaded.options[name]
         # Writes must be signed with the ring the clients verify (default: the environment's).
-        for name in ("channel", "namespace", "max_message_bytes", "signing_keys")
+        for name in ("channel", "namespace", "signing_keys")
         if name in loaded.options
     }
     # The client's own connection options (TLS files, client name) apply to writes too.
     redis_kwargs = {
-        **(loaded.options.get("redis_kwargs") or {}),
+        **loaded.connection.redis_kwargs,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
     }
-    return ConfigStore(loaded.effective_url, redis_kwargs=redis_kwargs, **options)
+    return ConfigStore(
+        loaded.effective_url,
+        max_message_bytes=loaded.limits.max_message_bytes,
+        redis_kwargs=redis_kwargs,
+        sharded=loaded.connection.sharded,
+        **options,
+    )
 
 
 def teardown() -> None:

@@ -26,10 +26,9 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import BaseModel
 
 from hotconfig import Change, ClientClosedError, HotConfig, Status
+from hotconfig.fleet import Reporter
 
-from .lag import LagProbe
-
-__all__ = ["LAG_KEY", "STATE_KEY", "AppLifespan", "Lifespan", "lifespan"]
+__all__ = ["STATE_KEY", "AppLifespan", "Lifespan", "lifespan"]
 
 log = logging.getLogger("hotconfig.fastapi")
 
@@ -40,7 +39,6 @@ AppLifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | No
 STATE_KEY = "hotconfig"
 """The name of the client in the lifespan state (``request.state.hotconfig``) and on
 ``app.state``."""
-LAG_KEY = "hotconfig_lag"
 
 
 class Lifespan(Generic[ModelT]):
@@ -58,10 +56,8 @@ class Lifespan(Generic[ModelT]):
         owned: bool,
         start_timeout: float = 5.0,
         inner: AppLifespan | None = None,
-        lag: LagProbe | None = None,
     ) -> None:
         self.config = config
-        self._lag = lag
         self.start_timeout = start_timeout
         self._owned = owned
         self._inner = inner
@@ -107,9 +103,6 @@ class Lifespan(Generic[ModelT]):
             )
         setattr(app.state, STATE_KEY, config)
         state: dict[str, Any] = {STATE_KEY: config}
-        if self._lag is not None:
-            setattr(app.state, LAG_KEY, self._lag)
-            state[LAG_KEY] = self._lag
         try:
             if self._inner is None:
                 yield state
@@ -119,8 +112,6 @@ class Lifespan(Generic[ModelT]):
         finally:
             if self._owned:
                 await asyncio.to_thread(config.close)
-            if self._lag is not None:
-                await asyncio.to_thread(self._lag.close)
 
     # -- typed dependencies -------------------------------------------------------------------
 
@@ -185,7 +176,9 @@ def lifespan(
         if url is not None or options:
             raise TypeError("pass either config= or the HotConfig options, not both")
         return Lifespan(config, owned=False, start_timeout=start_timeout, inner=lifespan)
-    options.setdefault("framework", "fastapi")  # how this instance shows in fleet health
-    made: HotConfig[Any] = HotConfig(url, **options)
-    lag = LagProbe(url, options.get("namespace"), options.get("redis_kwargs"))
-    return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan, lag=lag)
+    health = bool(options.pop("health", True))
+    made: HotConfig[Any] = HotConfig(url, health=False, **options)
+    if health:
+        # The fleet's reporter attaches from outside and says which framework runs the client.
+        made.attach(Reporter(made, framework="fastapi"))
+    return Lifespan(made, owned=True, start_timeout=start_timeout, inner=lifespan)

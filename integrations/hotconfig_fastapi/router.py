@@ -5,8 +5,9 @@
     app.include_router(hotconfig_fastapi.router(stream_keys=["ui.*", "feature.*"]))
 
 ``/health`` answers 200 while the client is LIVE and 503 otherwise (starting, Redis down or
-frozen, closed), with ``status``, ``version``, ``lag`` (versions behind the store, ``null``
-when the store cannot be read within half a second) and counters; never values or URLs.
+frozen, closed), with ``status``, ``version``, ``lag`` (``config.lag``: versions behind the
+store as the listener last read it, at most one poll interval ago; ``null`` while not LIVE)
+and counters; never values or URLs.
 
 ``/stream`` is a Server-Sent Events stream of the keys allowed by ``stream_keys`` (none by
 default: then there is no ``/stream``); see :mod:`hotconfig_fastapi.changes` for its events.
@@ -30,8 +31,7 @@ from hotconfig.bridge.serving import Ending, Outbox, serve
 
 from .changes import ChangeFeed
 from .dependencies import get_config
-from .lag import LagProbe
-from .lifespan import LAG_KEY, STATE_KEY
+from .lifespan import STATE_KEY
 
 __all__ = ["EventStreamResponse", "router"]
 
@@ -99,7 +99,7 @@ def router(
         body: dict[str, Any] = {
             "status": str(config.status),
             "version": config.version,
-            "lag": await _lag(request, config),
+            "lag": config.lag,
             "counts": {name: getattr(stats, name) for name in _STATS_SHOWN},
         }
         feed = feeds.get(config)
@@ -136,9 +136,3 @@ class EventStreamResponse(Response):
             ending = await serve(self._outbox, receive, send, keepalive=self._keepalive)
         finally:
             self._feed.close(self._outbox, ending)
-
-
-async def _lag(request: Request, config: HotConfig[Any]) -> int | None:
-    state = request.scope.get("state") or {}
-    probe = state.get(LAG_KEY) or getattr(request.app.state, LAG_KEY, None)
-    return await probe.measure(config) if isinstance(probe, LagProbe) else None

@@ -29,6 +29,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 import hotconfig
+from hotconfig.fleet import Reporter
 from hotconfig.signals import Receiver
 
 from . import cli
@@ -216,15 +217,21 @@ class HotConfig(Generic[ModelT]):
 
 
 def _new_client(options: Options) -> hotconfig.HotConfig[Any]:
+    client_options = dict(options.client_options)
+    health = bool(client_options.pop("health", True))
     try:
-        return hotconfig.HotConfig(
+        client: hotconfig.HotConfig[Any] = hotconfig.HotConfig(
             options.url,
             model=options.model,
             scopes=options.scopes,
             service=options.service,
-            # Health reports say which framework an instance runs; HOTCONFIG_OPTIONS may override.
-            **{"framework": "flask", **options.client_options},
+            health=False,
+            **client_options,
         )
     except (TypeError, ValueError) as exc:
         # The core's message names the problem (a bad scope, a model without defaults).
         raise ExtensionSetupError(f"hotconfig_flask: cannot create the client: {exc}") from exc
+    if health:
+        # The fleet's reporter attaches from outside and says which framework runs the client.
+        client.attach(Reporter(client, framework="flask"))
+    return client

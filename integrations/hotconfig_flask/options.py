@@ -7,6 +7,7 @@ message naming the key, instead of a listener that retries a bad URL forever.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = ["Options"]
 
 # The HotConfig arguments HOTCONFIG_OPTIONS may pass; the rest have keys of their own.
 _OWN_KEYS = frozenset({"url", "model", "scopes", "service"})
+_GROUPS = (hotconfig.Timings, hotconfig.Limits, hotconfig.Connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +139,11 @@ def _client_options(value: object) -> dict[str, Any]:
         raise ExtensionSetupError(
             f"HOTCONFIG_OPTIONS must be a dict of hotconfig.HotConfig arguments, not {value!r}"
         )
-    accepted = set(inspect.signature(hotconfig.HotConfig).parameters) - _OWN_KEYS
-    unknown = sorted(set(value) - accepted)
+    parameters = inspect.signature(hotconfig.HotConfig).parameters.values()
+    accepted = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} - _OWN_KEYS
+    # The flat arguments of earlier releases: HotConfig still takes them, with a warning.
+    flat = {f.name for group in _GROUPS for f in dataclasses.fields(group)}
+    unknown = sorted(set(value) - accepted - flat)
     if unknown:
         own = sorted(name for name in unknown if name in _OWN_KEYS)
         hint = (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status, StoreError
+from hotconfig import ConfigStore, HotConfig, Status, StoreError, Timings
 from hotconfig.fleet import Fleet
 from hotconfig.fleet.reporter import Reporter
 from hotconfig.security import acl
@@ -161,7 +161,9 @@ def test_a_subscriber_reports_its_health_and_an_operator_sees_it(
     admin.acl_log_reset()
     # The delivery probe is on by default only on Sentinel and Cluster; it is forced on here.
     # Its own reporter, reporting often, instead of the built-in one.
-    with HotConfig(url, service="billing", probe_interval=0.1, health=False) as config:
+    with HotConfig(
+        url, service="billing", timings=Timings(probe_interval=0.1), health=False
+    ) as config:
         reporter = Reporter(config, url=url, interval=0.1)
         reporter.start()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -155,7 +156,8 @@ def test_a_rejected_value_fires_config_rejected_with_its_key(
     try:
         publish(redis_client, '{"key": "feature_x", "value": "maybe"}')
         call = rejected.wait_for(lambda call: True)
-        assert call["reason"] == "invalid_value"
+        assert call["reason"] is hotconfig.RejectReason.INVALID_VALUE
+        assert json.dumps(call["reason"]) == '"invalid_value"'  # reports and metrics unchanged
         assert call["key"] == "feature_x"
         assert isinstance(call["error"], hotconfig.InvalidValueError)
         assert client.settings.feature_x is False
@@ -455,3 +457,22 @@ def test_wait_for_version_async_answers_without_blocking_the_loop(
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_lag_is_what_the_poll_saw_of_the_store_and_none_when_unknown(
+    server: EmbeddedServer, store: ConfigStore
+) -> None:
+    first = store.set("loud", 1)
+    config: HotConfig[Any] = HotConfig(
+        server.url, timings=hotconfig.Timings(poll_interval=0.5), health=False
+    )
+    assert (config.status, config.lag) == (Status.STARTING, None)  # the store was never read
+    with config:
+        assert (config.version, config.lag) == (first, 0)
+        # Written where the client does not listen: only the anti-entropy poll can see it.
+        with ConfigStore(server.url, channel="elsewhere:changes") as unheard:
+            version = unheard.set("quiet", 1)
+        assert eventually(lambda: config.lag == 1), config.lag  # seen, not yet repaired
+        # The next poll finds the client still behind and resyncs it.
+        assert eventually(lambda: config.version == version and config.lag == 0)
+    assert config.lag is None  # closed

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig import ConfigStore, Connection, HotConfig, Status
 from hotconfig._redis.connection import DEFAULT_URL, Target, Topology, redacted
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
@@ -173,7 +173,7 @@ def test_sharded_true_without_a_cluster_is_refused_by_client_and_store(
 ) -> None:
     for url in (server.url, "redis+sentinel://127.0.0.1:26379/mymaster"):
         with pytest.raises(ValueError, match=r"sharded=True.*redis\+cluster://"):
-            HotConfig(url, sharded=True)
+            HotConfig(url, connection=Connection(sharded=True))
         with pytest.raises(ValueError, match=r"sharded=True.*redis\+cluster://"):
             ConfigStore(url, sharded=True)
     with pytest.raises(ValueError, match=r"sharded=True needs a redis\+cluster:// URL"):

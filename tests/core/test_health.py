@@ -18,7 +18,7 @@ import pytest
 import redis
 from pydantic import BaseModel
 
-from hotconfig import ConfigStore, Fleet, HotConfig, Status
+from hotconfig import ClientClosedError, ConfigStore, Fleet, HotConfig, Status
 from hotconfig.fleet import ChangeNotice, Gone
 from hotconfig.fleet.registry import Report, channel_for
 from hotconfig.fleet.reporter import Reporter
@@ -45,7 +45,7 @@ def fleet(server: EmbeddedServer) -> Iterator[Fleet]:
 
 @pytest.fixture
 def start(server: EmbeddedServer) -> Iterator[Start]:
-    """Start a client and its reporter; both closed at teardown."""
+    """Start a client and attach its reporter; both close with the client at teardown."""
     made: list[tuple[HotConfig[Any], Reporter]] = []
 
     def make(
@@ -55,14 +55,15 @@ def start(server: EmbeddedServer) -> Iterator[Start]:
         if live:
             assert config.start(timeout=5)
         reporter = Reporter(config, **kw)
-        reporter.start()
+        config.attach(reporter)
+        if not live:
+            reporter.start()
         made.append((config, reporter))
         assert eventually(lambda: reporter.reports > 0), "no first report"
         return config, reporter
 
     yield make
-    for config, reporter in reversed(made):
-        reporter.close()
+    for config, _ in reversed(made):
         config.close()
 
 
@@ -276,11 +277,32 @@ def test_a_forked_child_reports_as_another_instance(start: Start, fleet: Fleet) 
         os.waitpid(pid, 0)
 
 
-def test_a_password_in_the_url_needs_it_given(server: EmbeddedServer) -> None:
-    config: HotConfig[Any] = HotConfig("redis://user:pw@127.0.0.1:1/0", health=False)
-    with pytest.raises(ValueError, match="pass url="):
-        Reporter(config)
-    Reporter(config, url=server.url).close()  # a reporter never started closes at once
+def test_a_reporter_attached_from_outside_reports_with_the_clients_password(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    admin = redis.Redis(server.host, server.port)
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+s3cret"], keys=["*"], channels=["*"], commands=["+@all"]
+    )
+    url = f"redis://app:s3cret@{server.host}:{server.port}/0"
+    with HotConfig(url, service="guarded", health=False) as config:
+        reporter = Reporter(config, framework="plain")
+        config.attach(reporter)  # the client is running: the reporter starts at once
+        assert eventually(lambda: fleet.instances(service="guarded"), timeout=5)
+        assert "s3cret" not in repr(reporter)
+    # Closing the client closed its companion: the instance left the registry.
+    assert not reporter.running
+    assert eventually(lambda: not fleet.instances(service="guarded"), timeout=5)
+    admin.close()
+
+
+def test_nothing_attaches_to_a_closed_client(server: EmbeddedServer) -> None:
+    config: HotConfig[Any] = HotConfig(server.url, health=False)
+    config.close()
+    reporter = Reporter(config)
+    with pytest.raises(ClientClosedError, match="closed"):
+        config.attach(reporter)
+    reporter.close()  # a reporter never started closes at once
 
 
 def test_watch_announces_a_change_too_large_for_one_message(
@@ -299,7 +321,7 @@ def test_every_client_reports_itself_by_default(
     server: EmbeddedServer, fleet: Fleet, store: ConfigStore
 ) -> None:
     version = store.set("a", 1)
-    with HotConfig(server.url, service="default-on", framework="plain") as config:
+    with HotConfig(server.url, service="default-on") as config:
         assert config.wait_for_version(version, timeout=5)
         # Its first report lands a moment after the version: until then the barrier sees no
         # instance at all, and a barrier over nobody proves nothing about this client.
@@ -307,7 +329,7 @@ def test_every_client_reports_itself_by_default(
         result = fleet.wait(version, timeout=5, service="default-on")
         assert result.ok, result
         (report,) = fleet.instances(service="default-on")
-        assert (report.framework, report.version) == ("plain", version)
+        assert (report.framework, report.version) == (None, version)
     assert eventually(lambda: not fleet.instances(service="default-on"), timeout=5)
     with HotConfig(server.url, service="silent", health=False) as quiet:
         assert quiet.status is Status.LIVE

@@ -6,7 +6,9 @@ import base64
 
 import pytest
 
+from hotconfig import RejectReason
 from hotconfig._config.wire import Entry, parse
+from hotconfig.security import Verdict
 from hotconfig.security.signing import KeyRing, payload, signed_message
 
 CHANNEL = "config:changes"
@@ -105,10 +107,18 @@ def test_unversioned_signed_messages_carry_a_time_and_apply_once() -> None:
     message = parse(text)
     assert message.ts == 1_800_000_000
     assert keys.check(message, CHANNEL, now=1_800_000_030) is None
-    assert keys.check(message, CHANNEL, now=1_800_000_031) == "replayed"
-    assert ring().check(message, CHANNEL, now=1_800_000_100) == "stale"
-    assert ring().check(message, "config:other", now=1_800_000_000) == "bad_signature"
-    assert ring().check(parse('{"key": "feature_x", "value": true}'), CHANNEL) == "unsigned"
+    assert keys.check(message, CHANNEL, now=1_800_000_031) is Verdict.REPLAYED
+    assert ring().check(message, CHANNEL, now=1_800_000_100) is Verdict.STALE
+    assert ring().check(message, "config:other", now=1_800_000_000) is Verdict.BAD_SIGNATURE
+    unsigned = ring().check(parse('{"key": "feature_x", "value": true}'), CHANNEL)
+    assert (unsigned, unsigned == "unsigned") == (Verdict.UNSIGNED, True)
+
+
+def test_each_verdict_is_a_rejection_reason_and_says_itself_in_words() -> None:
+    for verdict in Verdict:
+        assert RejectReason(verdict) == verdict.value
+        assert verdict.detail
+        assert verdict.value not in verdict.detail
 
 
 def test_ed25519_services_verify_but_cannot_sign() -> None:

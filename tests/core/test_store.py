@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Entry, HotConfig
+from hotconfig import ConfigStore, Entry, HotConfig, Timings
 from hotconfig.testing.server import EmbeddedServer
 
 
@@ -45,7 +45,7 @@ def test_a_change_over_the_message_limit_is_written_whole_and_reaches_every_clie
     values = {f"bulk.k{i:06d}": i for i in range(100_000)}
     with ConfigStore(server.url) as store:
         store.set("small", 1)
-        clients = [HotConfig(server.url, poll_interval=300) for _ in range(2)]
+        clients = [HotConfig(server.url, timings=Timings(poll_interval=300)) for _ in range(2)]
         try:
             for config in clients:
                 assert config.start(timeout=10)

@@ -91,9 +91,9 @@ def test_bad_input_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
 def test_oversize_is_rejected_before_decoding() -> None:
     data = json.dumps({"key": "a", "value": "x" * 2000}).encode()
     with pytest.raises(InvalidMessageError) as info:
-        parse(data, Limits(max_bytes=1000))
+        parse(data, Limits(max_message_bytes=1000))
     assert info.value.reason == "oversize"
-    assert parse(data, Limits(max_bytes=4000)).entries[0].value == "x" * 2000
+    assert parse(data, Limits(max_message_bytes=4000)).entries[0].value == "x" * 2000
 
 
 def test_nesting_within_the_limit_is_kept_whole() -> None:
@@ -110,7 +110,7 @@ def test_a_batch_over_the_entry_limit_is_rejected_whole() -> None:
     batch = {"changes": [{"key": f"k{i}", "value": i} for i in range(11)]}
     assert len(parse(json.dumps(batch)).entries) == 11
     with pytest.raises(InvalidMessageError) as info:
-        parse(json.dumps(batch), Limits(max_entries=10))
+        parse(json.dumps(batch), Limits(max_batch=10))
     assert info.value.reason == "too_many_entries"
 
 

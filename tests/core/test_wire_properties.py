@@ -102,9 +102,9 @@ def test_parse_returns_a_message_or_refuses_with_a_reason(payload: bytes | str) 
     message = _parsed(payload)
     if message is None:
         return
-    assert len(payload) <= LIMITS.max_bytes
+    assert len(payload) <= LIMITS.max_message_bytes
     assert message.version is None or (type(message.version) is int and message.version >= 0)
-    assert message.reload or 1 <= len(message.entries) <= LIMITS.max_entries
+    assert message.reload or 1 <= len(message.entries) <= LIMITS.max_batch
     for entry in message.entries:
         assert validate_key(entry.key) == entry.key
         assert entry.op in ("set", "delete")
@@ -211,11 +211,11 @@ def test_a_hostile_store_snapshot_never_escapes_resync(
 
 
 def test_batches_at_the_entry_limit_apply_and_one_past_it_is_refused() -> None:
-    entries = [{"key": f"k{i}", "value": i} for i in range(DEFAULT_LIMITS.max_entries + 1)]
+    entries = [{"key": f"k{i}", "value": i} for i in range(DEFAULT_LIMITS.max_batch + 1)]
     at_limit = json.dumps({"changes": entries[:-1]})
     state = _good_state(None)
     _feed(state, [at_limit, json.dumps({"changes": entries})], DEFAULT_LIMITS)
-    assert len(state.snapshot) == DEFAULT_LIMITS.max_entries + 1  # the guard, and the batch
+    assert len(state.snapshot) == DEFAULT_LIMITS.max_batch + 1  # the guard, and the batch
     with pytest.raises(InvalidMessageError, match="too_many_entries"):
         parse(json.dumps({"changes": entries}))
 

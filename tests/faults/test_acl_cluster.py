@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig import ConfigStore, HotConfig, Status, Timings
 from hotconfig._redis.connection import Target
 from hotconfig.bridge import Bridge, Replayable, ReplayPublisher
 from hotconfig.security import acl
@@ -50,7 +50,10 @@ def test_a_subscriber_follows_a_cluster_and_cannot_publish(cluster: Cluster) -> 
     nodes = cluster.url.removeprefix("redis+cluster://")
     sub_url = f"redis+cluster://subscriber:{PASSWORD}@{nodes}"
     pub_url = f"redis+cluster://publisher:{PASSWORD}@{nodes}"
-    with ConfigStore(pub_url) as store, HotConfig(sub_url, probe_interval=0.1) as config:
+    with (
+        ConfigStore(pub_url) as store,
+        HotConfig(sub_url, timings=Timings(probe_interval=0.1)) as config,
+    ):
         assert config.status is Status.LIVE, config.stats
         assert config.wait_for_version(store.set("feature.on", True), timeout=5)
         assert config.get("feature.on") is True
@@ -76,7 +79,10 @@ def test_sharded_roles_follow_a_cluster_by_spublish_and_cannot_publish_a_change(
     nodes = cluster.url.removeprefix("redis+cluster://")
     sub_url = f"redis+cluster://sharded-subscriber:{PASSWORD}@{nodes}?sharded=1"
     pub_url = f"redis+cluster://sharded-publisher:{PASSWORD}@{nodes}?sharded=1"
-    with ConfigStore(pub_url) as store, HotConfig(sub_url, probe_interval=0.1) as config:
+    with (
+        ConfigStore(pub_url) as store,
+        HotConfig(sub_url, timings=Timings(probe_interval=0.1)) as config,
+    ):
         assert config.status is Status.LIVE, config.stats
         assert config.wait_for_version(store.set("feature.on", True), timeout=5)
         time.sleep(0.5)  # delivery probes go out by SPUBLISH and come back meanwhile

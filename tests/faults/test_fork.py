@@ -33,7 +33,7 @@ import pytest
 import redis
 
 import hotconfig
-from hotconfig import ConfigStore, HotConfig, Status
+from hotconfig import ConfigStore, HotConfig, Status, Timings
 from hotconfig.testing.server import EmbeddedServer, free_port
 from tests.waiting import eventually
 
@@ -151,7 +151,7 @@ def test_a_forked_child_serves_the_inherited_snapshot_then_follows_on_its_own_co
     store = ConfigStore(server.url)
     # No anti-entropy poll within the test: a message stolen by the child would stay lost for
     # the parent instead of being papered over by a resync.
-    config: HotConfig[Any] = HotConfig(server.url, poll_interval=60.0)
+    config: HotConfig[Any] = HotConfig(server.url, timings=Timings(poll_interval=60.0))
 
     def child_body(link: Link) -> None:
         # First thing after fork(): no listener of the child's has connected yet.

@@ -17,7 +17,7 @@ import pytest
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from hotconfig import Change, Status
+from hotconfig import Change, Status, Timings
 from tests.faults.harness import NO_POLL, Fleet
 from tests.waiting import eventually
 
@@ -30,7 +30,7 @@ def test_deeply_nested_json_is_a_rejection_not_a_reconnect(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
     fleet.store.set("limit", 1)
-    clients = [fleet.client(poll_interval=NO_POLL) for _ in range(3)]
+    clients = [fleet.client(timings=Timings(poll_interval=NO_POLL)) for _ in range(3)]
     before = [(c.stats.resyncs, c.stats.reconnects) for c in clients]
     hostile = [b"[" * 100_000, b'{"key":"a","value":' + b"[" * 1500 + b"]" * 1500 + b"}"] * 5
     with redis_client.pipeline(transaction=False) as pipe:
@@ -60,9 +60,9 @@ def test_hand_written_stored_values_are_skipped_one_by_one(
     fleet: Fleet, redis_client: redis.Redis, written: dict[str, bytes]
 ) -> None:
     fleet.store.set_many({"good.one": 1, "good.two": [2, 2]})
-    old = fleet.client(poll_interval=0.5)
+    old = fleet.client(timings=Timings(poll_interval=0.5))
     redis_client.hset("{hotconfig}:scope:global", mapping=written)  # type: ignore[arg-type]
-    new = fleet.client(poll_interval=0.5)  # starts at once, no reconnect loop
+    new = fleet.client(timings=Timings(poll_interval=0.5))  # starts at once, no reconnect loop
     for config in (old, new):
         assert eventually(lambda c=config: c.stats.resyncs >= 1 and "a" not in c, timeout=3)  # type: ignore[misc]
         assert (config.get("good.one"), config.get("good.two")) == (1, [2, 2])
@@ -83,7 +83,7 @@ def test_hand_written_stored_values_are_skipped_one_by_one(
 
 
 def test_a_receiver_that_raises_system_exit_does_not_kill_the_listener(fleet: Fleet) -> None:
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     seen: list[Any] = []
 
     @config.on_change("exit.*")
@@ -111,7 +111,7 @@ class Strict(BaseModel):
 def test_a_stream_of_rejected_values_keeps_memory_bounded(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    config = fleet.client(model=Strict, poll_interval=NO_POLL)
+    config = fleet.client(model=Strict, timings=Timings(poll_interval=NO_POLL))
 
     def flood(start: int, count: int) -> int:
         target = config.stats.rejected + count
@@ -139,7 +139,7 @@ def test_a_stream_of_rejected_values_keeps_memory_bounded(
 
 
 def test_forking_from_a_receiver_runs_it_once_and_steals_nothing(fleet: Fleet) -> None:
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     ran_r, ran_w = os.pipe()
     children: list[int] = []
 

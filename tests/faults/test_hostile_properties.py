@@ -14,7 +14,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotconfig import Status
+from hotconfig import Status, Timings
 from tests.faults.harness import Fleet
 from tests.hostile import GUARD, LIMITS, PROFILE, PROFILE_NAME, hostile_payloads
 from tests.waiting import eventually
@@ -32,10 +32,9 @@ def test_hostile_publishes_leave_a_live_client_serving_the_good_value(
 ) -> None:
     fleet.store.set(GUARD, "good")
     config = fleet.client(
-        max_message_bytes=LIMITS.max_bytes,
-        max_depth=LIMITS.max_depth,
-        max_batch=LIMITS.max_entries,
-        poll_interval=0.5,  # a client knocked off the store's position would resync soon
+        limits=LIMITS,
+        # A client knocked off the store's position would resync soon.
+        timings=Timings(poll_interval=0.5),
     )
     before = config.stats
     published = 0

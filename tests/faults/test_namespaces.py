@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotconfig import ConfigStore
+from hotconfig import ConfigStore, Timings
 from hotconfig.testing import EmbeddedServer
 from tests.faults.harness import NO_POLL, Fleet
 from tests.waiting import eventually
@@ -16,7 +16,9 @@ def test_another_namespaces_writes_never_land_in_this_one(
     server: EmbeddedServer, fleet: Fleet
 ) -> None:
     with ConfigStore(server.url, namespace="other") as other:
-        config = fleet.client(namespace="other", poll_interval=NO_POLL)  # its store is empty
+        config = fleet.client(
+            namespace="other", timings=Timings(poll_interval=NO_POLL)
+        )  # its store is empty
         fleet.store.set("shared.key", "from-default")  # version 1 of the default store
         assert eventually(lambda: config.stats.skipped == 1, timeout=5), config.stats
         assert config.get("shared.key") is None

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from hotconfig import Status
+from hotconfig import Status, Timings
 from tests.faults.harness import NO_POLL, Fleet
 from tests.waiting import eventually
 
@@ -25,10 +25,12 @@ def test_probing_clients_stay_live_and_nobody_else_sees_the_probes(
 ) -> None:
     # A probe not echoed within liveness_timeout would drop the connection: keep it short.
     probing = [
-        fleet.client(probe_interval=0.05, liveness_timeout=0.5, poll_interval=NO_POLL)
+        fleet.client(
+            timings=Timings(probe_interval=0.05, liveness_timeout=0.5, poll_interval=NO_POLL)
+        )
         for _ in range(2)
     ]
-    plain = fleet.client(poll_interval=NO_POLL)
+    plain = fleet.client(timings=Timings(poll_interval=NO_POLL))
     before = publishes(redis_client)
     time.sleep(1.0)
     assert publishes(redis_client) - before >= 10  # the probes really went out

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Entry, HotConfig, Status
+from hotconfig import ConfigStore, Entry, HotConfig, Status, Timings
 from tests.faults.harness import NO_POLL, Fleet, kill_pubsub, pubsub_clients
 from tests.waiting import eventually, open_sockets
 
@@ -97,7 +97,7 @@ def test_clients_starting_during_1000_writes_converge_and_miss_none(fleet: Fleet
     def start_client(n: int) -> None:
         try:
             assert start_now[n].wait(timeout=30)
-            started.append(fleet.client(scopes=SCOPES, poll_interval=NO_POLL))
+            started.append(fleet.client(scopes=SCOPES, timings=Timings(poll_interval=NO_POLL)))
         except BaseException as exc:
             errors.append(exc)
 
@@ -131,7 +131,8 @@ def test_repeated_pubsub_kills_during_writes_converge(
 ) -> None:
     fleet.store.set("before", True)
     clients = [
-        fleet.client(scopes=SCOPES, poll_interval=NO_POLL, backoff_max=0.1) for _ in range(3)
+        fleet.client(scopes=SCOPES, timings=Timings(poll_interval=NO_POLL, backoff_max=0.1))
+        for _ in range(3)
     ]
     with writing(fleet.store, write_both_scopes, pause=0.001) as first:
         assert first.wait(timeout=10)
@@ -152,7 +153,9 @@ def test_repeated_pubsub_kills_during_writes_converge(
 def test_fifty_clients_killed_at_once_all_converge(fleet: Fleet, redis_client: redis.Redis) -> None:
     fleet.store.set("before", True)
     clients = [
-        fleet.client(scopes=SCOPES, service=f"fleet-{i}", start=False, poll_interval=NO_POLL)
+        fleet.client(
+            scopes=SCOPES, service=f"fleet-{i}", start=False, timings=Timings(poll_interval=NO_POLL)
+        )
         for i in range(50)
     ]
     for config in clients:
@@ -176,7 +179,8 @@ def test_200_kill_cycles_leak_no_thread_socket_or_connection(
     fleet.store.set("before", True)
     services = [f"cycle-{i}" for i in range(4)]
     clients = [
-        fleet.client(service=name, poll_interval=NO_POLL, backoff_max=0.02) for name in services
+        fleet.client(service=name, timings=Timings(poll_interval=NO_POLL, backoff_max=0.02))
+        for name in services
     ]
     pubsub_clients(redis_client)  # the test's own connection is open before the baseline
     threads, sockets = threading.active_count(), open_sockets()
@@ -200,7 +204,7 @@ def test_200_kill_cycles_leak_no_thread_socket_or_connection(
 def test_a_dropped_connection_is_replaced_by_one_new_connection(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    config = fleet.client(poll_interval=NO_POLL, backoff_max=0.02)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL, backoff_max=0.02))
 
     def connections() -> int:
         return int(redis_client.info("stats")["total_connections_received"])

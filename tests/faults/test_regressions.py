@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import Status
+from hotconfig import Status, Timings
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
 from tests.faults.harness import NO_POLL, Fleet
@@ -70,7 +70,7 @@ def all_at(fleet: Fleet, version: int) -> None:
 def test_a_deleted_version_counter_is_detected_by_the_next_write(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    clients = [fleet.client(poll_interval=NO_POLL) for _ in range(2)]
+    clients = [fleet.client(timings=Timings(poll_interval=NO_POLL)) for _ in range(2)]
     all_at(fleet, write_values(fleet, 10))
     redis_client.delete("{hotconfig}:version")  # evicted or deleted: the epoch survives
 
@@ -85,7 +85,7 @@ def test_a_deleted_version_counter_is_detected_by_the_next_write(
 def test_a_store_reloaded_from_an_older_dump_is_detected_by_the_poll(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    fleet.client(poll_interval=POLL)
+    fleet.client(timings=Timings(poll_interval=POLL))
     write_values(fleet, 3)
     redis_client.save()
     all_at(fleet, write_values(fleet, 5, prefix="after.dump"))
@@ -107,7 +107,9 @@ def test_a_master_restarted_from_its_dump_is_caught_through_its_replica(
     master = server_factory(args=QUICK_SYNC)
     replica = replica_of(server_factory, master)
     fleet: Fleet = fleet_factory(master.url)
-    config = fleet.client(replica.url, poll_interval=NO_POLL)  # reads through the replica
+    config = fleet.client(
+        replica.url, timings=Timings(poll_interval=NO_POLL)
+    )  # reads through the replica
     write_values(fleet, 3)
     with master.client() as admin:
         admin.save()
@@ -131,7 +133,7 @@ def test_a_lagging_replica_promoted_takes_its_clients_back(
     replica = replica_of(server_factory, master)
     with TcpProxy(master.host, master.port) as proxy:
         fleet: Fleet = fleet_factory(proxy.url_for())
-        clients = [fleet.client(poll_interval=POLL) for _ in range(3)]
+        clients = [fleet.client(timings=Timings(poll_interval=POLL)) for _ in range(3)]
         write_values(fleet, 3)
         with replica.client() as r:
             assert eventually(lambda: int(r.get("{hotconfig}:version") or 0) == 3, timeout=10)
@@ -147,11 +149,11 @@ def test_a_lagging_replica_promoted_takes_its_clients_back(
 
 
 def test_a_lost_scope_hash_is_found_by_the_poll(fleet: Fleet, redis_client: redis.Redis) -> None:
-    old = [fleet.client(poll_interval=POLL) for _ in range(2)]
+    old = [fleet.client(timings=Timings(poll_interval=POLL)) for _ in range(2)]
     all_at(fleet, write_values(fleet, 31))
     redis_client.set("keep.me", "other data")
     redis_client.delete("{hotconfig}:scope:global")  # as an eviction would: no version bump
-    new = fleet.client(poll_interval=POLL)
+    new = fleet.client(timings=Timings(poll_interval=POLL))
     assert len(new.snapshot()) == 0
     converge(fleet, regressed=False)
     assert all(len(c.snapshot()) == 0 for c in old)
@@ -176,7 +178,7 @@ def test_a_forged_next_version_never_displaces_the_real_one(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     epoch, version = fleet.store.epoch, fleet.store.version
     rejected = config.stats.rejected
 
@@ -195,7 +197,7 @@ def test_a_forgery_that_copies_the_digest_is_undone_when_the_real_write_arrives(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     seen: list[str] = []
     with redis_client.pubsub() as watcher:
         watcher.subscribe(CHANNEL)
@@ -220,7 +222,7 @@ def test_a_forgery_that_copies_the_digest_is_undone_when_the_real_write_arrives(
 def test_after_the_counter_goes_back_versions_are_followed_from_the_store(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     all_at(fleet, write_values(fleet, 5))
     redis_client.set("{hotconfig}:version", 1)  # the counter goes back: the next write is 2
     version = fleet.store.set("fresh", "value")

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from hotconfig import Connection, Status, Timings
 from hotconfig import Fleet as HotConfigFleet
-from hotconfig import Status
 from hotconfig._config.wire import DEFAULT_CHANNEL
 from hotconfig._redis.connection import Target
 from hotconfig._redis.keyspace import Keyspace
@@ -55,10 +55,14 @@ def test_changes_reach_sharded_clients_by_the_shard_channel(
     assert fleet.store.sharded
     # The delivery probe goes by SPUBLISH too; one not echoed in time would reconnect.
     sharded = [
-        fleet.client(poll_interval=NO_POLL, probe_interval=0.05, liveness_timeout=0.5)
+        fleet.client(
+            timings=Timings(poll_interval=NO_POLL, probe_interval=0.05, liveness_timeout=0.5)
+        )
         for _ in range(2)
     ]
-    classic = fleet.client(cluster.url, poll_interval=0.5)  # the same store, not sharded
+    classic = fleet.client(
+        cluster.url, timings=Timings(poll_interval=0.5)
+    )  # the same store, not sharded
     owner = cluster.master_of(STORE_KEY)
     assert shard_subscribers(owner) == 2  # on the master serving the store's slot
     before = spublishes(owner)
@@ -86,7 +90,9 @@ def test_a_raw_classic_publish_still_reaches_a_sharded_client(
 ) -> None:
     fleet = fleet_factory(cluster.url)
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL, sharded=True)
+    config = fleet.client(
+        timings=Timings(poll_interval=NO_POLL), connection=Connection(sharded=True)
+    )
     # Any node: a classic PUBLISH crosses the cluster bus to the sharded client's master.
     elsewhere = next(m for m in cluster.masters() if m.port != cluster.master_of(STORE_KEY).port)
     with elsewhere.client() as raw:
@@ -104,7 +110,10 @@ def test_the_store_slot_migrated_under_sharded_mode_loses_no_version(
     fleet = fleet_factory(cluster.url + "?sharded=1")
     fleet.store.set("k-1", -1)
     # No poll, no probe: following the slot must be the shard subscription's own doing.
-    clients = [fleet.client(poll_interval=NO_POLL, probe_interval=NO_POLL) for _ in range(3)]
+    clients = [
+        fleet.client(timings=Timings(poll_interval=NO_POLL, probe_interval=NO_POLL))
+        for _ in range(3)
+    ]
     source = cluster.master_of(STORE_KEY)
     destination = next(m for m in cluster.masters() if m.port != source.port)
     writer = Writer(fleet.store, 200, distinct=True)
@@ -128,7 +137,7 @@ def test_a_fleet_watch_of_a_sharded_store_sees_its_changes(
     cluster: Cluster, fleet_factory: Callable[[str], Fleet]
 ) -> None:
     fleet = fleet_factory(cluster.url + "?sharded=1")
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     with (
         HotConfigFleet(cluster.url + "?sharded=1") as watcher,
         watcher.watch(timeout=10, changes=True) as feed,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Entry, Status
+from hotconfig import ConfigStore, Entry, Status, Timings
 from hotconfig.security.signing import KeyRing, signed_message
 from hotconfig.testing import EmbeddedServer
 from tests.faults.harness import NO_POLL, Fleet
@@ -38,7 +38,7 @@ def signed(server: EmbeddedServer, fleet_factory: Callable[[str], Fleet]) -> Fle
 
 def test_only_signed_changes_apply(signed: Fleet, redis_client: redis.Redis) -> None:
     signed.store.set("limit", 1)
-    config = signed.client(signing_keys=OLD, poll_interval=NO_POLL)
+    config = signed.client(signing_keys=OLD, timings=Timings(poll_interval=NO_POLL))
     epoch, version = signed.store.epoch, signed.store.version
     assert config.get("limit") == 1
 
@@ -62,7 +62,7 @@ def test_only_signed_changes_apply(signed: Fleet, redis_client: redis.Redis) -> 
 def test_a_key_holder_can_publish_raw_signed_changes_once(
     signed: Fleet, redis_client: redis.Redis
 ) -> None:
-    config = signed.client(signing_keys=OLD, poll_interval=NO_POLL)
+    config = signed.client(signing_keys=OLD, timings=Timings(poll_interval=NO_POLL))
     message = signed_message([Entry("flag", True)], KeyRing(OLD), CHANNEL)
     redis_client.publish(CHANNEL, message)
     assert eventually(lambda: config.get("flag") is True, timeout=5)
@@ -79,7 +79,10 @@ def test_a_key_holder_can_publish_raw_signed_changes_once(
 def test_a_rotation_with_both_keys_accepted_loses_nothing(
     server: EmbeddedServer, signed: Fleet
 ) -> None:
-    clients = [signed.client(signing_keys={**OLD, **NEW}, poll_interval=NO_POLL) for _ in range(2)]
+    clients = [
+        signed.client(signing_keys={**OLD, **NEW}, timings=Timings(poll_interval=NO_POLL))
+        for _ in range(2)
+    ]
     signed.store.set("a", 1)  # signed with k1
     with ConfigStore(server.url, signing_keys={**NEW, **OLD}) as rotated:  # k2 signs now
         version = 0
@@ -94,7 +97,7 @@ def test_a_rotation_with_both_keys_accepted_loses_nothing(
 
 
 def test_signing_writers_racing_each_other_all_land(server: EmbeddedServer, signed: Fleet) -> None:
-    config = signed.client(signing_keys=OLD, poll_interval=NO_POLL)
+    config = signed.client(signing_keys=OLD, timings=Timings(poll_interval=NO_POLL))
     stores = [ConfigStore(server.url, signing_keys=OLD) for _ in range(4)]
     versions: list[int] = []
     lock = threading.Lock()
@@ -122,7 +125,7 @@ def test_signing_writers_racing_each_other_all_land(server: EmbeddedServer, sign
 def test_a_client_without_the_key_of_a_signing_store_refuses_its_changes(
     signed: Fleet,
 ) -> None:
-    config = signed.client(signing_keys=NEW, poll_interval=NO_POLL)
+    config = signed.client(signing_keys=NEW, timings=Timings(poll_interval=NO_POLL))
     signed.store.set("limit", 5)
     assert eventually(lambda: config.stats.rejected == 1, timeout=5)
     assert config.get("limit") is None
@@ -150,7 +153,7 @@ def test_services_holding_only_an_ed25519_public_key_follow_the_store(
         server.url, signing_keys=f"ed=ed25519:{base64.b64encode(secret).decode()}"
     )
     verify_only = f"ed=ed25519-public:{base64.b64encode(public).decode()}"
-    config = fleet.client(signing_keys=verify_only, poll_interval=NO_POLL)
+    config = fleet.client(signing_keys=verify_only, timings=Timings(poll_interval=NO_POLL))
     version = fleet.store.set("limit", 7)
     assert config.wait_for_version(version, timeout=5)
     assert config.get("limit") == 7

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Fleet, HotConfig, Status
+from hotconfig import ConfigStore, Connection, Fleet, HotConfig, Status
 from hotconfig.testing.server import free_port
 from tests.waiting import eventually
 
@@ -133,7 +133,9 @@ def tls_server(tmp_path: Path, certificates: Certificates) -> Iterator[TlsServer
 def test_a_client_and_a_store_work_over_tls(tls_server: TlsServer) -> None:
     ca = tls_server.certificates.ca
     with (
-        HotConfig(tls_server.url(), redis_kwargs={"ssl_ca_certs": str(ca)}) as config,
+        HotConfig(
+            tls_server.url(), connection=Connection(redis_kwargs={"ssl_ca_certs": str(ca)})
+        ) as config,
         ConfigStore(tls_server.url(ca)) as store,
     ):
         assert config.status is Status.LIVE, config.stats
@@ -157,7 +159,9 @@ def test_a_client_and_a_store_work_over_tls(tls_server: TlsServer) -> None:
 
 def test_a_wrong_ca_fails_loudly(tls_server: TlsServer) -> None:
     wrong = str(tls_server.certificates.other_ca)
-    config = HotConfig(tls_server.url(), redis_kwargs={"ssl_ca_certs": wrong})
+    config = HotConfig(
+        tls_server.url(), connection=Connection(redis_kwargs={"ssl_ca_certs": wrong})
+    )
     try:
         assert config.start(timeout=1) is False
         assert eventually(lambda: config.stats.last_error is not None, timeout=5)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotconfig import Status
+from hotconfig import Status, Timings
 from hotconfig.testing import EmbeddedServer, ServerKind
 from tests.faults.harness import NO_POLL, Fleet
 from tests.faults.topology import Cluster, SentinelSet, Writer
@@ -44,7 +44,7 @@ def test_a_sentinel_failover_during_200_writes_converges(
 ) -> None:
     fleet = fleet_factory(sentinels.url)
     fleet.store.set("counter", -1)
-    clients = [fleet.client(poll_interval=POLL) for _ in range(3)]
+    clients = [fleet.client(timings=Timings(poll_interval=POLL)) for _ in range(3)]
     writer = Writer(fleet.store, 200)
     assert writer.halfway.wait(30)
     new_master = sentinels.failover()
@@ -73,7 +73,7 @@ def test_clients_leave_a_frozen_master(
 ) -> None:
     fleet = fleet_factory(sentinels.url)
     fleet.store.set("limit", 1)
-    clients = [fleet.client(poll_interval=POLL) for _ in range(2)]
+    clients = [fleet.client(timings=Timings(poll_interval=POLL)) for _ in range(2)]
     old = sentinels.master
     old.pause()  # partitioned: it answers nobody, and the sentinels promote the replica
     try:
@@ -106,7 +106,7 @@ def test_a_fleet_on_a_cluster_subscribes_all_over_it_and_every_node_delivers(
     cluster: Cluster, fleet_factory: Callable[[str], Fleet]
 ) -> None:
     fleet = fleet_factory(cluster.url)
-    clients = [fleet.client(poll_interval=NO_POLL) for _ in range(12)]
+    clients = [fleet.client(timings=Timings(poll_interval=NO_POLL)) for _ in range(12)]
 
     def subscribers(server: EmbeddedServer) -> int:
         with server.client() as admin:
@@ -129,7 +129,7 @@ def test_a_cluster_node_restart_converges(
     fleet = fleet_factory(cluster.url)
     for i in range(20):
         fleet.store.set(f"k{i}", i)
-    clients = [fleet.client(poll_interval=POLL) for _ in range(3)]
+    clients = [fleet.client(timings=Timings(poll_interval=POLL)) for _ in range(3)]
     fleet.assert_converged()
 
     # The node serving the store's slot restarts (without persistence, so it comes back

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from hotconfig import ConfigStore, Entry, HotConfig, Status
+from hotconfig import ConfigStore, Entry, HotConfig, Status, Timings
 from hotconfig._config.wire import encode_message
 from hotconfig.testing.server import EmbeddedServer
 from tests.faults.harness import NO_POLL, Fleet, Gate, kill_pubsub
@@ -44,7 +44,7 @@ def written(fleet: Fleet, config: HotConfig[Any], key: str, value: object) -> in
 def test_a_duplicate_or_stale_version_is_ignored(fleet: Fleet, redis_client: redis.Redis) -> None:
     fleet.store.set("limit", 1)
     fleet.store.set("limit", 2)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     epoch, version = fleet.store.epoch, fleet.store.version
     assert (config.version, config.get("limit")) == (version, 2)
     resyncs = config.stats.resyncs
@@ -65,7 +65,7 @@ def test_duplicates_and_stale_versions_are_counted_as_skipped(
 ) -> None:
     # Stats documents `skipped` as "duplicates and versions already applied".
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     epoch, version = fleet.store.epoch, fleet.store.version
 
     publish(redis_client, versioned("limit", "duplicate", version, epoch))
@@ -80,7 +80,7 @@ def test_a_gap_triggers_a_resync_that_converges_to_the_store(
     fleet: Fleet, server: EmbeddedServer, redis_client: redis.Redis
 ) -> None:
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     resyncs = config.stats.resyncs
 
     # A version from the future that the store never wrote: one look at the store's position
@@ -115,7 +115,7 @@ def test_a_lost_last_message_is_repaired_by_the_anti_entropy_poll(
 ) -> None:
     fleet.store.set("limit", 1)
     poll = 0.3
-    config = fleet.client(poll_interval=poll)
+    config = fleet.client(timings=Timings(poll_interval=poll))
     resyncs = config.stats.resyncs
 
     # The last write's PUBLISH never reaches the client and nothing follows it, so no gap
@@ -133,7 +133,7 @@ def test_a_message_from_an_epoch_the_store_does_not_have_is_rejected(
     # A real new epoch (a wiped store) resyncs: see test_restart. One the store does not have
     # is somebody else's message, and one look at the store says so.
     fleet.store.set("limit", 1)
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
     resyncs, rejected = config.stats.resyncs, config.stats.rejected
 
     next_version = fleet.store.version + 1
@@ -162,7 +162,7 @@ def test_a_raw_publish_before_the_next_version_costs_no_resync(
 ) -> None:
     fleet.store.set("limit", 1)
     # No ping while the gate holds the listener: the hold must not look like a dead server.
-    config = fleet.client(poll_interval=NO_POLL, ping_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL, ping_interval=NO_POLL))
     gate = Gate(config)
     resyncs = config.stats.resyncs
 
@@ -182,7 +182,7 @@ def test_a_raw_publish_before_the_next_version_costs_no_resync(
 def test_the_first_writes_of_a_new_store_read_in_one_batch_cost_no_resync(
     fleet: Fleet, redis_client: redis.Redis
 ) -> None:
-    config = fleet.client(poll_interval=NO_POLL, ping_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL, ping_interval=NO_POLL))
     assert (config.snapshot().epoch, config.version) == (None, 0)  # an empty store
     gate = Gate(config)
     resyncs = config.stats.resyncs
@@ -202,7 +202,9 @@ def test_after_a_wipe_a_write_behind_a_raw_publish_is_not_dropped(
     fleet: Fleet, server: EmbeddedServer, redis_client: redis.Redis
 ) -> None:
     fleet.store.set("limit", 0)
-    config = fleet.client(poll_interval=NO_POLL, ping_interval=NO_POLL, backoff_max=0.05)
+    config = fleet.client(
+        timings=Timings(poll_interval=NO_POLL, ping_interval=NO_POLL, backoff_max=0.05)
+    )
     gate = Gate(config)
     for i in range(20):
         version = fleet.store.set("limit", i)
@@ -244,7 +246,7 @@ def test_raw_publishes_are_best_effort_and_survive_a_resync_unless_the_store_hol
     """
     fleet.store.set_many({"stored.a": "store", "stored.b": "store", "taken.later": "store"})
     fleet.store.delete("taken.later")
-    config = fleet.client(poll_interval=NO_POLL)
+    config = fleet.client(timings=Timings(poll_interval=NO_POLL))
 
     publish(redis_client, json.dumps({"key": "raw.only", "value": "raw"}))
     publish(redis_client, json.dumps({"key": "stored.a", "value": "raw"}))
@@ -275,7 +277,7 @@ def test_raw_publishes_are_best_effort_and_survive_a_resync_unless_the_store_hol
     assert "taken.later" not in config
 
     # At-most-once: a late subscriber sees the store's writes, never an earlier raw publish.
-    late = fleet.client(start=False, poll_interval=NO_POLL)
+    late = fleet.client(start=False, timings=Timings(poll_interval=NO_POLL))
     assert late.start(timeout=10)
     assert "raw.only" not in late
     fleet.assert_converged([late])

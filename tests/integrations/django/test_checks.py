@@ -9,7 +9,9 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
+from hotconfig import Connection, Timings
 from hotconfig.testing import EmbeddedServer
+from hotconfig_django import conf
 from hotconfig_django.process import requested_check_tags
 from tests.conftest import ServerFactory
 from tests.integrations.django.processes import free_port
@@ -43,7 +45,9 @@ def test_the_test_projects_settings_pass() -> None:
         ({"URL": "redis://127.0.0.1:6379/cache"}, "hotconfig.E003", "database number", "redis://"),
         ({"START": "yes"}, "hotconfig.E007", "'yes'", "auto"),
         ({"START_TIMEOUT": "5"}, "hotconfig.E007", "seconds", "5.0"),
-        ({"POLL_INTERVALL": 1.0}, "hotconfig.E002", "POLL_INTERVALL", "POLL_INTERVAL"),
+        ({"POLL_INTERVALL": 1.0}, "hotconfig.E002", "POLL_INTERVALL", "TIMINGS"),
+        ({"TIMINGS": {"poll_interval": 0}}, "hotconfig.E008", "poll_interval", "Timings"),
+        ({"LIMITS": {"max_batches": 9}}, "hotconfig.E008", "max_batches", "Limits"),
     ],
 )
 def test_a_bad_setting_is_an_error_with_a_hint(
@@ -56,6 +60,29 @@ def test_a_bad_setting_is_an_error_with_a_hint(
     assert said in messages[0].msg
     assert messages[0].hint is not None
     assert hinted in messages[0].hint
+
+
+def test_the_option_groups_take_objects_or_dicts(hotconfig_settings: dict[str, Any]) -> None:
+    groups = {"TIMINGS": Timings(poll_interval=30.0), "CONNECTION": {"redis_kwargs": {"db": 0}}}
+    with override_settings(HOTCONFIG={**hotconfig_settings, **groups}):
+        loaded = conf.load()
+    assert loaded.timings == Timings(poll_interval=30.0)
+    assert loaded.connection.redis_kwargs == {"db": 0}
+
+
+def test_a_flat_entry_of_earlier_releases_is_folded_into_its_group(
+    hotconfig_settings: dict[str, Any],
+) -> None:
+    with (
+        override_settings(
+            HOTCONFIG={**hotconfig_settings, "POLL_INTERVAL": 30.0, "SHARDED": False}
+        ),
+        pytest.warns(DeprecationWarning, match="is deprecated") as warned,
+    ):
+        loaded = conf.load()
+    assert loaded.timings == Timings(poll_interval=30.0)
+    assert loaded.connection == Connection(sharded=False)
+    assert "write 'TIMINGS': {'poll_interval': ...}" in str(warned[0].message)
 
 
 def test_a_password_in_the_url_never_shows_in_a_message(hotconfig_settings: dict[str, Any]) -> None:
