@@ -22,7 +22,6 @@ import secrets
 import socket
 import threading
 import time
-import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .. import signals
+from .._redis import forking
 from .._redis.connection import Target
 from ..signals import Status
 from .registry import COUNTS, REPORT_SCRIPT, Registry, Rejection, channel_for, describe
@@ -97,7 +97,7 @@ class Reporter:
         self._reset()
         signals.status_changed.connect(self._on_status, sender=config)
         signals.config_rejected.connect(self._on_rejected, sender=config)
-        _reporters.add(self)
+        forking.track(self, forking.Stage.REPORTERS)
 
     def _reset(self) -> None:
         # Everything a forked child must not share with its parent.
@@ -136,7 +136,7 @@ class Reporter:
                 log.debug("the health reporter thread did not stop within %ss", timeout)
         signals.status_changed.disconnect(self._on_status, sender=self._config)
         signals.config_rejected.disconnect(self._on_rejected, sender=self._config)
-        _reporters.discard(self)
+        forking.untrack(self)
 
     @property
     def running(self) -> bool:
@@ -237,7 +237,10 @@ class Reporter:
         text = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
         return text[:-1], snapshot.version  # the script closes the object
 
-    # -- fork safety --------------------------------------------------------------------------
+    # -- fork and exit (hotconfig._redis.forking) ----------------------------------------------
+
+    def _fork_lock(self) -> None:
+        return None
 
     def _after_fork_in_child(self) -> None:
         # The parent's thread does not exist here and its socket is the parent's: drop both
@@ -250,17 +253,3 @@ class Reporter:
 
     def __repr__(self) -> str:
         return f"<Reporter {self.instance} {self._where} running={self._running}>"
-
-
-_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for reporter in list(_reporters):
-        try:
-            reporter._after_fork_in_child()
-        except Exception:
-            log.exception("could not restart the health reporter after fork")
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

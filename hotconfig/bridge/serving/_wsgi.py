@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 from collections.abc import AsyncGenerator, Iterator
 
+from ..._redis import forking
 from .._hub import Bridge
 from .._recovery import Authorize
 from ._sse import sse_stream
@@ -120,31 +120,51 @@ async def _close(stream: AsyncGenerator[bytes, None]) -> None:
         log.warning("a bridged stream was closed while it ran; its subscription ends with it")
 
 
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid = 0
-_loop_thread: threading.Thread | None = None
-
-
-def shared_loop() -> asyncio.AbstractEventLoop:
+class _SharedLoop:
     """The process's event loop for blocking streams, on a daemon thread started on first use.
 
     A forked child (a gunicorn worker of a ``--preload`` master) inherits the loop object but
-    not its thread: the first call in the child starts a loop of its own.
+    not its thread: :mod:`hotconfig._redis.forking` drops both there, and the first stream of
+    the child starts a loop of its own.
     """
-    global _loop, _loop_pid, _loop_thread
-    with _lock:
-        alive = _loop_thread is not None and _loop_thread.is_alive()
-        if _loop is None or _loop_pid != os.getpid() or not alive:
-            if _loop is not None and _loop_pid == os.getpid():
-                log.error("the bridge's event loop thread had stopped: starting another")
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=_run_loop, args=(loop,), name="hotconfig-bridge-loop", daemon=True
-            )
-            thread.start()
-            _loop, _loop_pid, _loop_thread = loop, os.getpid(), thread
-        return _loop
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                if self._loop is not None:
+                    log.error("the bridge's event loop thread had stopped: starting another")
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=_run_loop, args=(loop,), name="hotconfig-bridge-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _fork_lock(self) -> None:
+        return None
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the child has one thread: whatever held it is gone
+        self._loop = self._thread = None
+
+    def close(self) -> None:
+        """Nothing to release at exit: the thread is a daemon, and it still carries the last
+        events of the bridges closed at exit to their streams."""
+
+
+_shared = _SharedLoop()
+forking.track(_shared, forking.Stage.SERVING)
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for blocking streams (see :class:`_SharedLoop`)."""
+    return _shared.get()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
