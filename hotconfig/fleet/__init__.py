@@ -9,8 +9,18 @@ the channel. :mod:`hotconfig.fleet.metrics` exports the clients' counters to Pro
 
 from __future__ import annotations
 
-from ._observer import ChangeNotice, Convergence, Fleet, Gone, Watch
-from .registry import Report
+from ._observer import ChangeNotice, Convergence, Fleet, Gone, Outcome, Watch
+from .registry import Report, ReportEvent
 from .reporter import Reporter
 
-__all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Report", "Reporter", "Watch"]
+__all__ = [
+    "ChangeNotice",
+    "Convergence",
+    "Fleet",
+    "Gone",
+    "Outcome",
+    "Report",
+    "ReportEvent",
+    "Reporter",
+    "Watch",
+]

@@ -16,6 +16,7 @@ it, so nothing falls between the two), and then decides on every report as it ar
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -29,9 +30,9 @@ from .._redis.connection import Target, resolve
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
 from .._redis.session import await_subscribed
 from ..signals import Status
-from .registry import LIVE_SCRIPT, Registry, Report, channel_for
+from .registry import LIVE_SCRIPT, Registry, Report, ReportEvent, channel_for
 
-__all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Watch"]
+__all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Outcome", "Watch"]
 
 # A report's expiry is the server's clock; a little slack for the trip and the clocks' skew.
 _EXPIRY_SLACK = 0.05
@@ -53,6 +54,15 @@ class Convergence(NamedTuple):
     gone: tuple[str, ...]
     elapsed: float
     reports: dict[str, Report]
+
+
+class Outcome(enum.StrEnum):
+    """Where :meth:`Fleet.wait` left an instance."""
+
+    APPLIED = "applied"  # it applied the version (or a later one)
+    REJECTED = "rejected"  # it refused the version (the reason is in Convergence.rejected)
+    GONE = "gone"  # it left, or its registration expired, without applying it
+    BEHIND = "behind"  # it had not applied it when the wait timed out
 
 
 class Gone(NamedTuple):
@@ -173,14 +183,14 @@ class Fleet:
         pubsub = self._subscribe(self.health_channel)
         try:
             roster = self._read(service)
-            settled: dict[str, str] = {}  # instance -> applied | rejected | gone
+            settled: dict[str, Outcome] = {}
             for instance in list(roster.reports):
                 _settle(roster, instance, version, settled)
             while len(settled) < len(roster.reports):
                 now = time.monotonic()
                 for instance in roster.reports:
                     if instance not in settled and now > roster.expiry(instance):
-                        settled[instance] = "gone"
+                        settled[instance] = Outcome.GONE
                 pending = [i for i in roster.reports if i not in settled]
                 if not pending or now >= deadline:
                     break
@@ -317,30 +327,32 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         self.close()
 
 
-def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, str]) -> None:
+def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, Outcome]) -> None:
     report = roster.reports[instance]
     if report.rejection_of(version) is not None:
-        settled[instance] = "rejected"
+        settled[instance] = Outcome.REJECTED
     elif report.version >= version:
-        settled[instance] = "applied"
-    elif report.event == "leave" or report.status == Status.CLOSED:
-        settled[instance] = "gone"
+        settled[instance] = Outcome.APPLIED
+    elif report.event == ReportEvent.LEAVE or report.status == Status.CLOSED:
+        settled[instance] = Outcome.GONE
 
 
-def _result(roster: _Roster, version: int, settled: dict[str, str], elapsed: float) -> Convergence:
-    def named(outcome: str) -> tuple[str, ...]:
+def _result(
+    roster: _Roster, version: int, settled: dict[str, Outcome], elapsed: float
+) -> Convergence:
+    def named(outcome: Outcome) -> tuple[str, ...]:
         return tuple(sorted(i for i, o in settled.items() if o == outcome))
 
     rejected = []
-    for instance in named("rejected"):
+    for instance in named(Outcome.REJECTED):
         rejection = roster.reports[instance].rejection_of(version)
         if rejection is None:
-            rejected.append((instance, "rejected"))
+            rejected.append((instance, Outcome.REJECTED.value))
         else:
             where = f"{rejection.key}: " if rejection.key else ""
             rejected.append((instance, where + rejection.reason))
     behind = tuple(sorted(i for i in roster.reports if i not in settled))
-    applied, gone = named("applied"), named("gone")
+    applied, gone = named(Outcome.APPLIED), named(Outcome.GONE)
     ok = not (rejected or behind or gone)
     return Convergence(
         ok, version, applied, tuple(rejected), behind, gone, elapsed, dict(roster.reports)

@@ -12,6 +12,7 @@ report holds no value, ever: keys, versions and reasons only.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "Registry",
     "Rejection",
     "Report",
+    "ReportEvent",
     "channel_for",
     "describe",
 ]
@@ -123,12 +125,23 @@ class Rejection:
     reason: str
 
 
+class ReportEvent(enum.StrEnum):
+    """What made an instance report (:attr:`Report.event`)."""
+
+    START = "start"  # its reporter started
+    VERSION = "version"  # it applied a new version
+    STATUS = "status"  # its status changed
+    REJECTED = "rejected"  # it refused a message or a value
+    TICK = "tick"  # the periodic refresh of its registration
+    LEAVE = "leave"  # a clean close: it left the registry
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """One instance's report as published on the health channel and kept in the registry.
 
-    ``event`` says what made it: ``start``, ``version``, ``status``, ``rejected``, ``tick`` or
-    ``leave`` (a clean close: the instance left the registry). ``time`` and ``expires`` are the
+    ``event`` says what made it (a :class:`ReportEvent` value; a report from another release of
+    hotconfig may carry one this one does not know). ``time`` and ``expires`` are the
     server's clock, in seconds. ``lag`` is how long (s) the oldest store version this instance
     has not applied has existed, 0 when it is up to date.
     """

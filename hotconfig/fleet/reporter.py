@@ -33,7 +33,15 @@ from .. import signals
 from .._redis import forking
 from .._redis.connection import Target
 from ..signals import Status
-from .registry import COUNTS, REPORT_SCRIPT, Registry, Rejection, channel_for, describe
+from .registry import (
+    COUNTS,
+    REPORT_SCRIPT,
+    Registry,
+    Rejection,
+    ReportEvent,
+    channel_for,
+    describe,
+)
 
 if TYPE_CHECKING:
     from ..client import HotConfig
@@ -104,7 +112,7 @@ class Reporter:
         self.instance = new_instance_id()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake: str | None = "start"
+        self._wake: ReportEvent | None = ReportEvent.START
         self._thread: threading.Thread | None = None
         self._redis: redis.Redis | None = None
         self._script: Any = None
@@ -145,7 +153,7 @@ class Reporter:
     # -- receivers: on the client's listener thread (or close()'s caller); never block ---------
 
     def _on_status(self, sender: object, **kwargs: Any) -> None:
-        self._wake = "status"
+        self._wake = ReportEvent.STATUS
 
     def _on_rejected(self, sender: object, **kwargs: Any) -> None:
         version = kwargs.get("version")
@@ -154,7 +162,7 @@ class Reporter:
         key = kwargs.get("key")
         reason = describe(str(kwargs.get("reason", "rejected")), kwargs.get("error"))
         self._rejections.append(Rejection(key if isinstance(key, str) else None, version, reason))
-        self._wake = "rejected"
+        self._wake = ReportEvent.REJECTED
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -168,9 +176,9 @@ class Reporter:
             if config.status is Status.CLOSED:
                 break  # the client is gone; leave the registry
             if event is None and config.version != seen:
-                event = "version"
+                event = ReportEvent.VERSION
             if event is None and now >= next_tick:
-                event = "tick"
+                event = ReportEvent.TICK
             if event is not None:
                 self._wake = None
                 seen = config.version
@@ -178,7 +186,7 @@ class Reporter:
                 next_tick = now + (self.interval if self._report(event) else min(self.interval, 1))
             # Returns as soon as a newer version's receivers have run, else after the slice.
             config.wait_for_version(seen + 1, timeout=min(_SLICE, max(0.0, next_tick - now)))
-        self._report("leave")
+        self._report(ReportEvent.LEAVE)
         client, self._redis = self._redis, None
         if client is not None:
             client.close()
@@ -201,7 +209,7 @@ class Reporter:
                 self._config.keyspace.history,
             ]
             ttl_ms = int(self.ttl * 1000)
-            leave = "1" if event == "leave" else "0"
+            leave = "1" if event is ReportEvent.LEAVE else "0"
             args = [self.channel, self.instance, ttl_ms, version, head, leave]
             self._script(keys=keys, args=args)
         except Exception as exc:  # a report must never break the client: count, retry later

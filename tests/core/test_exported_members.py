@@ -157,7 +157,17 @@ def test_testing_names_are_pinned() -> None:
         ),
         (
             "hotconfig.fleet",
-            ["ChangeNotice", "Convergence", "Fleet", "Gone", "Report", "Reporter", "Watch"],
+            [
+                "ChangeNotice",
+                "Convergence",
+                "Fleet",
+                "Gone",
+                "Outcome",
+                "Report",
+                "ReportEvent",
+                "Reporter",
+                "Watch",
+            ],
         ),
         (
             "hotconfig.security",
