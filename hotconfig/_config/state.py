@@ -6,21 +6,18 @@ here, and the only thing published to readers is the merged :class:`Snapshot`.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._redis.keyspace import Position, StoreSnapshot
 from ..errors import InvalidValueError
-from ..signals import Change
 from .schema import Schema
 from .snapshot import Snapshot
+from .update import ABSENT, Staged, Update, change, diff, differs
 from .wire import Entry, Message
 
 __all__ = ["ConfigState", "Staged", "Update"]
 
-_ABSENT: Final[Any] = object()
 # Values pinned by testing.override() sit above every real scope. The name cannot come off
 # the wire: "<" is not a valid scope character.
 PINNED: Final = "<pinned>"
@@ -30,28 +27,6 @@ _RING: Final = 256
 # Stored values the model refused, remembered so each is reported once; bounded, so that a
 # stream of rejected values cannot grow memory (the oldest is forgotten first).
 _REJECTED_MAX: Final = 10_000
-
-
-class Staged(enum.Enum):
-    """What :meth:`ConfigState.stage` did with a message."""
-
-    QUEUED = "queued"  # it applies at the next commit
-    DUPLICATE = "duplicate"  # a version already applied (or staged): dropped
-    GAP = "gap"  # a version or epoch this client cannot follow from where it is
-    CONFLICT = "conflict"  # a version it has, or follows, with another digest: a different write
-
-
-@dataclass(slots=True)
-class Update:
-    """What one apply produced: the new snapshot (None if nothing changed) and what to tell.
-
-    ``applied`` counts the messages that took effect (a message the model refused does not).
-    """
-
-    snapshot: Snapshot | None = None
-    changes: list[Change] = field(default_factory=list)
-    rejected: list[InvalidValueError] = field(default_factory=list)
-    applied: int = 0
 
 
 class ConfigState:
@@ -225,7 +200,7 @@ class ConfigState:
                         schema.check_key(key)
                         if op == "set":
                             schema.check_value(key, value)
-                        undo.append((layer, key, layer.get(key, _ABSENT)))
+                        undo.append((layer, key, layer.get(key, ABSENT)))
                     if op == "set":
                         layer[key] = value
                     else:
@@ -235,20 +210,20 @@ class ConfigState:
                     if raw and op == "set":
                         overlay_ops.append(((scope, key), value))
                     elif track_overlay or raw:
-                        overlay_ops.append(((scope, key), _ABSENT))
+                        overlay_ops.append(((scope, key), ABSENT))
                 if not raw:
                     version = message.version  # type: ignore[assignment]
                     epoch = message.epoch or epoch
             update = self._swap(touched, version, epoch)
         except InvalidValueError:
             for layer, key, value in reversed(undo):
-                if value is _ABSENT:
+                if value is ABSENT:
                     layer.pop(key, None)
                 else:
                     layer[key] = value
             raise
         for slot, value in overlay_ops:
-            if value is _ABSENT:
+            if value is ABSENT:
                 self.overlay.pop(slot, None)
             else:
                 self.overlay[slot] = value
@@ -269,11 +244,11 @@ class ConfigState:
         for key in touched:
             raw = self._effective(key)
             if schema.is_field(key):
-                if raw is _ABSENT:
+                if raw is ABSENT:
                     typed_raw.pop(key, None)
                 else:
                     typed_raw[key] = raw
-            elif raw is _ABSENT:
+            elif raw is ABSENT:
                 values.pop(key, None)
             else:
                 values[key] = raw
@@ -287,11 +262,11 @@ class ConfigState:
         changes = []
         last = next(reversed(touched.values()))  # a field a validator changed reports this
         for key in touched_keys:
-            before, after = old._values.get(key, _ABSENT), values.get(key, _ABSENT)
-            if _differs(before, after):
+            before, after = old._values.get(key, ABSENT), values.get(key, ABSENT)
+            if differs(before, after):
                 entry = touched.get(key, last)
                 op = entry.op if key in touched else "set"
-                changes.append(_change(key, before, after, entry.scope, version, op))
+                changes.append(change(key, before, after, entry.scope, version, op))
         self.snapshot = Snapshot(values, version, epoch, settings, self._digest_at(version))
         return Update(self.snapshot, changes)
 
@@ -303,7 +278,7 @@ class ConfigState:
             layer = self.layers[scope]
             if key in layer:
                 return layer[key]
-        return _ABSENT
+        return ABSENT
 
     # -- resync -------------------------------------------------------------------------------
 
@@ -355,7 +330,9 @@ class ConfigState:
             merged = {k: v for k, v in merged.items() if not self.schema.is_field(k)}
             merged.update(self.schema.flatten(settings))
         self.layers = layers
-        update.changes = self._diff(merged, origin, old_layers, version)
+        update.changes = diff(
+            self.snapshot._values, merged, origin, old_layers, self.scopes, version
+        )
         digest = store.digest or None
         self.snapshot = update.snapshot = Snapshot(merged, version, epoch, settings, digest)
         return update
@@ -384,8 +361,8 @@ class ConfigState:
                     break
                 if self._first_rejection(scope, key, typed_raw[key]):
                     update.rejected.append(error)
-                previous = old_layers.get(scope, {}).get(key, _ABSENT)
-                if previous is not _ABSENT:
+                previous = old_layers.get(scope, {}).get(key, ABSENT)
+                if previous is not ABSENT:
                     typed_raw[key] = layers[scope][key] = previous
                     continue
                 # Nothing accepted here before: the next lower scope shows through, as it does
@@ -400,27 +377,6 @@ class ConfigState:
                     typed_raw[key], origin[key] = layers[below][key], below
         return self.snapshot.settings
 
-    def _diff(
-        self,
-        values: dict[str, Any],
-        origin: dict[str, str],
-        old_layers: dict[str, dict[str, Any]],
-        version: int,
-    ) -> list[Change]:
-        old = self.snapshot._values
-        changes = []
-        for key, after in values.items():
-            before = old.get(key, _ABSENT)
-            if _differs(before, after):
-                changes.append(
-                    _change(key, before, after, origin.get(key, "global"), version, "set")
-                )
-        for key, before in old.items():
-            if key not in values:
-                scope = next((s for s in reversed(self.scopes) if key in old_layers[s]), "global")
-                changes.append(_change(key, before, _ABSENT, scope, version, "delete"))
-        return changes
-
     def pin(self, values: Mapping[str, Any], unset: Iterable[str] = ()) -> Update:
         """Pin ``values`` above every scope and drop the pins of ``unset`` (testing.override)."""
         entries = [Entry(key, value, PINNED) for key, value in values.items()]
@@ -434,14 +390,3 @@ class ConfigState:
 
     def pinned(self) -> dict[str, Any]:
         return dict(self.layers[PINNED])
-
-
-def _differs(before: Any, after: Any) -> bool:
-    # 1 == True == 1.0 in Python, but a change of type is a change to the reader.
-    return before is not after and (type(before) is not type(after) or before != after)
-
-
-def _change(key: str, before: Any, after: Any, scope: str, version: int, op: Any) -> Change:
-    old = None if before is _ABSENT else before
-    new = None if after is _ABSENT else after
-    return Change(key, old, new, scope, version, "delete" if after is _ABSENT else op)
