@@ -1,7 +1,7 @@
 """The fleet's reading side (hotconfig.fleet._observer) against reports written by the registry's
 own script (tests/reports.py), so that instances can be in any state on cue: what
 ``Fleet.instances`` lists, how ``Fleet.wait`` settles each instance, and what ``Fleet.watch``
-yields. Real clients and reporters together are tests/core/test_health.py."""
+yields. Real clients and reporters together are tests/core/test_reporter.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The bounded outbox of one connection (hotconfig.bridge._outbox): what waits is counted in
 bytes, items with one key coalesce, going over the bound ends the outbox, and an ended outbox
 wakes whoever waits on it. The SSE wire format's own tests are in
-tests/integrations/fastapi/test_sse.py (the adapter re-exports this module)."""
+tests/core/test_outbox_wire.py."""
 
 from __future__ import annotations
 
