@@ -89,13 +89,20 @@ def resolve(url: str | None) -> str:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password (and a lone user name's secret) replaced by ``***``."""
+    """``url`` with its password (and a lone user name's secret, and a ``password=`` in the
+    query string, which redis-py reads too) replaced by ``***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
+    query = "&".join(
+        f"{name}=***" if unquote(name).lower() == "password" and sep else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    if query != parts.query:
+        parts = parts._replace(query=query)
     if parts.password is None and not (parts.username and "@" in parts.netloc):
-        return url
+        return urlunsplit(parts)
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     # redis-py reads "redis://secret@host" as a password with no user name.

@@ -61,8 +61,9 @@ class Tally:
             return dict(self.counts)
 
 
-# An item waits in the outbox as bytes: a kind tag, the channel, NUL, the coalescing key (JSON,
-# so never a raw NUL; empty for none), NUL, the event id (empty for none), NUL, the payload.
+# An item waits in the outbox as bytes: a kind tag, the channel's length (4 bytes) and the
+# channel (a Redis channel name may hold any byte, NUL included), the coalescing key (JSON, so
+# never a raw NUL; empty for none), NUL, the event id (ours; empty for none), NUL, the payload.
 # The outbox counts these bytes against the bound; a pattern subscription needs each item's
 # channel, an SSE writer its key and id.
 _TAGS = {
@@ -76,9 +77,11 @@ _FINAL_ENDING = {EventKind.IDLE: Ending.IDLE, EventKind.RECOVERY: Ending.SHUTDOW
 
 
 def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: str = "") -> bytes:
-    return b"%s%s\0%s\0%s\0%s" % (
+    name = channel.encode()
+    return b"%s%s%s%s\0%s\0%s" % (
         _TAGS[kind],
-        channel.encode(),
+        len(name).to_bytes(4, "little"),
+        name,
         key.encode(),
         event_id.encode(),
         data,
@@ -87,10 +90,9 @@ def _pack(kind: EventKind, channel: str, data: bytes, key: str = "", event_id: s
 
 def _unpack(item: bytes) -> Event:
     kind = _KINDS[item[0]]
-    channel, _, rest = item[1:].partition(b"\0")
-    key, _, rest = rest.partition(b"\0")
+    end = 5 + int.from_bytes(item[1:5], "little")
+    key, _, rest = item[end:].partition(b"\0")
     event_id, _, data = rest.partition(b"\0")
     text = data.decode("utf-8", "replace")
-    return Event(
-        kind, channel.decode(), text, key.decode() or None, False, event_id.decode() or None
-    )
+    channel = item[5:end].decode()
+    return Event(kind, channel, text, key.decode() or None, False, event_id.decode() or None)

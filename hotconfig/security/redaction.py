@@ -24,8 +24,9 @@ _SECRET_WORDS: Final = frozenset(
 # Two-word names, matched as adjacent words ("api_key", "apiKey", "private.key").
 _SECRET_PAIRS: Final = frozenset({("api", "key"), ("private", "key"), ("access", "key")})
 _JOINED: Final = frozenset({"apikey", "privatekey", "accesskey"})
-# Words are runs of letters or digits; a capital after a lower-case letter starts a new one.
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# Words are runs of letters, or of digits ("password2" is "password", "2"); a capital after a
+# lower-case letter starts a new one.
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _extra: list[str] = []
 
 

@@ -14,7 +14,7 @@ from redis.crc import key_slot
 
 from hotconfig import ConfigStore
 from hotconfig._redis.keyspace import Keyspace
-from hotconfig.errors import InvalidMessageError, InvalidValueError
+from hotconfig.errors import InvalidMessageError, InvalidValueError, RejectReason
 from hotconfig.fleet.registry import (
     COUNTS,
     LIVE_SCRIPT,
@@ -189,7 +189,7 @@ def test_the_counts_a_report_carries_are_the_client_s_stats() -> None:
 def test_a_rejection_is_described_without_the_value_it_refused() -> None:
     error = InvalidValueError("limit", "Input should be a valid integer (input 'hunter2')")
     assert describe("invalid_value", error) == "invalid_value: Input should be a valid integer"
-    message = InvalidMessageError("too_large", "the message is 2 MB")
+    message = InvalidMessageError(RejectReason.OVERSIZE, "the message is 2 MB")
     assert describe("invalid_message", message) == "invalid_message: the message is 2 MB"
     assert describe("bad_signature", RuntimeError("secret inside")) == "bad_signature"
 
