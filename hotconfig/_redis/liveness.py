@@ -53,9 +53,24 @@ def misconfiguration(exc: BaseException) -> str | None:
         return "the server's TLS certificate does not verify: check ssl_ca_certs (redis_kwargs)"
     if isinstance(exc, redis.exceptions.InvalidResponse):
         return "the server at this address does not speak the Redis protocol: check host and port"
-    if isinstance(exc, redis.ResponseError):
+    if isinstance(exc, redis.ResponseError) and not _passing(exc):
         return f"the server refused a command hotconfig needs: {exc}"
     return None
+
+
+# Error replies that say the server cannot serve *now* and will again by itself: a script or
+# function running too long (BUSY, until it ends or SCRIPT KILL), a dataset being loaded
+# (LOADING), a replica that lost its master (MASTERDOWN), a cluster between two states
+# (CLUSTERDOWN, TRYAGAIN). An outage, retried with backoff, not a misconfiguration.
+_PASSING = (
+    redis.exceptions.BusyLoadingError,  # LOADING
+    redis.exceptions.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.TryAgainError,  # TRYAGAIN
+)
+
+
+def _passing(exc: BaseException) -> bool:
+    return isinstance(exc, _PASSING) or str(exc).startswith(("BUSY ", "LOADING "))
 
 
 def check_master(target: Target, connection: Any) -> None:

@@ -165,3 +165,34 @@ def test_a_slow_receiver_on_a_healthy_connection_is_not_a_dead_connection(
 def debug_sleep(server: EmbeddedServer, seconds: float) -> None:
     with server.client() as client:
         client.execute_command("DEBUG", "SLEEP", seconds)
+
+
+# A script that keeps the server busy for this long (by its own clock), then ends by itself.
+_BUSY_SCRIPT = """
+local started = tonumber(redis.call('TIME')[1])
+while tonumber(redis.call('TIME')[1]) < started + tonumber(ARGV[1]) do end
+return 1
+"""
+
+
+def test_a_server_busy_with_a_long_script_is_an_outage_not_a_misconfiguration(
+    fleet: Fleet, server: EmbeddedServer, redis_client: redis.Redis
+) -> None:
+    fleet.store.set("limit", 1)
+    config = fleet.client(timings={"poll_interval": 0.2})
+    status = fleet.status_log(config)
+    try:
+        redis_client.config_set("busy-reply-threshold", 100)
+    except redis.ResponseError:  # before Redis 7: the same setting under its old name
+        redis_client.config_set("lua-time-limit", 100)
+    busy = threading.Thread(
+        target=lambda: server.client().eval(_BUSY_SCRIPT, 0, 3), name="busy-script", daemon=True
+    )
+    started = time.monotonic()
+    busy.start()
+    status.wait_for(Status.INTERRUPTED, started, DETECTION_BOUND + 5)
+    busy.join(10)
+    version = fleet.store.set("limit", 2)
+    status.wait_for(Status.LIVE, started, RECOVERY_BOUND + 10)
+    assert config.wait_for_version(version, timeout=RECOVERY_BOUND)
+    assert Status.MISCONFIGURED not in [new for _, new, _ in status.moves]
