@@ -113,8 +113,10 @@ class Listener(Session):
     # -- the session's hooks ------------------------------------------------------------------
 
     def connect(self) -> tuple[Any, Any]:
-        shard = self._listening.shard_channel
-        return self.target.listener_clients(self.options.socket_timeout, shard)
+        # A poll or a resync blocks no longer than a PONG may take: a freeze meanwhile is
+        # noticed within ping_interval + liveness_timeout (see hotconfig._redis.session).
+        timeout = min(self.options.socket_timeout, self.options.liveness_timeout)
+        return self.target.listener_clients(timeout, self._listening.shard_channel)
 
     def open(self, publisher: Any, pubsub: Any) -> None:
         """SUBSCRIBE and wait for the acknowledgement, *then* load the store's snapshot."""

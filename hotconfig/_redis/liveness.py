@@ -169,6 +169,11 @@ class Heartbeat:
     def overdue(self, now: float) -> bool:
         return self._due is not None and now > self._due
 
+    @property
+    def outstanding(self) -> bool:
+        """A PING is on its way and its PONG has not come back yet."""
+        return self._due is not None
+
     def deadline(self) -> float:
         """The next moment the heartbeat needs attention."""
         return self._next if self._due is None else min(self._next, self._due)

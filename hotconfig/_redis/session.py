@@ -15,7 +15,11 @@ one thread that reads it. What they share is here, once; what differs is a handf
   behind a burst.
 * **Read in batches**: everything already waiting is read at once (at most ``_DRAIN_LIMIT``, so
   a flood cannot starve the liveness checks) and handed over before the next wait; a read blocks
-  until the next timer is due, never on a clock tick of its own.
+  until the next timer is due (a quarter of a second at most).
+* **Periodic work never hides a freeze**: :meth:`Session.due` (the listener's poll, a question
+  to the sentinels) blocks on a socket of its own, so it runs only while no PING is on its way;
+  with its socket timeout no longer than ``liveness_timeout`` a frozen server is noticed within
+  ``ping_interval + liveness_timeout`` whatever the periodic work was doing.
 * **Backoff**: capped, jittered, reset after a session that lasted; a server that refuses the
   client (credentials, ACL) is asked again at a slow, steady pace and told once as an ERROR with
   what to fix (:class:`~.liveness.Outage`).
@@ -280,9 +284,12 @@ class Session:
             token = probe.send_due(now)
             if token is not None and not self._send_probe(publisher, token):
                 probe = Heartbeat(float("inf"), options.liveness_timeout, now)
-            if now >= next_due:
+            # Periodic work blocks on its own socket: it waits for the PONG of a PING on its
+            # way, so that a server frozen meanwhile is still noticed by the PING's deadline.
+            if now >= next_due and not heartbeat.outstanding:
                 next_due = now + self.due(publisher, connection)
-            wait = min(heartbeat.deadline(), probe.deadline(), next_due) - now
+            due = float("inf") if heartbeat.outstanding else next_due
+            wait = min(heartbeat.deadline(), probe.deadline(), due) - now
             if connection.can_read(timeout=max(0.0, min(wait, _MAX_WAIT))):
                 self._drain(publisher, connection, heartbeat, probe)
 

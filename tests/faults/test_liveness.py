@@ -196,3 +196,25 @@ def test_a_server_busy_with_a_long_script_is_an_outage_not_a_misconfiguration(
     status.wait_for(Status.LIVE, started, RECOVERY_BOUND + 10)
     assert config.wait_for_version(version, timeout=RECOVERY_BOUND)
     assert Status.MISCONFIGURED not in [new for _, new, _ in status.moves]
+
+
+def test_a_freeze_is_noticed_within_its_bound_while_the_poll_runs_all_the_time(
+    fleet: Fleet, server: EmbeddedServer
+) -> None:
+    # The poll comes due every 20 ms, so one starts right after each freeze; a socket timeout
+    # far above the PONG deadline shows whether the poll can hold the listener past it.
+    timings = {"ping_interval": 0.2, "liveness_timeout": 0.5, "socket_timeout": 4.0}
+    config = fleet.client(timings={**timings, "poll_interval": 0.02})
+    status = fleet.status_log(config)
+    bound = 0.2 + 0.5 + 0.25  # ping_interval + liveness_timeout + the read slice
+    for _ in range(2):
+        fleet.store.set("limit", time.monotonic())
+        time.sleep(0.3)
+        frozen_at = time.monotonic()
+        server.pause()
+        try:
+            interrupted_at = status.wait_for(Status.INTERRUPTED, frozen_at, 10)
+        finally:
+            server.resume()
+        assert interrupted_at - frozen_at < bound + 1.5  # the poll's 4 s would show here
+        status.wait_for(Status.LIVE, time.monotonic() - 0.1, RECOVERY_BOUND + 5)
