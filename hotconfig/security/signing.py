@@ -97,6 +97,12 @@ class _Hmac:
     __slots__ = ("_secret",)
 
     def __init__(self, kid: str, secret: bytes) -> None:
+        if not isinstance(secret, bytes | bytearray):
+            raise ValueError(
+                f"signing_keys: key {kid!r} is a {type(secret).__name__}, not bytes: give the "
+                "raw secret as bytes ({'k1': secrets.token_bytes(32)}), or the whole ring as a "
+                "string 'k1=<base64 secret>' (see hotconfig.security.KeyRing.parse)"
+            )
         if len(secret) < _MIN_KEY_BYTES:
             raise ValueError(
                 f"signing_keys: key {kid!r} has {len(secret)} bytes; use at least "
@@ -221,6 +227,11 @@ class KeyRing:
             return keys
         if isinstance(keys, str):
             return cls.parse(keys)
+        if not isinstance(keys, Mapping):
+            raise ValueError(
+                f"signing_keys must be a KeyRing, a string 'k1=<base64 secret>,...' or a "
+                f"mapping of key ids to secret bytes, not a {type(keys).__name__}"
+            )
         return cls(keys)
 
     @property

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from hotconfig import RejectReason
+from hotconfig import HotConfig, RejectReason
 from hotconfig._config.wire import Entry, parse
 from hotconfig.security import Verdict
 from hotconfig.security.signing import KeyRing, payload, signed_message
@@ -99,6 +99,24 @@ def test_rings_are_written_as_ids_and_base64_keys() -> None:
 def test_a_bad_ring_says_what_is_wrong(spec: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         KeyRing.parse(spec)
+
+
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        ({"k1": "a text secret, not bytes"}, "'k1' is a str, not bytes"),
+        ({"k1": 12345}, "'k1' is a int, not bytes"),
+        (["k1", b"0123456789abcdef"], "not a list"),
+    ],
+)
+def test_keys_of_the_wrong_kind_are_refused_when_the_client_is_made(
+    keys: object, says: str
+) -> None:
+    # Once a TypeError from hmac on the first signed write; now at construction, with the fix.
+    with pytest.raises(ValueError, match=says):
+        KeyRing.resolve(keys)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="signing_keys"):
+        HotConfig("redis://127.0.0.1:1/0", signing_keys=keys)  # type: ignore[arg-type]
 
 
 def test_unversioned_signed_messages_carry_a_time_and_apply_once() -> None:
