@@ -9,12 +9,16 @@ import tempfile
 from pathlib import Path
 
 from .._redis.keyspace import StoreSnapshot
+from .wire import DEFAULT_LIMITS, decode_value
 
 __all__ = ["LastKnownGood"]
 
 log = logging.getLogger("hotconfig.lastgood")
 
 _FORMAT = 2  # 2: the digest of the version saved
+# The file nests each value three levels down (the file, its layers, a scope's keys): a value
+# the wire would accept fits, anything deeper is not a file this library wrote.
+_MAX_DEPTH = DEFAULT_LIMITS.max_depth + 3
 
 
 class LastKnownGood:
@@ -28,9 +32,10 @@ class LastKnownGood:
         self.path = Path(path)
 
     def load(self) -> StoreSnapshot | None:
-        """The store's state as last saved, or None if the file is missing or unreadable."""
+        """The store's state as last saved, or None if the file is missing or unreadable (not
+        JSON, not UTF-8, nested too deep, a number out of range: the wire's own limits)."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = decode_value(self.path.read_bytes(), _MAX_DEPTH)
             if data.get("format") != _FORMAT:
                 return None
             return StoreSnapshot(

@@ -45,12 +45,29 @@ def test_a_missing_file_is_no_snapshot_and_no_warning(
         '{"format": 1, "epoch": null, "layers": {}}',  # no version
         '{"format": 1, "epoch": null, "version": 1, "layers": [1]}',
         "[]",
+        # Hostile or corrupt: a number out of range, nesting deeper than Python can decode,
+        # nesting deeper than the wire allows, text that is not UTF-8.
+        '{"format": 2, "epoch": null, "version": 1e999, "digest": "", "layers": {}}',
+        '{"format": 2, "layers": {"global": {"k": ' + "[" * 5000 + "]" * 5000 + "}}}",
+        '{"format": 2, "epoch": null, "version": 1, "digest": "", "layers": {"global": '
+        '{"k": ' + "[" * 100 + "]" * 100 + "}}}",
+        b'{"format": 2, "epoch": "\xff"}',
     ],
 )
-def test_an_unreadable_file_is_ignored(tmp_path: Path, content: str) -> None:
+def test_an_unreadable_file_is_ignored(tmp_path: Path, content: str | bytes) -> None:
     path = tmp_path / "lkg.json"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     assert LastKnownGood(path).load() is None
+
+
+def test_a_client_made_with_a_corrupt_file_starts_and_serves_its_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lkg.json"
+    path.write_text('{"format": 2, "version": 1e999, "layers": {}, "epoch": null, "digest": ""}')
+    with HotConfig("redis://127.0.0.1:1/0", model=Settings, cache_path=path) as config:
+        assert config.start(timeout=0.1) is False
+        assert config.settings == Settings()
 
 
 def test_a_failed_save_is_logged_and_keeps_the_previous_file(
