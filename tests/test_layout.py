@@ -21,10 +21,8 @@ STILL_UNNAMED = frozenset(
         "hotconfig/bridge/_history.py",
         "hotconfig/bridge/serving/_asgi.py",
         "hotconfig/bridge/serving/_websocket.py",
-        "hotconfig/errors.py",
         "integrations/hotconfig_django/apps.py",
         "integrations/hotconfig_django/conf.py",
-        "integrations/hotconfig_django/errors.py",
         "integrations/hotconfig_django/lazy.py",
         "integrations/hotconfig_django/lifecycle.py",
         "integrations/hotconfig_django/process.py",
@@ -33,7 +31,6 @@ STILL_UNNAMED = frozenset(
         "integrations/hotconfig_fastapi/lifespan.py",
         "integrations/hotconfig_fastapi/router.py",
         "integrations/hotconfig_flask/current.py",
-        "integrations/hotconfig_flask/errors.py",
         "integrations/hotconfig_flask/reloader.py",
     }
 )
