@@ -18,7 +18,6 @@ SOURCES = (ROOT / "hotconfig", ROOT / "integrations")
 STILL_UNNAMED = frozenset(
     {
         "integrations/hotconfig_django/apps.py",
-        "integrations/hotconfig_django/lazy.py",
         "integrations/hotconfig_django/lifecycle.py",
         "integrations/hotconfig_django/process.py",
         "integrations/hotconfig_django/pytest_plugin.py",
