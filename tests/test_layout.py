@@ -24,7 +24,6 @@ STILL_UNNAMED = frozenset(
         "integrations/hotconfig_fastapi/dependencies.py",
         "integrations/hotconfig_fastapi/lifespan.py",
         "integrations/hotconfig_fastapi/router.py",
-        "integrations/hotconfig_flask/current.py",
         "integrations/hotconfig_flask/reloader.py",
     }
 )
