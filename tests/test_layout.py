@@ -1,9 +1,9 @@
 """The tests mirror the code: the tests of ``x.py`` are in a file named after it.
 
-For every module of ``hotconfig/`` and ``integrations/`` there is a ``test_x.py`` (or
-``test_x_<what>.py``) somewhere under ``tests/``, the module's leading underscore dropped: the
-tests of ``hotconfig/bridge/_links.py`` are ``tests/core/test_links.py``, those of
-``hotconfig/_redis/forking.py`` also ``tests/faults/test_forking.py``. Package ``__init__`` and
+For every module of ``hotconfig/`` there is a ``test_x.py`` (or ``test_x_<what>.py``) under
+``tests/`` (outside ``tests/integrations``), the module's leading underscore dropped: the tests of
+``hotconfig/bridge/_links.py`` are ``tests/core/test_links.py``. For every module of an
+integration, ``integrations/hotconfig_<fw>/x.py``, there is one in ``tests/integrations/<fw>/``. Package ``__init__`` and
 ``__main__`` modules are exempt: their packages' tests are named after the package.
 """
 
@@ -18,28 +18,39 @@ SOURCES = (ROOT / "hotconfig", ROOT / "integrations")
 STILL_UNNAMED = frozenset(
     {
         "integrations/hotconfig_django/apps.py",
+        "integrations/hotconfig_django/errors.py",
         "integrations/hotconfig_django/lifecycle.py",
         "integrations/hotconfig_django/process.py",
         "integrations/hotconfig_django/pytest_plugin.py",
         "integrations/hotconfig_fastapi/dependencies.py",
         "integrations/hotconfig_fastapi/lifespan.py",
         "integrations/hotconfig_fastapi/router.py",
+        "integrations/hotconfig_flask/errors.py",
         "integrations/hotconfig_flask/reloader.py",
     }
 )
 
 
-def _test_stems() -> set[str]:
-    return {path.stem for path in (ROOT / "tests").rglob("test_*.py")}
+def _test_stems(where: Path, leave_out: Path | None = None) -> set[str]:
+    return {
+        path.stem
+        for path in where.rglob("test_*.py")
+        if leave_out is None or not path.is_relative_to(leave_out)
+    }
 
 
 def _unnamed() -> list[str]:
-    stems = _test_stems()
+    tests = ROOT / "tests"
     unnamed = []
     for source in SOURCES:
         for module in sorted(source.rglob("*.py")):
             if module.name in ("__init__.py", "__main__.py") or "management" in module.parts:
                 continue
+            if source.name == "integrations":  # tests/integrations/<framework>/
+                package = module.relative_to(source).parts[0]
+                stems = _test_stems(tests / "integrations" / package.removeprefix("hotconfig_"))
+            else:  # the core's tests: anywhere but under tests/integrations
+                stems = _test_stems(tests, leave_out=tests / "integrations")
             name = "test_" + module.stem.lstrip("_")
             if not any(stem == name or stem.startswith(name + "_") for stem in stems):
                 unnamed.append(module.relative_to(ROOT).as_posix())

@@ -4,6 +4,7 @@ store and fleet connections opened on first use with the group's options, and a
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import click
@@ -11,9 +12,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from hotconfig import ConfigStore
 from hotconfig.cli.output import Output
 from hotconfig.cli.session import (
-    STORE_OPTIONS,
     AppDefaults,
     Failure,
     Group,
@@ -37,14 +38,15 @@ def test_app_defaults_keep_only_the_options_writes_must_share() -> None:
     client_options = {
         "channel": "c",
         "namespace": "n",
-        "max_message_bytes": 4096,
-        "poll_interval": 5.0,  # how the app's client follows: nothing to do with a write
+        "limits": {"max_message_bytes": 4096},
+        "timings": {"poll_interval": 5.0},  # how the app's client follows: nothing to a write
         "model": object(),
     }
     defaults = AppDefaults.of("redis://h/0", client_options)
     assert defaults.url == "redis://h/0"
     assert dict(defaults.options) == {"channel": "c", "namespace": "n", "max_message_bytes": 4096}
-    assert set(defaults.options) <= set(STORE_OPTIONS)
+    # What is kept, a ConfigStore takes.
+    assert set(defaults.options) <= set(inspect.signature(ConfigStore).parameters)
     assert AppDefaults().options == {}
 
 
