@@ -1,10 +1,11 @@
 """The tests mirror the code: the tests of ``x.py`` are in a file named after it.
 
 For every module of ``hotconfig/`` there is a ``test_x.py`` (or ``test_x_<what>.py``) under
-``tests/`` (outside ``tests/integrations``), the module's leading underscore dropped: the tests of
-``hotconfig/bridge/_links.py`` are ``tests/core/test_links.py``. For every module of an
-integration, ``integrations/hotconfig_<fw>/x.py``, there is one in ``tests/integrations/<fw>/``. Package ``__init__`` and
-``__main__`` modules are exempt: their packages' tests are named after the package.
+``tests/`` (outside ``tests/integrations``), the module's leading underscore dropped: the tests
+of ``hotconfig/bridge/_links.py`` are ``tests/core/test_links.py``. For every module of an
+integration, ``integrations/hotconfig_<fw>/x.py``, there is one in ``tests/integrations/<fw>/``.
+Package ``__init__`` and ``__main__`` modules are exempt: their packages' tests are named after
+the package.
 """
 
 from __future__ import annotations
