@@ -46,19 +46,22 @@ def site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
         yield s
 
 
+@pytest.mark.parametrize("served", ["site", "wsgi_site"])  # ASGI under uvicorn, WSGI threads
 def test_the_token_sequence_reaches_an_sse_client_in_order_and_the_stream_ends_on_done(
-    site: Served, redis_client: redis.Redis
+    served: str, request: pytest.FixtureRequest, redis_client: redis.Redis
 ) -> None:
-    with EventReader(site.url + "/bridge/sse/ai:stream:sess-abc") as reader:
+    site: Served = request.getfixturevalue(served)
+    channel = f"ai:stream:sess-{served}"
+    with EventReader(f"{site.url}/bridge/sse/{channel}") as reader:
         assert reader.status == 200
         assert reader.content_type.startswith("text/event-stream")
-        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 1)
-        sent = publish(redis_client, "ai:stream:sess-abc", *TOKENS, DONE)
+        assert eventually(lambda: subscribers(redis_client, channel) == 1)
+        sent = publish(redis_client, channel, *TOKENS, DONE)
         events = [reader.next() for _ in sent]
         assert [(e.event, e.data) for e in events] == [("message", s) for s in sent]
         assert reader.ended.wait(5), "the stream stayed open after done"
         assert reader.pending() == []
-    assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-abc") == 0)
+    assert eventually(lambda: subscribers(redis_client, channel) == 0)
 
 
 def test_the_token_sequence_reaches_a_websocket_client_and_it_is_closed_on_done(
@@ -135,20 +138,6 @@ def wsgi_site(server: EmbeddedServer, tmp_path: Path) -> Iterator[Served]:
     env = {"DJANGO_SETTINGS_MODULE": "tests.integrations.django.bridge_settings"}
     with serving(command, port, tmp_path / "gunicorn.log", redis=server, env=env, cwd=ROOT) as s:
         yield s
-
-
-def test_under_wsgi_the_token_sequence_streams_in_order_and_ends_on_done(
-    wsgi_site: Served, redis_client: redis.Redis
-) -> None:
-    with EventReader(wsgi_site.url + "/bridge/sse/ai:stream:sess-wsgi") as reader:
-        assert reader.status == 200
-        assert reader.content_type.startswith("text/event-stream")
-        assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-wsgi") == 1)
-        sent = publish(redis_client, "ai:stream:sess-wsgi", *TOKENS, DONE)
-        events = [reader.next() for _ in sent]
-        assert [(e.event, e.data) for e in events] == [("message", s) for s in sent]
-        assert reader.ended.wait(5), "the stream stayed open after done"
-    assert eventually(lambda: subscribers(redis_client, "ai:stream:sess-wsgi") == 0)
 
 
 def test_sigterm_under_gunicorn_threads_ends_every_open_stream_and_the_workers_exit_at_once(
