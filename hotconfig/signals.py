@@ -19,14 +19,12 @@ raises :class:`TypeError`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any, Literal
 
 from blinker import NamedSignal, Namespace
 
 from ._config.receivers import Receiver, send_isolated, watch_async
+from ._config.update import Change
 from .errors import RejectReason
-from .security.redaction import looks_secret, shown
 
 __all__ = [
     "Change",
@@ -78,29 +76,3 @@ class Status(enum.StrEnum):
 
     def __str__(self) -> str:
         return self.value
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One effective value that changed.
-
-    ``old`` and ``new`` are effective values (a model default counts; ``None`` when the key
-    was or became unset), ``scope`` is where the change came from, ``version`` the store
-    version it arrived with (0 for unversioned publishes before any store write).
-    """
-
-    key: str
-    old: Any
-    new: Any
-    scope: str
-    version: int
-    op: Literal["set", "delete"]
-
-    def __repr__(self) -> str:
-        # Keys that look secret never show their values: reprs end up in logs.
-        secret = looks_secret(self.key)
-        old, new = shown(self.old, secret), shown(self.new, secret)
-        return (
-            f"Change(key={self.key!r}, old={old}, new={new}, scope={self.scope!r}, "
-            f"version={self.version}, op={self.op!r})"
-        )

@@ -23,7 +23,7 @@ from blinker import ANY
 if TYPE_CHECKING:
     from blinker import NamedSignal
 
-    from ..signals import Change
+    from .update import Change
 
 __all__ = ["LoopRunner", "Receiver", "Receivers", "Tally", "send_isolated", "watch_async"]
 

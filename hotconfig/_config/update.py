@@ -1,5 +1,6 @@
 """What one apply produces (:class:`Update`), what staging a message did (:class:`Staged`), and
-how a change of an effective value is told (:func:`change`, :func:`differs`, :func:`diff`).
+how a change of an effective value is told (:class:`Change`, public as
+:class:`hotconfig.signals.Change`; :func:`change`, :func:`differs`, :func:`diff`).
 """
 
 from __future__ import annotations
@@ -7,15 +8,44 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from ..errors import InvalidValueError
-from ..signals import Change
+from ..security.redaction import looks_secret, shown
 from .snapshot import Snapshot
 
-__all__ = ["ABSENT", "Staged", "Update", "change", "diff", "differs"]
+__all__ = ["ABSENT", "Change", "Staged", "Update", "change", "diff", "differs"]
 
 ABSENT: Final[Any] = object()  # no value: a key unset, or deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One effective value that changed.
+
+    ``old`` and ``new`` are effective values (a model default counts; ``None`` when the key
+    was or became unset), ``scope`` is where the change came from, ``version`` the store
+    version it arrived with (0 for unversioned publishes before any store write).
+    """
+
+    key: str
+    old: Any
+    new: Any
+    scope: str
+    version: int
+    op: Literal["set", "delete"]
+
+    def __repr__(self) -> str:
+        # Keys that look secret never show their values: reprs end up in logs.
+        secret = looks_secret(self.key)
+        old, new = shown(self.old, secret), shown(self.new, secret)
+        return (
+            f"Change(key={self.key!r}, old={old}, new={new}, scope={self.scope!r}, "
+            f"version={self.version}, op={self.op!r})"
+        )
+
+
+Change.__module__ = "hotconfig.signals"  # its public home: reprs, docs and pickles name it
 
 
 class Staged(enum.Enum):

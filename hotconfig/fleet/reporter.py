@@ -23,15 +23,18 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .. import signals
+from .._config.snapshot import Snapshot
+from .._config.stats import Stats
 from .._redis import forking
 from .._redis.connection import Target
+from .._redis.keyspace import Keyspace
 from ..signals import Status
 from .registry import (
     COUNTS,
@@ -43,10 +46,33 @@ from .registry import (
     describe,
 )
 
-if TYPE_CHECKING:
-    from ..client import HotConfig
 
-__all__ = ["Reporter", "new_instance_id"]
+class Reported(Protocol):
+    """What a reporter reads of the client it reports: part of :class:`hotconfig.HotConfig`'s
+    public API (so the fleet depends on no part of the client's code)."""
+
+    url: str
+    service: str | None
+    scopes: tuple[str, ...]
+    keyspace: Keyspace
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def redis_client(self, **options: Any) -> Any: ...
+
+    def wait_for_version(self, version: int, timeout: float | None = None) -> bool: ...
+
+
+__all__ = ["Reported", "Reporter", "new_instance_id"]
 
 log = logging.getLogger("hotconfig.health")
 
@@ -75,7 +101,7 @@ class Reporter:
 
     def __init__(
         self,
-        config: HotConfig[Any],
+        config: Reported,
         *,
         namespace: str | None = None,
         interval: float = 5.0,

@@ -25,7 +25,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -35,7 +35,7 @@ from hotconfig import Connection, HotConfig, InvalidMessageError, Limits, Timing
 from hotconfig.fleet import Reporter
 from hotconfig.security import redacted_url
 
-from .errors import HotConfigSettingsError
+from .errors import HotConfigSettingsError, Problem
 
 __all__ = [
     "DjangoConf",
@@ -58,14 +58,6 @@ _FLAT = {item.name: group for group, kind in _GROUPS.items() for item in datacla
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _DOCS = "see docs/django.md, 'Settings'"
-
-
-class Problem(NamedTuple):
-    """One thing wrong with ``settings.HOTCONFIG``, in the shape of a system check message."""
-
-    id: str
-    msg: str
-    hint: str
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,21 @@ hotconfig.HotConfigError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import NamedTuple, Self
 
 from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
 
 from hotconfig import HotConfigError, NotConfiguredError
 
-if TYPE_CHECKING:
-    from .conf import Problem
+__all__ = ["ConfigNotReadyError", "HotConfigSettingsError", "Problem", "ReceiverError"]
 
-__all__ = ["ConfigNotReadyError", "HotConfigSettingsError", "ReceiverError"]
+
+class Problem(NamedTuple):
+    """One thing wrong with ``settings.HOTCONFIG``, in the shape of a system check message."""
+
+    id: str
+    msg: str
+    hint: str
 
 
 class ConfigNotReadyError(NotConfiguredError, AppRegistryNotReady):
