@@ -232,7 +232,8 @@ class HotConfig(Generic[ModelT]):
 
         Returns after ``timeout`` at the latest — at once if the server refuses this client
         (status MISCONFIGURED) — serving model defaults or the last-known-good snapshot while
-        the listener keeps retrying; the client goes LIVE by itself later.
+        the listener keeps retrying; the client goes LIVE by itself later. Start is not a change:
+        receivers run only for values that differ from what was served when this returned.
         """
         with self._lifecycle_lock:
             if self._lifecycle is _Lifecycle.CLOSED:
@@ -249,6 +250,7 @@ class HotConfig(Generic[ModelT]):
             listener = self._listener
         # Settled: LIVE, or refused by the server (MISCONFIGURED), which no wait would mend.
         listener.settled.wait(timeout)
+        self._sink.begin_serving()  # what loaded until now is the baseline, told to nobody
         return listener.ready.is_set()
 
     def attach(self, companion: Companion) -> None:

@@ -57,6 +57,10 @@ class Sink:
         self._sender = sender
         self._lastgood = lastgood
         self._rejections = _RejectionLog()
+        # Start is not a change (DESIGN §5): what the listener loads before the client's start()
+        # returns is the baseline, told to no receiver; from then on the process could have
+        # served the old values, and every change is told. Set by the client, under the lock.
+        self.serving = False
         self._in_flight: tuple[Update, int] | None = None  # what a fork mid-dispatch interrupted
         self._replay: Update | None = None
         self._init_locks()
@@ -87,7 +91,7 @@ class Sink:
             update = self.state.commit()
             self.counters.applied += update.applied
             if update.snapshot is not None or update.rejected:
-                self._publish(update, save=True)
+                self._publish(update, save=True, tell=self.serving)
 
     def resync(self, stored: StoreSnapshot) -> None:
         """Adopt the store's state (dropping anything staged), signalling only real changes."""
@@ -95,7 +99,7 @@ class Sink:
             update = self.state.resync(stored)
             self.store_version = stored.version
             self.counters.resyncs += 1
-            self._publish(update, save=True)
+            self._publish(update, save=True, tell=self.serving)
             self.flush()  # raw messages read before the resync apply over the store's state
 
     def reject(
@@ -135,6 +139,11 @@ class Sink:
         with self.lock:
             self._publish(self.state.pin(values, unset), save=False)
 
+    def begin_serving(self) -> None:
+        """The client's start() returned: from now on every change is told."""
+        with self.lock:
+            self.serving = True
+
     def pinned(self) -> dict[str, Any]:
         return self.state.pinned()
 
@@ -148,7 +157,9 @@ class Sink:
 
     # -- the one path out ----------------------------------------------------------------------
 
-    def _publish(self, update: Update, *, save: bool) -> None:
+    def _publish(self, update: Update, *, save: bool, tell: bool = True) -> None:
+        """Swap in ``update``'s snapshot, report its rejections and, if ``tell``, run the
+        receivers and signals of its changes (not for the baseline a process starts from)."""
         if self._replay is not None:
             replay, self._replay = self._replay, None
             self._publish(replay, save=False)
@@ -157,7 +168,7 @@ class Sink:
         for error in update.rejected:
             self._reject_value(error)
         try:
-            for index, change in enumerate(update.changes):
+            for index, change in enumerate(update.changes if tell else ()):
                 self._in_flight = (update, index)  # what a child forked mid-dispatch must finish
                 self.receivers.dispatch(change)
                 send_isolated(signals.config_changed, change.key, self.counters, change=change)

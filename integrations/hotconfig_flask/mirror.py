@@ -45,11 +45,18 @@ class Mirror:
 
     def install(self) -> None:
         """Copy the current values, then follow changes; call before the client starts, so no
-        change can land between the copy and the receiver."""
+        change can land between the copy and the receiver. What the client loads at start is
+        no change (no receiver hears of it): each move to LIVE copies every key again."""
         for key in self._names:
             self._copy(key)
         for key in self._names:
             self._client.on_change(key)(self._changed)
+        hotconfig.signals.status_changed.connect(self._live, sender=self._client, weak=False)
+
+    def _live(self, sender: object, *, old: hotconfig.Status, new: hotconfig.Status) -> None:
+        if new is hotconfig.Status.LIVE:
+            for key in self._names:
+                self._copy(key)
 
     def _changed(self, change: hotconfig.Change) -> None:
         """Called on the listener thread (one at a time) after the new snapshot is live."""

@@ -476,3 +476,47 @@ def test_lag_is_what_the_poll_saw_of_the_store_and_none_when_unknown(
         # The next poll finds the client still behind and resyncs it.
         assert eventually(lambda: config.version == version and config.lag == 0)
     assert config.lag is None  # closed
+
+
+def test_start_is_not_a_change_the_stored_state_loaded_at_start_runs_no_receiver(
+    server: EmbeddedServer,
+) -> None:
+    with ConfigStore(server.url) as store:
+        store.set_many({"limit": 250, "greeting": "Moin"})
+        config = HotConfig(server.url, model=Settings)
+        on_change, changed = Recorder(), Recorder()
+        config.on_change("*")(on_change)
+        signals.config_changed.connect(changed, weak=False)
+        try:
+            assert config.start(timeout=5)
+            assert (config.get("limit"), config.get("greeting")) == (250, "Moin")
+            version = store.set("limit", 300)
+            assert config.wait_for_version(version, timeout=5)
+            # The one change after start() returned, not the baseline loaded before it.
+            assert [(c.key, c.old, c.new) for c in on_change.calls] == [("limit", 250, 300)]
+            assert [c.key for c in changed.calls if c.version >= version] == ["limit"]
+            assert [c for c in changed.calls if c.version < version] == []
+        finally:
+            signals.config_changed.disconnect(changed)
+            config.close()
+
+
+def test_a_client_that_served_defaults_hears_of_exactly_the_values_that_differ(
+    server: EmbeddedServer,
+) -> None:
+    with ConfigStore(server.url) as store:
+        store.set_many({"limit": 250, "feature_x": False})  # feature_x is its default already
+        config = HotConfig(server.url, model=Settings)
+        on_change = Recorder()
+        config.on_change("*")(on_change)
+        server.pause()  # start() gives up: the process serves its defaults meanwhile
+        try:
+            assert config.start(timeout=0.3) is False
+            assert config.get("limit") == 10
+        finally:
+            server.resume()
+        try:
+            on_change.wait_for(lambda c: c.key == "limit", timeout=10)
+            assert [(c.key, c.old, c.new) for c in on_change.calls] == [("limit", 10, 250)]
+        finally:
+            config.close()

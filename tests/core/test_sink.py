@@ -43,9 +43,16 @@ class Slot:
 
 
 def make_sink(
-    slot: Slot, lastgood: LastKnownGood | None = None, sender: object | None = None
+    slot: Slot,
+    lastgood: LastKnownGood | None = None,
+    sender: object | None = None,
+    serving: bool = True,
 ) -> Sink:
-    return Sink(ConfigState(Schema(Settings), ["global"]), slot, sender or object(), lastgood)
+    """A sink past its client's start() (``serving``): every change is told."""
+    sink = Sink(ConfigState(Schema(Settings), ["global"]), slot, sender or object(), lastgood)
+    if serving:
+        sink.begin_serving()
+    return sink
 
 
 def versioned(version: int, key: str, value: object) -> Message:
@@ -241,3 +248,16 @@ def test_a_flood_of_one_reason_is_one_warning_then_a_summary(
         " report)",
     ]
     assert sink.counters.rejected == 6  # every one is counted, logged loudly or not
+
+
+def test_what_loads_before_the_client_serves_is_the_baseline_told_to_no_receiver() -> None:
+    slot = Slot()
+    sink = make_sink(slot, serving=False)
+    heard: list[Change] = []
+    sink.receivers.add("*", heard.append, None)
+    sink.resync(StoreSnapshot("e1", 1, {"global": {"limit": 5}}, "d1"))
+    assert slot.snapshot is not None
+    assert (slot.snapshot.get("limit"), heard) == (5, [])  # swapped in, told to nobody
+    sink.begin_serving()
+    sink.resync(StoreSnapshot("e1", 2, {"global": {"limit": 6}}, "d2"))
+    assert [(c.key, c.old, c.new) for c in heard] == [("limit", 5, 6)]
