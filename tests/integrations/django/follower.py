@@ -25,23 +25,29 @@ def say(**fields: Any) -> None:
         print(json.dumps(fields, default=str), flush=True)
 
 
+def _ours(sender: object, key: str, old_value: Any, new_value: Any, **kw: Any) -> None:
+    from hotconfig_django import config
+
+    change = kw["change"]
+    say(signal="hotconfig", key=key, old=old_value, new=new_value, version=change.version,
+        sender_is_config=sender is config, thread=threading.current_thread().name)  # fmt: skip
+
+
 def main() -> None:
+    # Connected before django.setup(): what the app loads at start must not be told (DESIGN §5,
+    # "start is not a change"); a signal printed before "ready" would be one.
+    from hotconfig_django.signals import config_updated
+
+    config_updated.connect(_ours, weak=False)
     project.configure()
     import constance  # type: ignore[import-untyped]
     import constance.signals  # type: ignore[import-untyped]
 
     from hotconfig_django import config
-    from hotconfig_django.signals import config_updated
-
-    def ours(sender: object, key: str, old_value: Any, new_value: Any, **kw: Any) -> None:
-        change = kw["change"]
-        say(signal="hotconfig", key=key, old=old_value, new=new_value, version=change.version,
-            sender_is_config=sender is config, thread=threading.current_thread().name)  # fmt: skip
 
     def theirs(sender: object, key: str, old_value: Any, new_value: Any, **kw: Any) -> None:
         say(signal="constance", key=key, old=old_value, new=new_value, pid=os.getpid())
 
-    config_updated.connect(ours, weak=False)
     constance.signals.config_updated.connect(theirs, weak=False)
     say(ready=True, status=str(config.status), pid=os.getpid())
     for line in sys.stdin:

@@ -69,3 +69,19 @@ def test_a_receiver_that_raises_does_not_stop_the_others_and_is_counted(
     assert seen == ["greeting"]
     assert live.stats.receiver_errors == 1
     assert any("boom" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_django_setup_tells_no_receiver_of_the_values_it_loads(
+    live: LazyConfig, server: EmbeddedServer
+) -> None:
+    # A stored greeting that differs from the model's default: loaded at start, it is the
+    # process's baseline, not a change (it used to arrive as 'hello' -> 'bonjour' at setup).
+    with ConfigStore(server.url) as store:
+        store.set("greeting", "bonjour")
+        with follower(server.url) as other:
+            first = other.read(timeout=10)  # a signal sent during setup would come first
+            assert first["ready"] is True
+            version = store.set("greeting", "ciao")
+            there = other.read(timeout=5)
+            assert (there["key"], there["old"], there["new"]) == ("greeting", "bonjour", "ciao")
+            assert there["version"] == version
