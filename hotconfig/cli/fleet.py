@@ -20,17 +20,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def wait_options(command: F) -> F:
-    """``--wait [--timeout S] [--service S]``: after the write, the convergence barrier.
+    """``--wait [--timeout S] [--service S] [--allow-empty]``: after the write, the barrier.
 
     The command returns the version it wrote; with ``--wait`` the command exits 1 unless every
-    live instance (of ``--service``) applied it within the timeout.
+    live instance (of ``--service``) applied it within the timeout, and unless at least one
+    is registered (``--allow-empty``: none is fine, as when no service runs yet).
     """
 
     @click.option("--wait", is_flag=True, help="Wait until every live instance applied it.")
     @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait at most.")
     @click.option("--service", default=None, help="Wait only for instances of this service.")
+    @click.option(
+        "--allow-empty",
+        is_flag=True,
+        help="With --wait: succeed when no instance is registered (none to confirm).",
+    )
     @functools.wraps(command)
-    def wrapper(*args: Any, wait: bool, timeout: float, service: str | None, **kw: Any) -> Any:
+    def wrapper(
+        *args: Any,
+        wait: bool,
+        timeout: float,
+        service: str | None,
+        allow_empty: bool,
+        **kw: Any,
+    ) -> Any:
         version = command(*args, **kw)
         session = click.get_current_context().find_object(Session)
         assert session is not None
@@ -43,8 +56,8 @@ def wait_options(command: F) -> F:
         if session.out.as_json:
             session.out.json({**written, "convergence": convergence_data(result)})
         else:
-            report_convergence(session.out, result)
-        if not result.ok:
+            report_convergence(session.out, result, allow_empty)
+        if not (result.ok or (result.empty and allow_empty)):
             raise SystemExit(1)
         return version
 
@@ -60,6 +73,7 @@ def convergence_data(result: Convergence) -> dict[str, Any]:
     reports = result.reports
     return {
         "ok": result.ok,
+        "empty": result.empty,
         "version": result.version,
         "elapsed_ms": round(result.elapsed * 1000, 1),
         "applied": list(result.applied),
@@ -72,11 +86,17 @@ def convergence_data(result: Convergence) -> dict[str, Any]:
     }
 
 
-def report_convergence(out: Output, result: Convergence) -> bool:
+def report_convergence(out: Output, result: Convergence, allow_empty: bool = False) -> bool:
     """Print what ``Fleet.wait`` found, for a person; True when it converged."""
     reports = result.reports
-    if not reports:
-        out.note("no live instance is registered: nothing to confirm")
+    if result.empty:
+        if allow_empty:
+            out.note("no live instance is registered: nothing to confirm")
+        else:
+            out.note(
+                "no live instance is registered: nothing confirmed the write (a fleet being "
+                "restarted?); --allow-empty accepts that"
+            )
         return result.ok
     summary = (
         f"version {result.version}: {len(result.applied)} applied, {len(result.rejected)} "

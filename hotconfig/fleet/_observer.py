@@ -41,9 +41,10 @@ _SUBSCRIBE_TIMEOUT = 5.0
 
 
 class Convergence(NamedTuple):
-    """What :meth:`Fleet.wait` found: ``ok`` when every instance it waited for applied the
-    version. ``rejected`` pairs an instance with its reason; ``behind`` had not applied it by
-    the timeout; ``gone`` left (or its registration expired) without applying it. ``reports``
+    """What :meth:`Fleet.wait` found: ``ok`` when at least one instance was waited for and
+    every one applied the version (nobody registered confirms nothing: :attr:`empty`).
+    ``rejected`` pairs an instance with its reason; ``behind`` had not applied it by the
+    timeout; ``gone`` left (or its registration expired) without applying it. ``reports``
     holds the latest report of every instance named here."""
 
     ok: bool
@@ -54,6 +55,11 @@ class Convergence(NamedTuple):
     gone: tuple[str, ...]
     elapsed: float
     reports: dict[str, Report]
+
+    @property
+    def empty(self) -> bool:
+        """No instance (of the service asked for) was registered: nothing was confirmed."""
+        return not self.reports
 
 
 class Outcome(enum.StrEnum):
@@ -176,7 +182,8 @@ class Fleet:
 
         Returns as soon as each instance has applied it, rejected it or gone, or after
         ``timeout`` seconds with the rest named ``behind``. Instances that register while it
-        waits count too. With no live instance at all, ``ok`` is True and nothing is named.
+        waits count too. With no live instance at all it returns at once, not ``ok`` and
+        :attr:`~Convergence.empty`: a fleet being restarted has confirmed nothing.
         """
         started = time.monotonic()
         deadline = started + timeout
@@ -353,7 +360,7 @@ def _result(
             rejected.append((instance, where + rejection.reason))
     behind = tuple(sorted(i for i in roster.reports if i not in settled))
     applied, gone = named(Outcome.APPLIED), named(Outcome.GONE)
-    ok = not (rejected or behind or gone)
+    ok = bool(roster.reports) and not (rejected or behind or gone)
     return Convergence(
         ok, version, applied, tuple(rejected), behind, gone, elapsed, dict(roster.reports)
     )

@@ -155,7 +155,7 @@ def test_the_console_script_runs(server: EmbeddedServer) -> None:
     assert script.exists(), "the package is not installed with its console script"
     env = {**os.environ, "HOTCONFIG_URL": server.url}
     done = subprocess.run(
-        [str(script), "set", "k", "[1, 2]", "--wait", "--timeout", "1"],
+        [str(script), "set", "k", "[1, 2]", "--wait", "--timeout", "1", "--allow-empty"],
         env=env,
         capture_output=True,
         text=True,
@@ -167,3 +167,19 @@ def test_the_console_script_runs(server: EmbeddedServer) -> None:
         [str(script), "--json", "get", "k"], env=env, capture_output=True, text=True, timeout=30
     )
     assert json.loads(got.stdout)["value"] == [1, 2]
+
+
+def test_set_wait_with_no_instance_registered_fails_unless_allowed(
+    run: Run, store: ConfigStore
+) -> None:
+    refused = run("set", "k", "1", "--wait", "--timeout", "1")
+    assert refused.exit_code == 1
+    assert "no live instance is registered: nothing confirmed the write" in refused.stderr
+    assert "--allow-empty" in refused.stderr
+    assert store.get("k") == 1  # the write itself is done; only the confirmation is missing
+    as_json = run("--json", "set", "k", "2", "--wait", "--timeout", "1")
+    assert as_json.exit_code == 1
+    convergence = json.loads(as_json.stdout)["convergence"]
+    assert (convergence["ok"], convergence["empty"]) == (False, True)
+    allowed = run("set", "k", "3", "--wait", "--timeout", "1", "--allow-empty")
+    assert allowed.exit_code == 0, allowed.stderr

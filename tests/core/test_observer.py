@@ -79,9 +79,11 @@ def test_a_fleet_reads_only_its_own_namespace(
         assert billing.health_channel == "health:status:billing"
 
 
-def test_wait_over_no_instance_is_ok_at_once(fleet: Fleet) -> None:
+def test_wait_over_no_instance_returns_at_once_and_is_not_ok(fleet: Fleet) -> None:
+    # A fleet being restarted has confirmed nothing: the barrier must not say it landed.
     result = fleet.wait(7, timeout=5)
-    assert result == Convergence(True, 7, (), (), (), (), result.elapsed, {})
+    assert result == Convergence(False, 7, (), (), (), (), result.elapsed, {})
+    assert result.empty
     assert result.elapsed < 1.0
 
 
