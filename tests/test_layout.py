@@ -27,7 +27,6 @@ STILL_UNNAMED = frozenset(
         "integrations/hotconfig_fastapi/lifespan.py",
         "integrations/hotconfig_fastapi/router.py",
         "integrations/hotconfig_flask/errors.py",
-        "integrations/hotconfig_flask/reloader.py",
     }
 )
 

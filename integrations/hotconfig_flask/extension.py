@@ -37,7 +37,7 @@ from .current import EXTENSION, current_app_object, current_client, lookup_error
 from .errors import AlreadyRegisteredError, ExtensionSetupError, NotRegisteredError
 from .mirror import Mirror
 from .options import Options
-from .reloader import is_reloader_watcher
+from .reloader import flask_command, is_reloader_watcher
 
 __all__ = ["HotConfig"]
 
@@ -114,6 +114,14 @@ class HotConfig(Generic[ModelT]):
             return
         if is_reloader_watcher():
             log.info("hotconfig: not following the store in the reloader's watcher process")
+            return
+        if (command := flask_command()) is not None:
+            log.info(
+                "hotconfig: not following the store in `%s`, which serves no requests "
+                "(reads give defaults or the last-known-good file; call "
+                "app.extensions['hotconfig'].start() where a command needs the stored values)",
+                command,
+            )
             return
         if client.start(timeout=options.start_timeout):
             return
