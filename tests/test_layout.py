@@ -25,7 +25,6 @@ STILL_UNNAMED = frozenset(
         "integrations/hotconfig_django/pytest_plugin.py",
         "integrations/hotconfig_fastapi/dependencies.py",
         "integrations/hotconfig_fastapi/lifespan.py",
-        "integrations/hotconfig_fastapi/router.py",
         "integrations/hotconfig_flask/errors.py",
     }
 )

@@ -4,10 +4,14 @@
 
     app.include_router(hotconfig_fastapi.router(stream_keys=["ui.*", "feature.*"]))
 
-``/health`` answers 200 while the client is LIVE and 503 otherwise (starting, Redis down or
-frozen, closed), with ``status``, ``version``, ``lag`` (``config.lag``: versions behind the
-store as the listener last read it, at most one poll interval ago; ``null`` while not LIVE)
-and counters; never values or URLs.
+``/health`` is a readiness probe: 200 while the process serves a configuration it loaded from
+the store, LIVE or through an outage (INTERRUPTED: the last configuration stays served, and a
+Redis blip must not take every pod out of the load balancer), for at most ``max_staleness``
+seconds of outage if given; 503 before the first load (STARTING), when the server refuses the
+client (MISCONFIGURED) and once closed. Its body always carries ``ready``, ``status``,
+``version``, ``lag`` (``config.lag``: versions behind the store as the listener last read it,
+at most one poll interval ago; ``null`` while not LIVE), ``outage_s`` during an outage, and
+counters; never values or URLs.
 
 ``/stream`` is a Server-Sent Events stream of the keys allowed by ``stream_keys`` (none by
 default: then there is no ``/stream``); see :mod:`hotconfig_fastapi.changes` for its events.
@@ -16,6 +20,7 @@ default: then there is no ``/stream``); see :mod:`hotconfig_fastapi.changes` for
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -26,7 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hotconfig import HotConfig, Status
+from hotconfig import HotConfig, Status, signals
 from hotconfig.bridge.serving import Ending, Outbox, serve
 
 from .changes import ChangeFeed
@@ -58,15 +63,20 @@ def router(
     max_buffer_bytes: int = 1 << 20,
     retry_ms: int = 1000,
     tags: Iterable[str] = ("hotconfig",),
+    max_staleness: float | None = None,
 ) -> APIRouter:
     """An ``APIRouter`` with ``/health`` and, when ``stream_keys`` allows any key, ``/stream``.
 
     ``stream_keys`` are fnmatch patterns of the keys a browser may see. Each stream keeps at
     most ``max_buffer_bytes`` unsent before the slow browser is disconnected; it reconnects
     (after ``retry_ms``) with ``Last-Event-ID`` and catches up. A comment goes out after
-    ``keepalive`` idle seconds so that proxies keep the connection open.
+    ``keepalive`` idle seconds so that proxies keep the connection open. ``max_staleness``:
+    seconds of outage after which ``/health`` stops answering 200 (None: never).
     """
+    if max_staleness is not None and not max_staleness > 0:
+        raise ValueError(f"max_staleness must be positive seconds or None, got {max_staleness!r}")
     allow = tuple(stream_keys)
+    moves = _StatusMoves()
     feeds: weakref.WeakKeyDictionary[HotConfig[Any], ChangeFeed] = weakref.WeakKeyDictionary()
 
     def feed_for(config: HotConfig[Any]) -> ChangeFeed:
@@ -81,6 +91,8 @@ def router(
     @asynccontextmanager
     async def feeds_lifespan(app: Any) -> AsyncIterator[None]:
         config = getattr(app.state, STATE_KEY, None)
+        if isinstance(config, HotConfig):
+            moves.follow(config)  # an outage is timed from its start, not from the first probe
         if allow and isinstance(config, HotConfig):
             feed_for(config)  # follow the changes from the start, not from the first stream
         try:
@@ -92,20 +104,27 @@ def router(
 
     api = APIRouter(tags=list(tags), lifespan=feeds_lifespan)
 
-    @api.get(health_path, summary="hotconfig health: 200 while LIVE, else 503")
+    @api.get(health_path, summary="hotconfig readiness: 200 while serving a loaded configuration")
     async def health(request: Request) -> JSONResponse:
         config = await get_config(request)
-        stats = config.stats
+        stats, status = config.stats, config.status
+        outage = moves.since(config) if status is Status.INTERRUPTED else None
+        ready = status is Status.LIVE or (
+            outage is not None and (max_staleness is None or outage <= max_staleness)
+        )
         body: dict[str, Any] = {
-            "status": str(config.status),
+            "ready": ready,
+            "status": str(status),
             "version": config.version,
             "lag": config.lag,
             "counts": {name: getattr(stats, name) for name in _STATS_SHOWN},
         }
+        if outage is not None:
+            body["outage_s"] = round(outage, 3)
         feed = feeds.get(config)
         if feed is not None:
             body["streams"] = feed.counts._asdict()
-        status_code = 200 if config.status is Status.LIVE else 503
+        status_code = 200 if ready else 503
         return JSONResponse(body, status_code=status_code, headers={"cache-control": "no-store"})
 
     if allow:
@@ -117,6 +136,26 @@ def router(
             return EventStreamResponse(feed, outbox, keepalive=keepalive)
 
     return api
+
+
+class _StatusMoves:
+    """When each client's status last moved (from ``status_changed``): how long an outage lasts."""
+
+    def __init__(self) -> None:
+        self._at: weakref.WeakKeyDictionary[HotConfig[Any], float] = weakref.WeakKeyDictionary()
+
+    def follow(self, config: HotConfig[Any]) -> None:
+        if config not in self._at:
+            self._at[config] = time.monotonic()
+            signals.status_changed.connect(self._moved, sender=config, weak=False)
+
+    def since(self, config: HotConfig[Any]) -> float:
+        """Seconds since ``config``'s status last moved (since it was first seen, if later)."""
+        self.follow(config)
+        return time.monotonic() - self._at[config]
+
+    def _moved(self, sender: HotConfig[Any], **_: Any) -> None:
+        self._at[sender] = time.monotonic()
 
 
 class EventStreamResponse(Response):
