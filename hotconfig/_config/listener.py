@@ -25,11 +25,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from .._redis import shards
 from .._redis.connection import Target
-from .._redis.keyspace import Keyspace, as_text, read_position, read_snapshot
+from .._redis.keyspace import Keyspace, read_position, read_snapshot, store_risks
 from .._redis.liveness import check_master, check_role
 from .._redis.session import Session, SessionOptions, await_subscribed
 from ..errors import InvalidMessageError, RejectReason
@@ -166,23 +164,14 @@ class Listener(Session):
         self._sink.set_status(Status.INTERRUPTED)
 
     def _check_server(self, client: Any) -> None:
-        """Warn once if the server may evict the store's keys: that loses data silently."""
+        """Warn once about server settings that can lose the store's keys silently."""
         if self._checked_server:
             return
         self._checked_server = True
-        try:
-            reply: dict[Any, Any] = client.config_get("maxmemory-policy")
-        except redis.RedisError as exc:  # CONFIG is often disabled (managed Redis, ACLs)
-            log.debug("could not read the server's maxmemory-policy: %s", exc)
-            return
-        policy = as_text(next(iter(reply.values()), b""))
-        if policy.startswith("allkeys"):
-            warning = (
-                f"the server's maxmemory-policy is {policy}: under memory pressure it may "
-                "evict the store's keys; use noeviction or a volatile-* policy"
-            )
-            self._counters.server_warning = warning
-            log.warning("%s", warning)
+        risks = store_risks(client)
+        for risk in risks:
+            log.warning("%s", risk)
+        self._counters.server_warning = "; ".join(risks) or None
 
     def _on_message(self, client: Any, data: bytes) -> None:
         self._counters.received += 1

@@ -38,6 +38,7 @@ __all__ = [
     "decode_hash",
     "read_position",
     "read_snapshot",
+    "store_risks",
 ]
 
 DEFAULT_NAMESPACE: Final = "hotconfig"
@@ -259,3 +260,34 @@ def decode_hash(flat: list[bytes]) -> tuple[dict[str, Any], list[Skipped]]:
         except InvalidMessageError as exc:
             skipped.append(Skipped(key, exc))
     return decoded, skipped
+
+
+def _setting(client: Any, name: str) -> str | None:
+    """One server setting by CONFIG GET; None when it cannot be read (CONFIG is often renamed
+    away or refused on managed services)."""
+    try:
+        reply: dict[Any, Any] = client.config_get(name)
+    except redis.RedisError:
+        return None
+    value = reply.get(name, reply.get(name.encode()))
+    return None if value is None else as_text(value)
+
+
+def store_risks(client: Any) -> list[str]:
+    """What in the server's settings can lose the store's keys, each said with its fix; nothing
+    for what cannot be read. Told at a client's first connection and by ``hotconfig doctor``."""
+    risks = []
+    policy = _setting(client, "maxmemory-policy")
+    if policy is not None and policy.startswith("allkeys"):
+        risks.append(
+            f"the server's maxmemory-policy is {policy}: under memory pressure it may evict the "
+            "store's keys; use noeviction or a volatile-* policy"
+        )
+    if _setting(client, "appendonly") == "no" and _setting(client, "save") == "":
+        risks.append(
+            "the server persists nothing (appendonly no, no save points): a restart empties "
+            "the store and every client goes back to its defaults; turn on AOF (appendonly "
+            "yes) or RDB snapshots (save)"
+        )
+    return risks
+

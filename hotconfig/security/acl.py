@@ -29,7 +29,7 @@ import redis
 
 from .._config.wire import DEFAULT_CHANNEL
 from .._redis.connection import Target
-from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
+from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text, store_risks
 from ..bridge._history import history_keys
 
 __all__ = [
@@ -292,11 +292,12 @@ def doctor(
             method, checks = _transaction(client, actions)
         policy = _config(client, "maxmemory-policy")
         limits = _config(client, "client-output-buffer-limit")
+        risks = store_risks(client)
     finally:
         client.close()
     pubsub_limit = _pubsub_limit(limits)
     report = Report(target.redacted, user, method, tuple(checks), policy, pubsub_limit, ())
-    return _with_warnings(report, channel)
+    return _with_warnings(report, channel, risks)
 
 
 def _dryrun(
@@ -361,7 +362,7 @@ def _pubsub_limit(limits: str | None) -> str | None:
     return None
 
 
-def _with_warnings(report: Report, channel: str) -> Report:
+def _with_warnings(report: Report, channel: str, risks: list[str]) -> Report:
     warnings = []
     if report.can(f"PUBLISH to {channel}"):
         warnings.append(
@@ -370,9 +371,5 @@ def _with_warnings(report: Report, channel: str) -> Report:
         )
     if report.can("read keys outside the store"):
         warnings.append("this user can read keys outside the store's namespace")
-    if report.eviction_policy is not None and report.eviction_policy.startswith("allkeys"):
-        warnings.append(
-            f"maxmemory-policy is {report.eviction_policy}: the store's keys may be evicted; "
-            "use noeviction or a volatile-* policy"
-        )
+    warnings += risks  # the server's settings that can lose the store (eviction, persistence)
     return dataclasses.replace(report, warnings=tuple(warnings))

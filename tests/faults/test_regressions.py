@@ -10,6 +10,7 @@ interval plus a second — even where that moves a client's version back.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from hotconfig import Status, Timings
+from hotconfig.security import doctor
 from hotconfig.testing import EmbeddedServer
 from tests.conftest import ServerFactory
 from tests.faults.harness import NO_POLL, Fleet
@@ -166,7 +168,24 @@ def test_an_eviction_policy_that_can_lose_the_store_is_reported(
     config = fleet.client()
     assert "allkeys-lru" in (config.stats.server_warning or "")
     server.config_set("maxmemory-policy", "noeviction")
+    assert "maxmemory" not in (fleet.client().stats.server_warning or "")
+
+
+def test_a_server_that_persists_nothing_is_reported_at_start_and_by_doctor(
+    fleet: Fleet, server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A restart of such a server empties the store: every client back to its defaults at once.
+    server.config_set("appendonly", "no")
+    server.config_set("save", "")
+    with caplog.at_level(logging.WARNING, logger="hotconfig"):
+        config = fleet.client()
+    warning = config.stats.server_warning or ""
+    assert "persists nothing" in warning
+    assert [r.getMessage() for r in caplog.records].count(warning) == 1  # once, at start
+    assert any("persists nothing" in w for w in doctor(server.url).warnings)
+    server.config_set("save", "3600 1")  # RDB snapshots: a restart loses at most an hour
     assert fleet.client().stats.server_warning is None
+    assert not any("persists nothing" in w for w in doctor(server.url).warnings)
 
 
 def forge(redis_client: redis.Redis, version: int, epoch: str | None, **fields: Any) -> None:
