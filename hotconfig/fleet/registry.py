@@ -13,12 +13,12 @@ report holds no value, ever: keys, versions and reasons only.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .._config.wire import decode_value
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
 from ..errors import InvalidMessageError, InvalidValueError
 
@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 COUNTS: Final = ("received", "applied", "rejected", "resyncs", "reconnects")
+# A report is a few hundred bytes, two levels deep (its rejections); these bound what a report
+# published by anyone else may cost to read.
+_MAX_REPORT_BYTES: Final = 64 * 1024
+_MAX_REPORT_DEPTH: Final = 4
 _KEEP_REJECTIONS: Final = 10
 _DETAIL_MAX: Final = 200
 # The schema appends "(input <value>)" to a validation message; a report keeps the message only.
@@ -166,8 +170,14 @@ class Report:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Report:
-        """Parse a report; raises :class:`ValueError` for anything that is not one."""
-        data = json.loads(raw)
+        """Parse a report; raises :class:`ValueError` for anything that is not one.
+
+        Anyone who may publish on the health channel can send one, so it is read under the
+        wire's own limits (size, depth, numbers that fit, valid Unicode): a hostile report is a
+        ValueError like any malformed one, never an OverflowError or a RecursionError."""
+        if len(raw) > _MAX_REPORT_BYTES:
+            raise ValueError(f"not a health report: {len(raw)} bytes")
+        data = decode_value(raw, _MAX_REPORT_DEPTH)
         if not isinstance(data, dict) or not isinstance(data.get("instance"), str):
             raise ValueError("not a health report")
         try:
@@ -193,7 +203,7 @@ class Report:
                 expires=float(data.get("expires", 0.0)),
                 scopes=tuple(data.get("scopes", ())),
             )
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ValueError(f"malformed health report: {exc}") from None
 
     def rejection_of(self, version: int) -> Rejection | None:

@@ -238,3 +238,42 @@ def test_a_fleet_never_shows_the_password_of_its_url(server_factory: ServerFacto
         where = f"{server.host}:{server.port}"
         assert repr(fleet) == f"<Fleet redis://:***@{where}/0 namespace='hotconfig'>"
         assert fleet.instances() == []
+
+
+HOSTILE_REPORTS = [
+    b'{"instance": "x", "version": 1e999}',  # a number no int or float holds
+    b'{"instance": "x", "counts": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # deeper than Python
+    b'{"instance": "x", "rejections": [{"key": ' + b"[" * 50 + b"]" * 50 + b"}]}",
+    b'{"instance": "x\xff"}',  # not UTF-8
+    b'{"instance": "x", "pad": "' + b"a" * 200_000 + b'"}',
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_REPORTS)
+def test_a_hostile_report_is_a_value_error_like_any_malformed_one(raw: bytes) -> None:
+    with pytest.raises(ValueError, match=r"report|JSON|float|deep|UTF|utf|bytes"):
+        Report.from_json(raw)
+
+
+def test_hostile_reports_on_the_health_channel_do_not_stop_wait_or_watch(
+    fleet: Fleet, redis_client: redis.Redis
+) -> None:
+    # Every service host may publish on the health channel (the subscriber role).
+    send_report(redis_client, "h:1:real", version=3)
+
+    def flood() -> None:
+        for raw in HOSTILE_REPORTS:
+            redis_client.publish(fleet.health_channel, raw)
+        send_report(redis_client, "h:1:real", version=7)
+
+    timer = threading.Timer(0.2, flood)
+    timer.start()
+    try:
+        result = fleet.wait(7, timeout=5)
+    finally:
+        timer.join()
+    assert (result.ok, result.applied) == (True, ("h:1:real",))
+    with fleet.watch(timeout=2) as watch:
+        threading.Timer(0.2, flood).start()
+        seen = [event for event in watch if isinstance(event, Report)]
+    assert [report.instance for report in seen] == ["h:1:real"]
