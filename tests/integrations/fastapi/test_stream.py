@@ -163,7 +163,7 @@ def test_a_slow_client_is_disconnected_at_its_bound_while_a_fast_one_keeps_up(
             assert (streams["open"], streams["dropped_slow"]) == (1, 1)
 
 
-def test_health_is_503_while_redis_is_frozen_and_200_again_after(
+def test_health_stays_ready_while_redis_is_frozen_and_says_so_in_its_body(
     app: Served, server: EmbeddedServer, store: ConfigStore
 ) -> None:
     version = store.set("greeting", "hi")
@@ -171,21 +171,24 @@ def test_health_is_503_while_redis_is_frozen_and_200_again_after(
     response = health(app)
     assert response.status_code == 200
     body = response.json()
-    assert (body["status"], body["lag"]) == ("LIVE", 0)
+    assert (body["ready"], body["status"], body["lag"]) == (True, "LIVE", 0)
     assert body["counts"]["applied"] == 1
     assert "url" not in response.text
     assert str(server.port) not in response.text  # nothing of where Redis is
 
     server.pause()
     try:
-        assert eventually(lambda: health(app).status_code == 503, timeout=10)
-        frozen = health(app).json()
-        assert frozen["status"] != "LIVE"
-        assert frozen["lag"] is None  # the store cannot be read either
-        assert frozen["version"] == version  # the last good values are still served
+        # A Redis blip must not take every worker out of the load balancer: the last good
+        # values are still served, and the body says the process is in an outage.
+        assert eventually(lambda: health(app).json()["status"] == "INTERRUPTED", timeout=10)
+        frozen = health(app)
+        assert frozen.status_code == 200
+        body = frozen.json()
+        assert (body["ready"], body["lag"], body["version"]) == (True, None, version)
+        assert body["outage_s"] >= 0
     finally:
         server.resume()
-    assert eventually(lambda: health(app).status_code == 200, timeout=15)
+    assert eventually(lambda: health(app).json()["status"] == "LIVE", timeout=15)
 
 
 def test_sigterm_ends_open_streams_and_the_server_exits_promptly(
