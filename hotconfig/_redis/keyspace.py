@@ -290,4 +290,3 @@ def store_risks(client: Any) -> list[str]:
             "yes) or RDB snapshots (save)"
         )
     return risks
-
