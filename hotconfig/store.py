@@ -13,12 +13,14 @@ import redis
 
 from ._config.wire import (
     DEFAULT_CHANNEL,
+    DEFAULT_LIMITS,
     DEFAULT_MAX_BYTES,
     DEFAULT_SCOPE,
     HEADER_BYTES,
     SIZE_BYTES,
     Entry,
     Limits,
+    check_depth,
     decode_value,
     encode_body,
     parse,
@@ -149,7 +151,7 @@ class ConfigStore:
         values: list[Any] = []
         for entry in entries:
             keys.append(keyspace.scope(entry.scope))
-            value = "" if entry.op == "delete" else _dumps(entry.value)
+            value = "" if entry.op == "delete" else _dumps(entry.key, entry.value)
             values += [entry.op, entry.scope, entry.key, value]
         body = encode_body(entries)
         # Clients count UTF-8 bytes of the whole message, header included.
@@ -278,7 +280,16 @@ class ConfigStore:
         )
 
 
-def _dumps(value: Any) -> str:
+def _dumps(key: str, value: Any) -> str:
+    # What every client would refuse is not written: it would be stored, refused everywhere,
+    # and break the reads of this store (DEFAULT_LIMITS, the clients' default).
+    try:
+        check_depth(value, DEFAULT_LIMITS.max_depth)
+    except InvalidMessageError as exc:
+        raise ValueError(
+            f"{key}: {exc.detail}, which every client refuses (Limits.max_depth); write a "
+            "shallower value"
+        ) from None
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -37,6 +37,7 @@ __all__ = [
     "Entry",
     "Limits",
     "Message",
+    "check_depth",
     "decode_value",
     "encode_body",
     "encode_message",
@@ -224,7 +225,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
     """Decode one stored value: exactly one JSON document, within ``max_depth``."""
     value = _decode(data)
-    _check_depth(value, max_depth)
+    check_depth(value, max_depth)
     return value
 
 
@@ -267,7 +268,9 @@ def _text(obj: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _check_depth(value: Any, max_depth: int) -> None:
+def check_depth(value: Any, max_depth: int) -> None:
+    """Raise :class:`InvalidMessageError` (TOO_DEEP) if ``value`` nests deeper than
+    ``max_depth`` lists and objects: what every client refuses, checked by the store too."""
     # Iterative, so that checking a deep value cannot itself overflow the stack. Scalars, the
     # common case, cost one type check.
     if type(value) is not dict and type(value) is not list:
@@ -298,7 +301,7 @@ def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
         value = obj.get("value", _MISSING)
         if value is _MISSING:
             raise InvalidMessageError(RejectReason.BAD_FIELD, f"set of {key!r} has no value")
-        _check_depth(value, limits.max_depth)
+        check_depth(value, limits.max_depth)
         return Entry(key, value, scope, "set")
     if op == "delete":
         return Entry(key, None, scope, "delete")

@@ -107,6 +107,10 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:
+        raise click.BadParameter(
+            "nested deeper than JSON can be read; every client refuses it", param_hint="VALUE"
+        ) from None
 
 
 def _written(session: Session, what: str, version: int) -> int:

@@ -33,6 +33,8 @@ def load_file(path: str, scope: str) -> dict[str, dict[str, Any]]:
             data = json.loads(text)
         except ValueError as exc:
             raise ValueError(f"{path} is not JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{path} is nested deeper than JSON can be read") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold an object of keys and values, or an export")
     if data.get("hotconfig") == 1 and isinstance(data.get("scopes"), dict):

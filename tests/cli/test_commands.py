@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hotconfig import ConfigStore
 from hotconfig.testing.server import EmbeddedServer
 from tests.cli.conftest import Run
@@ -162,3 +164,27 @@ def test_without_click_the_command_says_what_to_install() -> None:
     metrics = "import sys; sys.modules['prometheus_client'] = None; import hotconfig.fleet.metrics"
     failed = subprocess.run([sys.executable, "-c", metrics], capture_output=True, text=True)
     assert "pip install 'hotconfig[metrics]'" in failed.stderr
+
+
+DEEP = "[" * 70 + "]" * 70  # deeper than every client accepts (64)
+DEEPER = "[" * 3000 + "]" * 3000  # deeper than Python's JSON decoder can go
+
+
+@pytest.mark.parametrize("value", [DEEP, DEEPER])
+def test_a_value_every_client_would_refuse_is_not_written(
+    run: Run, store: ConfigStore, value: str
+) -> None:
+    refused = run("set", "rules", value)
+    assert refused.exit_code == 2, refused.output
+    assert "deeper" in refused.output
+    assert "Traceback" not in refused.output
+    assert store.version == 0  # nothing was written: the store would have broken its reads
+
+
+def test_an_import_too_deep_to_read_is_one_line_and_writes_nothing(
+    run: Run, store: ConfigStore
+) -> None:
+    refused = run("import", "-", input='{"rules": ' + DEEPER + "}")
+    assert refused.exit_code == 2, refused.output
+    assert "nested deeper" in refused.output
+    assert store.version == 0

@@ -72,3 +72,19 @@ def test_a_change_over_the_message_limit_is_written_whole_and_reaches_every_clie
 def test_a_client_that_decodes_responses_is_refused_with_a_hint(server: EmbeddedServer) -> None:
     with pytest.raises(ValueError, match="decode_responses"):
         ConfigStore(client=redis.Redis.from_url(server.url, decode_responses=True))
+
+
+def test_a_value_nested_deeper_than_every_client_accepts_is_not_written(
+    server: EmbeddedServer,
+) -> None:
+    deep: object = 1
+    for _ in range(70):  # the clients refuse more than 64 levels (Limits.max_depth)
+        deep = [deep]
+    with ConfigStore(server.url) as store, HotConfig(server.url) as config:
+        assert config.start(timeout=5)
+        with pytest.raises(ValueError, match=r"rules: a value is nested deeper than 64 levels"):
+            store.set("rules", deep)
+        with pytest.raises(ValueError, match="rules"):
+            store.set_many({"ok": 1, "rules": {"a": deep}})
+        assert store.version == 0  # nothing written: the store's reads would break on it
+        assert config.stats.rejected == 0
