@@ -236,7 +236,7 @@ def _decode(data: bytes | str) -> Any:
         except UnicodeDecodeError as exc:
             raise InvalidMessageError(RejectReason.NOT_UTF8, str(exc)) from None
     try:
-        return _loads(data)
+        value = _loads(data)
     except RecursionError:
         raise InvalidMessageError(
             RejectReason.TOO_DEEP, "nested deeper than the JSON decoder allows"
@@ -245,6 +245,35 @@ def _decode(data: bytes | str) -> Any:
         raise InvalidMessageError(RejectReason.OVERSIZE, "too large to decode in memory") from None
     except ValueError as exc:
         raise InvalidMessageError(RejectReason.INVALID_JSON, str(exc)) from None
+    # Only a \u escape can make a lone surrogate (bytes that are UTF-8 cannot): a text that no
+    # UTF-8 can hold, which would fail in the app at its first encode() or json.dumps().
+    if "\\u" in data and _SURROGATE_ESCAPE.search(data) and not _encodable(value):
+        raise InvalidMessageError(
+            RejectReason.NOT_UTF8,
+            "a \\u escape of a lone surrogate (half of a UTF-16 pair): no UTF-8 text holds it",
+        )
+    return value
+
+
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in ``value`` (keys included) can be written as UTF-8; iterative."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif type(item) is dict:
+            pending += item.keys()
+            pending += item.values()
+        elif type(item) is list:
+            pending += item
+    return True
 
 
 def _loads(text: str) -> Any:

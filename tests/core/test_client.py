@@ -520,3 +520,14 @@ def test_a_client_that_served_defaults_hears_of_exactly_the_values_that_differ(
             assert [(c.key, c.old, c.new) for c in on_change.calls] == [("limit", 10, 250)]
         finally:
             config.close()
+
+
+def test_a_lone_surrogate_published_by_anyone_is_refused_and_the_old_value_stays(
+    client: HotConfig[Settings], redis_client: redis.Redis
+) -> None:
+    publish(redis_client, '{"key": "greeting", "value": "ok"}')
+    assert eventually(lambda: client.get("greeting") == "ok")
+    publish(redis_client, r'{"key": "greeting", "value": "a\ud800b"}')
+    assert eventually(lambda: client.stats.rejected == 1)
+    assert str(client.stats.last_rejection).startswith("not_utf8")
+    assert client.get("greeting") == "ok"  # never a str the app cannot encode

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hotconfig import InvalidMessageError
+from hotconfig import InvalidMessageError, RejectReason
 from hotconfig._config.wire import Entry, Limits, decode_value, encode_body, encode_message, parse
 
 
@@ -136,3 +136,23 @@ def test_a_stored_value_must_be_exactly_one_json_document(raw: bytes) -> None:
 def test_stored_values_decode_like_json() -> None:
     assert decode_value(b'{"a": [1, 2.5, null, true]}') == {"a": [1, 2.5, None, True]}
     assert decode_value(b' "padded" ') == "padded"
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [r"a\ud800b", r"\udfff", r"x\uDBFFy", r"\ude00\ud83d"],  # halves alone, or in the wrong order
+)
+def test_a_lone_surrogate_escape_is_refused_as_text_no_utf8_holds(escaped: str) -> None:
+    data = '{"key": "k", "value": "' + escaped + '"}'
+    with pytest.raises(InvalidMessageError) as info:
+        parse(data)
+    assert info.value.reason is RejectReason.NOT_UTF8
+    with pytest.raises(InvalidMessageError):
+        parse('{"key": "k", "value": {"' + escaped + '": 1}}')  # in a key, too
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_ordinary_text() -> None:
+    [pair] = parse(r'{"key": "k", "value": "\ud83d\ude00"}').entries
+    assert pair.value == "\U0001f600"
+    [literal] = parse(r'{"key": "k", "value": "\\ud800"}').entries
+    assert literal.value == "\\ud800"  # a backslash, then the letters: nothing to refuse
