@@ -359,20 +359,13 @@ class HotConfig(Generic[ModelT]):
 def _listener_options(
     grouped: Grouped, target: Target, keyspace: Keyspace, channel: str, signing: KeyRing | None
 ) -> ListenerOptions:
-    timings = grouped.timings
     # Sentinel and Cluster: a failover can leave a connection that answers PING but no longer
     # delivers. One server: PING, the poll and the digests cover it, and the ACL stays smaller.
-    probe = timings.probe_interval
-    if probe is None and target.topology is not Topology.SINGLE:
-        probe = 30.0
+    probe = None if target.topology is Topology.SINGLE else 30.0
     return ListenerOptions(
         channel=channel,
-        ping_interval=timings.ping_interval,
-        liveness_timeout=timings.liveness_timeout,
-        poll_interval=timings.poll_interval,
-        probe_interval=probe,
-        socket_timeout=timings.socket_timeout,
-        backoff_max=timings.backoff_max,
+        poll_interval=grouped.timings.poll_interval,
+        session=grouped.timings.session(probe),
         signing=signing,
         limits=grouped.limits,
         shard_channel=keyspace.shard_channel(channel) if target.sharded else None,

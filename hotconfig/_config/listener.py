@@ -50,24 +50,15 @@ def _first_key(message: Message) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ListenerOptions:
-    """What to follow and how; the timing defaults detect a dead connection within about 3 s."""
+    """What to follow and how: the connection's timings are its session's
+    (:class:`~hotconfig._redis.session.SessionOptions`: PING, probe, backoff), the rest here."""
 
     channel: str = DEFAULT_CHANNEL
-    ping_interval: float = 1.0
-    liveness_timeout: float = 2.0
     poll_interval: float = 5.0
-    socket_timeout: float = 2.0
-    backoff_base: float = 0.05
-    backoff_max: float = 0.5
-    backoff_reset_after: float = 10.0
-    # A server that refuses us (a wrong password, a missing ACL permission) is asked again this
-    # often: slow enough not to flood its log, fast enough that a fix takes effect by itself.
-    misconfigured_retry: float = 3.0
-    # How often the subscription proves, by an echo on a private channel, that messages
-    # published on the server really come back on it (a PONG proves the socket, not delivery);
-    # None: no probe. The client turns it on for Sentinel and Cluster, where a failover can
-    # leave a healthy-looking connection that no longer delivers.
-    probe_interval: float | None = None
+    # The probe (``session.probe_interval``, None: none) proves by an echo on a private channel
+    # that published messages really come back; the client turns it on for Sentinel and Cluster,
+    # where a failover can leave a healthy-looking connection that no longer delivers.
+    session: SessionOptions = field(default_factory=SessionOptions)
     limits: Limits = field(default=DEFAULT_LIMITS)
     signing: KeyRing | None = None  # when set, only messages signed with one of its keys apply
     # Sharded mode: the store's shard channel, SSUBSCRIBEd besides ``channel`` (which stays
@@ -84,16 +75,7 @@ class Listener(Session):
     ) -> None:
         super().__init__(
             target,
-            SessionOptions(
-                socket_timeout=options.socket_timeout,
-                ping_interval=options.ping_interval,
-                liveness_timeout=options.liveness_timeout,
-                probe_interval=options.probe_interval,
-                backoff_base=options.backoff_base,
-                backoff_max=options.backoff_max,
-                backoff_reset_after=options.backoff_reset_after,
-                misconfigured_retry=options.misconfigured_retry,
-            ),
+            options.session,
             name,
             # A private channel on the same subscription: an echo on it proves delivery end to
             # end (sharded: a shard channel in the store's slot, published by SPUBLISH).

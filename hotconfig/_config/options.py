@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
+from .._redis.session import SessionOptions
 from .wire import Limits
 
 __all__ = ["Connection", "Grouped", "Timings", "group_of", "regroup"]
@@ -53,6 +54,17 @@ class Timings:
     probe_interval: float | None = None
     socket_timeout: float = 2.0
     backoff_max: float = 0.5
+
+    def session(self, probe_default: float | None) -> SessionOptions:
+        """The listener connection's timings; ``probe_default`` when ``probe_interval`` is None."""
+        probe = self.probe_interval if self.probe_interval is not None else probe_default
+        return SessionOptions(
+            socket_timeout=self.socket_timeout,
+            ping_interval=self.ping_interval,
+            liveness_timeout=self.liveness_timeout,
+            probe_interval=probe,
+            backoff_max=self.backoff_max,
+        )
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
