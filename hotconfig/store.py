@@ -27,7 +27,7 @@ from ._config.wire import (
     validate_key,
     validate_scope,
 )
-from ._redis.connection import Target, resolve
+from ._redis.connection import Target, database, resolve
 from ._redis.keyspace import (
     DEFAULT_NAMESPACE,
     WRITE_SCRIPT,
@@ -103,6 +103,9 @@ class ConfigStore:
         self._redis = client
         self.channel = channel
         self.keyspace = Keyspace(namespace)
+        # Each message names the store (namespace and database) so that no other store's
+        # clients on the same channel apply it.
+        self._identity = self.keyspace.identity(database(client))
         # Sharded: only clients in sharded mode hear the writes (they SUBSCRIBE the classic
         # channel too, for raw publishers), so roll the clients out first, then the store.
         self._publish_to = self.keyspace.shard_channel(channel) if self.sharded else channel
@@ -157,7 +160,7 @@ class ConfigStore:
         # Clients count UTF-8 bytes of the whole message, header included.
         scopes = {entry.scope for entry in entries}
         size = len(body.encode()) + HEADER_BYTES + sum(len(s) + SIZE_BYTES for s in scopes)
-        size += len(self.keyspace.namespace.encode()) + 8  # ',"ns":""'
+        size += len(self._identity.encode()) + 1  # its comma
         if self._ring is not None:
             size += _SIG_BYTES + len(self._ring.signer)
         # A change too large for one message is still one atomic write under one version; its
@@ -166,7 +169,7 @@ class ConfigStore:
         candidate = uuid.uuid4().hex
         for _ in range(_SIGN_ATTEMPTS):
             head = self._signed_head(entries, body, reload, candidate)
-            args = [*head, self.keyspace.namespace, self._publish_with, len(entries), *values]
+            args = [*head, self._identity, self._publish_with, len(entries), *values]
             try:
                 version, _epoch = self._write(keys=keys, args=args)
             except redis.ResponseError as exc:

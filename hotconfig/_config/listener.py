@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._redis import shards
-from .._redis.connection import Target
+from .._redis.connection import Target, database
 from .._redis.keyspace import Keyspace, read_position, read_snapshot, store_risks
 from .._redis.liveness import check_master, check_role
 from .._redis.session import Session, SessionOptions, await_subscribed
@@ -87,6 +87,7 @@ class Listener(Session):
         self.ready = threading.Event()  # set once the first snapshot from the store is live
         self.settled = threading.Event()  # set once LIVE, or once the server refused us
         self._checked_server = False
+        self._db = 0  # the database of the store, named by its messages: set at each connect
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
         self.period = options.poll_interval
 
@@ -113,6 +114,7 @@ class Listener(Session):
         if self.ready.is_set():
             self._counters.reconnects += 1
         check_role(self.target, publisher)  # the sentinels may still name a master being demoted
+        self._db = database(publisher)
         self._resync(publisher)
         self._check_server(publisher)
         self._sink.set_status(Status.LIVE)
@@ -162,8 +164,12 @@ class Listener(Session):
         except InvalidMessageError as exc:
             self._sink.reject(exc.reason, exc)
             return
-        if parsed.ns is not None and parsed.ns != self._keyspace.namespace:
-            self._counters.skipped += 1  # another store's message on the same channel
+        if parsed.ns is not None and (
+            parsed.ns != self._keyspace.namespace or parsed.db != self._db
+        ):
+            # Another store's message on the same channel: another namespace, or the same one
+            # in another database of the server (Pub/Sub ignores database numbers).
+            self._counters.skipped += 1
             return
         ring = self._listening.signing
         if ring is not None and (refused := ring.check(parsed, self._listening.channel)):

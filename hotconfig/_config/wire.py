@@ -9,7 +9,8 @@ Optional fields: ``op`` (``"set"`` or ``"delete"``), ``version`` (int, assigned 
 under one version). The store also sends ``prev`` and ``digest`` (the write this one follows,
 and this one: see keyspace), ``sizes`` (keys per touched scope), ``reload`` (a change too large
 for one message) and, when it signs, ``sig`` (see signing); a signed unversioned message has
-``ts``. Unknown fields are ignored so that newer publishers can add some.
+``ts``; ``ns`` and ``db`` name the store (its namespace, and its database when not 0).
+Unknown fields are ignored so that newer publishers can add some.
 
 Hostile input is a counted rejection, never a crash: the size, the nesting depth and the number
 of entries are limited (:class:`Limits`), NaN and Infinity are refused (the store refuses to
@@ -132,6 +133,7 @@ class Message(NamedTuple):
     sig: str | None = None  # "kid:mac" when the publisher signs (see signing)
     ts: int | None = None  # unix seconds, for a signed unversioned message
     ns: str | None = None  # the namespace of the store that sent it
+    db: int = 0  # the database of the store that sent it (Pub/Sub ignores database numbers)
 
 
 def _valid_name(name: object) -> TypeGuard[str]:
@@ -202,8 +204,13 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     ts = get("ts")
     if ts is not None and type(ts) is not int:
         raise InvalidMessageError(RejectReason.BAD_FIELD, f"ts must be an int, got {_short(ts)}")
+    db = get("db", 0)
+    if type(db) is not int or db < 0:
+        raise InvalidMessageError(
+            RejectReason.BAD_FIELD, f"db must be a non-negative int, got {_short(db)}"
+        )
     if obj.get("reload") is True and version is not None:
-        return Message((), version, epoch, prev, digest, sizes, True, sig, ts, ns)
+        return Message((), version, epoch, prev, digest, sizes, True, sig, ts, ns, db)
     default_scope = obj.get("scope", DEFAULT_SCOPE)
     batch = obj.get("changes", _MISSING)
     if batch is _MISSING:
@@ -219,7 +226,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         raise InvalidMessageError(
             RejectReason.BAD_FIELD, "changes must be a non-empty list of objects"
         )
-    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns)
+    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns, db)
 
 
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:

@@ -43,7 +43,16 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "Target", "Topology", "redacted", "resolve", "resolve_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "Target",
+    "Topology",
+    "database",
+    "redacted",
+    "resolve",
+    "resolve_url",
+]
 
 _SHARDED: Final = "sharded"  # the URL query parameter that turns sharded Pub/Sub on
 _FLAGS: Final = {"1": True, "true": True, "yes": True, "on": True} | dict.fromkeys(
@@ -78,6 +87,17 @@ class _Nodes:
     options: dict[str, Any]  # username, password, ssl
     sentinel_password: str | None
     sharded: bool = False
+
+
+def database(client: Any) -> int:
+    """The database number ``client``'s commands go to: 0 on a cluster, which has no other.
+
+    Pub/Sub ignores database numbers (a PUBLISH reaches the subscribers of every database), so
+    the store names its database in each message and a client drops those of another one.
+    """
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    return int(kwargs.get("db") or 0)
 
 
 def resolve(url: str | None) -> str:

@@ -16,6 +16,7 @@ store's slot, and subscribers find it on the master serving that slot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -48,7 +49,8 @@ DEFAULT_NAMESPACE: Final = "hotconfig"
 # of the body ('' for none: a reload notice replaces a change too large for one message), the
 # version this write must get and the digest it must follow ('' for any: a signed write is
 # signed for one position, so the script refuses it, returning version 0, if the store moved),
-# the namespace (so that stores sharing a channel tell their messages apart), the command that
+# the store's identity as JSON members ('"ns":"<namespace>"', then ',"db":N' when its database is
+# not 0: stores sharing a channel, or a server, tell their messages apart), the command that
 # publishes ('PUBLISH', or 'SPUBLISH' in sharded mode, ARGV[1] then being the store's shard
 # channel), n, then n times (op, scope, key, value).
 # One script does the write, the version bump, the digest, the history and the PUBLISH, so no
@@ -107,7 +109,7 @@ local tail = body
 if ARGV[5] ~= '' then
   tail = ARGV[5]
 end
-local message = '{"version":' .. version .. ',"ns":"' .. ARGV[8] .. '","epoch":"' .. epoch ..
+local message = '{"version":' .. version .. ',' .. ARGV[8] .. ',"epoch":"' .. epoch ..
   '","prev":"' .. prev ..
   '","digest":"' .. digest .. '","sizes":{' .. table.concat(sizes, ',') .. '},' .. tail
 if ARGV[9] == 'SPUBLISH' then
@@ -209,6 +211,13 @@ class Keyspace:
 
     def scope(self, name: str) -> str:
         return f"{self.tag}:scope:{name}"
+
+    def identity(self, db: int) -> str:
+        """The members of a message that name this store: its namespace, and its database when
+        not 0 (Pub/Sub ignores database numbers: a PUBLISH reaches every database's
+        subscribers, so a store on db 1 and one on db 0 share a channel)."""
+        members = {"ns": self.namespace} | ({"db": db} if db else {})
+        return json.dumps(members, separators=(",", ":"))[1:-1]
 
     def shard_channel(self, channel: str) -> str:
         """The sharded twin of ``channel``: in the store's slot, so the write script may

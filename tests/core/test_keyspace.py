@@ -9,6 +9,7 @@ import redis
 from redis.crc import key_slot
 
 from hotconfig import ConfigStore, HotConfig, signals
+from hotconfig._config.wire import parse
 from hotconfig._redis.keyspace import Keyspace, decode_hash
 from hotconfig.testing.server import EmbeddedServer
 from tests.recording import Recorder
@@ -28,6 +29,25 @@ def test_every_key_of_a_namespace_shares_one_hash_tag() -> None:
     assert all(name.startswith("{billing}:") for name in names)
     assert len(set(names)) == len(names)
     assert Keyspace().scope("global") == "{hotconfig}:scope:global"
+
+
+def test_a_store_names_its_database_in_its_messages_only_when_it_is_not_0(
+    server: EmbeddedServer,
+) -> None:
+    assert Keyspace("billing").identity(0) == '"ns":"billing"'
+    assert Keyspace("billing").identity(3) == '"ns":"billing","db":3'
+    url = server.url.removesuffix("/0") + "/3"
+    client = redis.Redis.from_url(url)
+    pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("config:changes")
+    pubsub.get_message(timeout=1)  # reads the subscription's acknowledgement
+    with ConfigStore(client=client) as store:
+        store.set("a", 1)
+    message = pubsub.get_message(timeout=5)
+    assert message is not None
+    parsed = parse(message["data"])
+    assert (parsed.ns, parsed.db, parsed.version) == ("hotconfig", 3, 1)
+    pubsub.close()
 
 
 @pytest.mark.parametrize("namespace", ["hotconfig", "billing", "a:b", "x" * 40])

@@ -78,6 +78,8 @@ def test_encode_round_trips_through_parse() -> None:
         (b'{"key": "a", "value": NaN}', "invalid_json"),
         (b'{"key": "a", "value": [1, -Infinity]}', "invalid_json"),
         (b'{"key": "a", "value": 1, "version": 1, "prev": 5}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": 1, "ns": "h", "db": -1}', "bad_field"),
+        (b'{"key": "a", "value": 1, "version": 1, "ns": "h", "db": "1"}', "bad_field"),
         (b'{"key": "a", "value": 1, "version": 1, "sizes": {"global": "1"}}', "bad_field"),
     ],
 )

@@ -32,3 +32,30 @@ def test_another_namespaces_writes_never_land_in_this_one(
         assert config.get("shared.key") == "from-other"
         assert dict(config.snapshot()) == other.get_all()
         assert config.stats.rejected == 0  # another store's messages are not errors
+
+
+def test_a_store_in_another_database_of_the_server_is_never_applied_even_briefly(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    # Pub/Sub ignores database numbers: db 1's PUBLISH reaches db 0's subscribers too.
+    staging_url = server.url.removesuffix("/0") + "/1"
+    with ConfigStore(staging_url) as staging:
+        config = fleet.client(timings=Timings(poll_interval=NO_POLL))  # db 0: no store yet
+        assert config.version == 0
+        staging.set("shared.key", "from-db-1")  # version 1 of a new epoch, db 1's first write
+        assert eventually(lambda: config.stats.skipped == 1, timeout=5), config.stats
+        # Not adopted as this store's first write, not even until a resync reverts it.
+        assert config.get("shared.key") is None
+        assert config.version == 0
+        assert config.stats.rejected == 0
+        version = fleet.store.set("shared.key", "from-db-0")
+        assert config.wait_for_version(version, timeout=5)
+        assert config.get("shared.key") == "from-db-0"
+        # And the other way: a client of db 1 hears db 1 only.
+        follower = fleet.client(staging_url, timings=Timings(poll_interval=NO_POLL))
+        assert follower.get("shared.key") == "from-db-1"
+        fleet.store.set("shared.key", "from-db-0-again")
+        assert eventually(lambda: follower.stats.skipped == 1, timeout=5), follower.stats
+        staging.set("shared.key", "from-db-1-again")
+        assert eventually(lambda: follower.get("shared.key") == "from-db-1-again", timeout=5)
+        assert config.get("shared.key") == "from-db-0-again"
