@@ -16,18 +16,26 @@ from typing_extensions import TypeVar
 
 from ._config.lastgood import LastKnownGood
 from ._config.listener import Listener, ListenerOptions
-from ._config.options import Connection, Grouped, Timings, regroup
+from ._config.options import (
+    Connection,
+    Grouped,
+    Timings,
+    checked_channel,
+    checked_scopes,
+    checked_text,
+    regroup,
+)
 from ._config.receivers import Receiver
 from ._config.schema import Schema
 from ._config.sink import Sink
 from ._config.snapshot import Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
-from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits, validate_scope
+from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits
 from ._redis import forking
 from ._redis.connection import Target, Topology, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
-from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
+from .errors import ClientClosedError, ConfigKeyError
 from .security.signing import KeyRing
 from .signals import Status
 
@@ -113,14 +121,17 @@ class HotConfig(Generic[ModelT]):
         """
         grouped = regroup(legacy, timings, limits, connection)
         redis_options = dict(grouped.connection.redis_kwargs)
+        service = checked_text("service", service, "billing")
+        if type(health) is not bool:
+            raise ValueError(f"health must be True or False, got {health!r:.40}")
         if service:
             redis_options.setdefault("client_name", f"hotconfig:{service}"[:64].replace(" ", "_"))
         self._target = Target(resolve(url), redis_options, sharded=grouped.connection.sharded)
         self.url = self._target.redacted
         """The Redis URL this client follows, with its password hidden."""
-        self.scopes = _scopes(scopes)
+        self.scopes = checked_scopes(scopes)
         self.service = service
-        self.channel = channel
+        self.channel = checked_channel(channel)
         self.keyspace = Keyspace(namespace)
         # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
         signing = KeyRing.resolve(signing_keys)
@@ -378,16 +389,3 @@ def _reporter(config: HotConfig[Any], options: Mapping[str, Any]) -> Companion:
     from .fleet import Reporter
 
     return Reporter(config, **options)
-
-
-def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
-    # A string is one scope: tuple("global") would be six one-letter scopes.
-    named = (scopes,) if isinstance(scopes, str) else tuple(scopes)
-    if not named:
-        raise ValueError("scopes must name at least one scope, e.g. ['global']")
-    for scope in named:
-        try:
-            validate_scope(scope)
-        except InvalidMessageError as exc:
-            raise ValueError(f"scopes: {exc.detail}") from None
-    return named

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from ._config.options import checked_channel
 from ._config.wire import (
     DEFAULT_CHANNEL,
     DEFAULT_LIMITS,
@@ -91,6 +92,13 @@ class ConfigStore:
                 "sharded=True needs a redis+cluster:// URL to know the cluster; pass the URL "
                 "instead of a client"
             )
+        for name, number in (
+            ("history_size", history_size),
+            ("max_message_bytes", max_message_bytes),
+        ):
+            if type(number) is not int or number < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {number!r:.40}")
+        channel = checked_channel(channel)
         self.url: str | None = None
         """The URL the store connects to, its password hidden; None for a client given."""
         self.sharded = False

@@ -29,6 +29,8 @@ class LastKnownGood:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, str | os.PathLike) or not str(path):
+            raise ValueError(f"cache_path must be a file path (str or Path), got {path!r:.60}")
         self.path = Path(path)
 
     def load(self) -> StoreSnapshot | None:

@@ -20,15 +20,26 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from .._redis.session import SessionOptions
-from .wire import Limits
+from ..errors import InvalidMessageError
+from .wire import Limits, validate_scope
 
-__all__ = ["Connection", "Grouped", "Timings", "group_of", "regroup"]
+__all__ = [
+    "MAX_CHANNEL",
+    "Connection",
+    "Grouped",
+    "Timings",
+    "checked_channel",
+    "checked_scopes",
+    "checked_text",
+    "group_of",
+    "regroup",
+]
 
 GroupT = TypeVar("GroupT", "Timings", Limits, "Connection")
 
@@ -197,3 +208,50 @@ def regroup(
 def _deprecated(message: str) -> None:
     # stacklevel: this function, regroup(), HotConfig.__init__(), then the caller's line.
     warnings.warn(message, DeprecationWarning, stacklevel=4)
+
+
+MAX_CHANNEL = 1024  # characters of a channel name
+
+
+def checked_channel(channel: object, argument: str = "channel") -> str:
+    """``channel`` if it can name the changes channel: 1-1024 printable characters, no spaces
+    (a name a command line, a log line and an ACL rule can all hold), else a ValueError."""
+    if (
+        type(channel) is str
+        and 0 < len(channel) <= MAX_CHANNEL
+        and channel.isprintable()
+        and " " not in channel
+    ):
+        return channel
+    raise ValueError(
+        f"{argument} must be 1-{MAX_CHANNEL} printable characters without spaces, e.g. "
+        f"'config:changes'; got {_shown(channel)}"
+    )
+
+
+def checked_scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
+    """The scopes a client follows, lowest first; a string is one scope."""
+    # A string is one scope: tuple("global") would be six one-letter scopes.
+    named = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    if not named:
+        raise ValueError("scopes must name at least one scope, e.g. ['global']")
+    for scope in named:
+        try:
+            validate_scope(scope)
+        except InvalidMessageError as exc:
+            raise ValueError(f"scopes: {exc.detail}") from None
+    return named
+
+
+def checked_text(argument: str, value: object, example: str) -> str | None:
+    """``value`` if it is None or a non-empty string, else a ValueError naming ``argument``."""
+    if value is None or (type(value) is str and value):
+        return value
+    raise ValueError(
+        f"{argument} must be a non-empty string or None, e.g. {example!r}; got {_shown(value)}"
+    )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -35,6 +35,11 @@ class Schema:
     )
 
     def __init__(self, model: type[BaseModel] | None) -> None:
+        if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ValueError(
+                "model must be a pydantic model class (a subclass of pydantic.BaseModel) or "
+                f"None, got {model!r:.60}"
+            )
         self.model = model
         self._leaf_paths: dict[str, tuple[str, ...]] = {}
         self._fields: dict[str, FieldInfo] = {}

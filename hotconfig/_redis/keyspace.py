@@ -17,6 +17,7 @@ store's slot, and subscribers find it on the master serving that slot.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_NAMESPACE: Final = "hotconfig"
+_NAMESPACE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 
 # KEYS: version, epoch, history, scopes-set, digest, then one scope hash per change.
 # ARGV: channel, epoch candidate, history maxlen, message body tail, the tail to publish instead
@@ -184,6 +186,14 @@ class Keyspace:
     """Key names of one store namespace."""
 
     namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        # The namespace is a Redis Cluster hash tag ({ns}) and a JSON string in every message.
+        if type(self.namespace) is not str or _NAMESPACE(self.namespace) is None:
+            raise ValueError(
+                "namespace must be 1-256 characters of [A-Za-z0-9_.:-], e.g. 'hotconfig' or "
+                f"'billing'; got {self.namespace!r:.60}"
+            )
 
     @property
     def tag(self) -> str:

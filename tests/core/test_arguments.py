@@ -30,12 +30,45 @@ def test_scopes_given_as_a_string_is_one_scope() -> None:
         ({"limits": {"max_message_bytes": 0}}, "max_message_bytes"),
         ({"limits": {"max_depth": True}}, "max_depth"),
         ({"connection": {"sharded": "yes"}}, "sharded"),
+        ({"channel": 5}, "channel"),
+        ({"channel": ""}, "channel"),
+        ({"channel": "config changes"}, "channel"),
+        ({"channel": "config:\x00changes"}, "channel"),
+        ({"channel": "c" * 1025}, "channel"),
+        ({"namespace": "a b"}, "namespace"),
+        ({"namespace": ""}, "namespace"),
+        ({"namespace": "{tag}"}, "namespace"),
+        ({"service": 5}, "service"),
+        ({"service": ""}, "service"),
+        ({"health": "yes"}, "health"),
+        ({"model": 5}, "model"),
+        ({"model": dict}, "model"),
+        ({"cache_path": 5}, "cache_path"),
+        ({"cache_path": ""}, "cache_path"),
     ],
 )
 def test_a_bad_client_argument_names_itself(options: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match=named) as info:
         HotConfig(UNREACHABLE, **options)  # type: ignore[arg-type]
     assert not isinstance(info.value, InvalidMessageError)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"channel": 5}, "channel"),
+        ({"channel": "a\nb"}, "channel"),
+        ({"namespace": "a b"}, "namespace"),
+        ({"history_size": 0}, "history_size"),
+        ({"history_size": "10"}, "history_size"),
+        ({"max_message_bytes": -1}, "max_message_bytes"),
+    ],
+)
+def test_a_bad_store_construction_names_its_argument(
+    options: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        ConfigStore(UNREACHABLE, **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
