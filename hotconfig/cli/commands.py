@@ -15,9 +15,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry
+from .._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry, decode_value
 from .._redis.connection import ENV_VAR
 from .._redis.keyspace import DEFAULT_NAMESPACE
+from ..errors import InvalidMessageError, RejectReason
 from .access import acl, doctor_command
 from .demo import demo
 from .files import dump_file, load_file
@@ -102,15 +103,29 @@ scope_option = click.option("--scope", default=DEFAULT_SCOPE, show_default=True)
 
 
 def parse_value(text: str) -> Any:
-    """VALUE as JSON if it is JSON (``5``, ``true``, ``{"a": 1}``), else the string itself."""
+    """VALUE as JSON if it is JSON (``5``, ``true``, ``{"a": 1}``), else the string itself.
+
+    Read under the wire's own limits, as every client reads it: JSON no client would accept
+    (nested too deep, NaN, a number too large for a float, a lone surrogate escape) is a usage
+    error, not a write that every client then refuses.
+    """
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
-    except RecursionError:
+        return decode_value(text)
+    except InvalidMessageError as exc:
+        if exc.reason is RejectReason.INVALID_JSON and not _plain_json(text):
+            return text  # not JSON at all: the string itself
         raise click.BadParameter(
-            "nested deeper than JSON can be read; every client refuses it", param_hint="VALUE"
+            f"{exc.detail}; no client would accept it", param_hint="VALUE"
         ) from None
+
+
+def _plain_json(text: str) -> bool:
+    """Whether Python's own decoder reads ``text`` (NaN, Infinity and 1e999 included)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _written(session: Session, what: str, version: int) -> int:

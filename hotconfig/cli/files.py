@@ -13,7 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._config.wire import DEFAULT_LIMITS, decode_value
+from ..errors import InvalidMessageError
+
 __all__ = ["dump_file", "load_file"]
+
+_EXPORT_DEPTH = 3  # an export's values are nested under {"scopes": {scope: {key: ...}}}
 
 
 def _yaml() -> Any:
@@ -30,11 +35,10 @@ def load_file(path: str, scope: str) -> dict[str, dict[str, Any]]:
         data = _yaml().safe_load(text)
     else:
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not JSON: {exc}") from None
-        except RecursionError:
-            raise ValueError(f"{path} is nested deeper than JSON can be read") from None
+            # The wire's own reader: what no client would accept is refused before any write.
+            data = decode_value(text, DEFAULT_LIMITS.max_depth + _EXPORT_DEPTH)
+        except InvalidMessageError as exc:
+            raise ValueError(f"{path} is not JSON every client accepts: {exc.detail}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold an object of keys and values, or an export")
     if data.get("hotconfig") == 1 and isinstance(data.get("scopes"), dict):

@@ -170,13 +170,13 @@ DEEP = "[" * 70 + "]" * 70  # deeper than every client accepts (64)
 DEEPER = "[" * 3000 + "]" * 3000  # deeper than Python's JSON decoder can go
 
 
-@pytest.mark.parametrize("value", [DEEP, DEEPER])
+@pytest.mark.parametrize("value", [DEEP, DEEPER, "NaN", "Infinity", "1e999", '"a\\ud800b"'])
 def test_a_value_every_client_would_refuse_is_not_written(
     run: Run, store: ConfigStore, value: str
 ) -> None:
     refused = run("set", "rules", value)
     assert refused.exit_code == 2, refused.output
-    assert "deeper" in refused.output
+    assert "no client would accept it" in refused.output
     assert "Traceback" not in refused.output
     assert store.version == 0  # nothing was written: the store would have broken its reads
 
@@ -187,4 +187,8 @@ def test_an_import_too_deep_to_read_is_one_line_and_writes_nothing(
     refused = run("import", "-", input='{"rules": ' + DEEPER + "}")
     assert refused.exit_code == 2, refused.output
     assert "nested deeper" in refused.output
+    for text in ('{"ratio": NaN}', '{"big": 1e999}', '{"name": "a\\ud800b"}'):
+        refused = run("import", "-", input=text)
+        assert refused.exit_code == 2, refused.output
+        assert "not JSON every client accepts" in refused.output
     assert store.version == 0
