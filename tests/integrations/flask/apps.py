@@ -30,11 +30,13 @@ class Settings(BaseModel):
 
 hot: HotConfig[Settings] = HotConfig(model=Settings)
 _arrived: dict[str, float] = {}
+_told: list[str] = []  # every change of greeting this process's receiver was told of
 
 
 @hot.on_change("greeting")
 def _remember_arrival(change: hotconfig.Change) -> None:
     """Called on the listener thread of whichever process applied the change."""
+    _told.append(str(change.new))
     _arrived[str(change.new)] = time.monotonic()
 
 
@@ -58,6 +60,7 @@ def create_app(
             mirrored=current_app.config["GREETING"],
             status=str(ext.client.status),
             arrived=_arrived.get(str(greeting)),
+            told=list(_told),
         )
 
     return app

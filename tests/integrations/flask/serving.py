@@ -50,6 +50,7 @@ class Served:
     mirrored: Any
     status: str
     arrived: float | None
+    told: tuple[str, ...]  # the changes of greeting the worker's receiver ran for
 
 
 def fetch(port: int, connection: http.client.HTTPConnection | None = None) -> Served:
@@ -63,7 +64,13 @@ def fetch(port: int, connection: http.client.HTTPConnection | None = None) -> Se
         assert response.status == 200, response.read()
         body = json.loads(response.read())
         return Served(
-            sent, body["pid"], body["greeting"], body["mirrored"], body["status"], body["arrived"]
+            sent,
+            body["pid"],
+            body["greeting"],
+            body["mirrored"],
+            body["status"],
+            body["arrived"],
+            tuple(body["told"]),
         )
     finally:
         if own:

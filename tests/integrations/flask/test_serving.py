@@ -65,6 +65,8 @@ def _live_workers(port: int, timeout: float = 30.0) -> dict[int, Served]:
             seen[served.pid] = served
     assert len(seen) == WORKERS, f"more workers than --workers {WORKERS}: {seen}"
     assert all((s.greeting, s.mirrored) == ("v1", "v1") for s in seen.values()), seen
+    # Start is not a change: no worker's receiver ran for the value it booted with.
+    assert all(s.told == () for s in seen.values()), seen
     return seen
 
 
@@ -94,6 +96,7 @@ def test_every_gunicorn_worker_serves_a_change_and_its_mirror_within_a_second(
         # The snapshot swaps before the receivers run: a worker can serve v2 a moment before
         # its receiver records when v2 arrived, so the arrival is taken from any later answer.
         arrived: dict[int, float] = {}
+        latest: dict[int, Served] = {}
         stale: list[Served] = []
         # Keep asking past the bound, so that a worker that lags or reverts is caught too.
         deadline = written + 20
@@ -105,6 +108,7 @@ def test_every_gunicorn_worker_serves_a_change_and_its_mirror_within_a_second(
             assert time.monotonic() < deadline, f"v2 seen from {sorted(first_v2)} only"
             for served in serve_round(port, WORKERS):
                 assert served.pid in workers, f"an unknown worker answered: {served}"
+                latest[served.pid] = served
                 if served.greeting == "v2":
                     first_v2.setdefault(served.pid, served)
                     if served.arrived is not None:
@@ -116,6 +120,9 @@ def test_every_gunicorn_worker_serves_a_change_and_its_mirror_within_a_second(
         assert not stale, f"stale answers {FRESHNESS}s after the change or after v2: {stale}"
         # When v2 reached each worker, as the worker itself recorded it.
         lags = {pid: at - written for pid, at in arrived.items()}
+        # Each worker's receiver ran once, for the one change.
+        told = {pid: served.told for pid, served in latest.items()}
+        assert all(changes == ("v2",) for changes in told.values()), told
         assert all(0 <= lag < FRESHNESS for lag in lags.values()), lags
 
         master.send_signal(signal.SIGTERM)
