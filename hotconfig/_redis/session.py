@@ -46,6 +46,7 @@ import redis
 
 from .connection import Target
 from .liveness import Heartbeat, LivenessError, Outage, backoff, close_sockets, misconfiguration
+from .replies import Replies
 from .shards import SlotMoved
 
 __all__ = ["Session", "SessionOptions", "await_subscribed"]
@@ -267,6 +268,7 @@ class Session:
             interval = float("inf")
         probe = Heartbeat(interval, options.liveness_timeout, now)
         next_due = now + self.period
+        replies = Replies(connection)
         while not self._stop.is_set():
             now = time.monotonic()
             # A PONG or an echo may be waiting unread behind a burst: only silence counts.
@@ -291,32 +293,32 @@ class Session:
             due = float("inf") if heartbeat.outstanding else next_due
             wait = min(heartbeat.deadline(), probe.deadline(), due) - now
             if connection.can_read(timeout=max(0.0, min(wait, _MAX_WAIT))):
-                self._drain(publisher, connection, heartbeat, probe)
+                self._drain(publisher, replies, heartbeat, probe)
 
     def _drain(
-        self, publisher: Any, connection: Any, heartbeat: Heartbeat, probe: Heartbeat
+        self, publisher: Any, replies: Replies, heartbeat: Heartbeat, probe: Heartbeat
     ) -> None:
         """Read everything already waiting, then say so once (:meth:`drained`)."""
-        for _ in range(_DRAIN_LIMIT):
-            if self._stop.is_set():
-                break  # in a child forked by a hook, this socket is the parent's
-            try:
-                reply = connection.read_response(push_request=True)
-            except redis.exceptions.MovedError as exc:  # an SSUBSCRIBE reached a former owner
-                raise SlotMoved(f"slot {exc.slot_id} moved to {exc.host}:{exc.port}") from None
-            kind = reply[0]
-            if kind == b"pong":
-                heartbeat.answered(reply[1])
-            elif (
-                (kind == b"message" or kind == b"smessage")
-                and len(reply[1]) == len(self._probe_bytes)
-                and reply[1] == self._probe_bytes
-            ):
-                probe.answered(reply[2])
-            else:
-                self.received(publisher, reply)
-            if not connection.can_read(timeout=0):
-                break
+        stop, probe_bytes = self._stop, self._probe_bytes
+        if stop.is_set():
+            return  # in a child forked by a hook, this socket is the parent's
+        try:
+            for reply in replies.waiting(_DRAIN_LIMIT):
+                kind = reply[0]
+                if kind == b"pong":
+                    heartbeat.answered(reply[1])
+                elif (
+                    (kind == b"message" or kind == b"smessage")
+                    and len(reply[1]) == len(probe_bytes)
+                    and reply[1] == probe_bytes
+                ):
+                    probe.answered(reply[2])
+                else:
+                    self.received(publisher, reply)
+                if stop.is_set():
+                    break
+        except redis.exceptions.MovedError as exc:  # an SSUBSCRIBE reached a former owner
+            raise SlotMoved(f"slot {exc.slot_id} moved to {exc.host}:{exc.port}") from None
         self.drained()
 
     def _send_probe(self, publisher: Any, token: bytes) -> bool:
