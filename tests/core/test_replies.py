@@ -23,7 +23,7 @@ def _subscribed(server: EmbeddedServer) -> tuple[Any, Any]:
     _clients.append(client)
     pubsub = client.pubsub()
     pubsub.subscribe("c")
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     return pubsub, pubsub.connection
 
 
