@@ -15,14 +15,14 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from ._config.lastgood import LastKnownGood
-from ._config.listener import Listener, ListenerOptions
+from ._config.listener import Listener
 from ._config.options import (
     Connection,
-    Grouped,
     Timings,
     checked_channel,
     checked_scopes,
     checked_text,
+    listener_options,
     regroup,
 )
 from ._config.receivers import Receiver
@@ -33,7 +33,7 @@ from ._config.state import ConfigState
 from ._config.stats import Stats
 from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits
 from ._redis import forking
-from ._redis.connection import Target, Topology, resolve
+from ._redis.connection import Target, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
 from .errors import ClientClosedError, ConfigKeyError
 from .security.signing import KeyRing
@@ -57,6 +57,12 @@ class Companion(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
+class Getter(Protocol):
+    """The type of :attr:`HotConfig.get`: ``dict.get``'s signature, positional only."""
+
+    def __call__(self, key: str, default: Any = None, /) -> Any: ...
+
+
 class _Lifecycle(enum.Enum):
     UNOPENED = "unopened"  # built: serving defaults or last-known-good, no listener yet
     OPENED = "opened"  # start() ran: a listener follows the store
@@ -77,18 +83,25 @@ class HotConfig(Generic[ModelT]):
         "_lifecycle",
         "_lifecycle_lock",
         "_listener",
+        "_mirrors",
         "_options",
         "_sink",
         "_snapshot",
         "_target",
         "_values",
         "channel",
+        "get",
         "keyspace",
         "scopes",
         "service",
         "settings",
         "url",
     )
+
+    get: Getter
+    """``get(key, default=None, /)``: the effective value of ``key`` (a model default counts),
+    or ``default`` if unset. The current snapshot's own ``dict.get``, swapped with it: a read
+    costs what a dict lookup costs, hit or miss."""
 
     settings: ModelT
     """The typed settings (an instance of ``model``), replaced whole on every change; ``None``
@@ -135,7 +148,9 @@ class HotConfig(Generic[ModelT]):
         self.keyspace = Keyspace(namespace)
         # Default: $HOTCONFIG_SIGNING_KEYS; with a ring, unsigned messages are refused.
         signing = KeyRing.resolve(signing_keys)
-        self._options = _listener_options(grouped, self._target, self.keyspace, channel, signing)
+        self._options = listener_options(
+            grouped, self._target, self.keyspace, self.channel, signing
+        )
         self._listener: Listener | None = None
         self._lifecycle = _Lifecycle.UNOPENED
         self._lifecycle_lock = threading.Lock()  # start() and close(); never held by receivers
@@ -144,17 +159,11 @@ class HotConfig(Generic[ModelT]):
         self._health = {"framework": grouped.framework} if health else None
         lastgood = LastKnownGood(cache_path) if cache_path is not None else None
         state = ConfigState(Schema(model), self.scopes)
+        self._mirrors: list[dict[str, Any]] = []
         self._sink = Sink(state, self._swap, self, lastgood)
         forking.track(self, forking.Stage.CLIENTS)
 
     # -- reads: lock-free, no network -----------------------------------------------------------
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The effective value of ``key`` (a model default counts), or ``default`` if unset."""
-        try:
-            return self._values[key]
-        except KeyError:
-            return default
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -329,8 +338,22 @@ class HotConfig(Generic[ModelT]):
         # A reader may see the new values a moment before the new settings; snapshot() is the
         # one consistent view.
         self._snapshot = snapshot
-        self._values = snapshot._values
+        self._values = values = snapshot._values
+        self.get = get = values.get
         self.settings = snapshot.settings
+        for namespace in self._mirrors:
+            namespace["get"] = get
+
+    def mirror_get(self, namespace: dict[str, Any], *, keep: bool = True) -> None:
+        """Keep ``namespace["get"]`` this client's :attr:`get`, from now on, at every swap
+        (``keep=False``: stop, and remove it). For a wrapper that must read as fast as the
+        client, given its instance ``__dict__``, as ``hotconfig_django.config`` is."""
+        self._mirrors[:] = [known for known in self._mirrors if known is not namespace]
+        if keep:
+            namespace["get"] = self.get
+            self._mirrors.append(namespace)
+        else:
+            namespace.pop("get", None)
 
     # -- testing.override ---------------------------------------------------------------------
 
@@ -362,25 +385,6 @@ class HotConfig(Generic[ModelT]):
             self._sink.status = Status.STARTING
             self._listener = self._new_listener()
             self._listener.start()
-
-
-# -- arguments: a mistake raises ValueError naming the argument, at construction ------------
-
-
-def _listener_options(
-    grouped: Grouped, target: Target, keyspace: Keyspace, channel: str, signing: KeyRing | None
-) -> ListenerOptions:
-    # Sentinel and Cluster: a failover can leave a connection that answers PING but no longer
-    # delivers. One server: PING, the poll and the digests cover it, and the ACL stays smaller.
-    probe = None if target.topology is Topology.SINGLE else 30.0
-    return ListenerOptions(
-        channel=channel,
-        poll_interval=grouped.timings.poll_interval,
-        session=grouped.timings.session(probe),
-        signing=signing,
-        limits=grouped.limits,
-        shard_channel=keyspace.shard_channel(channel) if target.sharded else None,
-    )
 
 
 def _reporter(config: HotConfig[Any], options: Mapping[str, Any]) -> Companion:

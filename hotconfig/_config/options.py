@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
+from .._redis.connection import Target, Topology
+from .._redis.keyspace import Keyspace
 from .._redis.session import SessionOptions
 from ..errors import InvalidMessageError
+from ..security.signing import KeyRing
+from .listener import ListenerOptions
 from .wire import Limits, validate_scope
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "checked_scopes",
     "checked_text",
     "group_of",
+    "listener_options",
     "regroup",
 ]
 
@@ -255,3 +260,20 @@ def checked_text(argument: str, value: object, example: str) -> str | None:
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def listener_options(
+    grouped: Grouped, target: Target, keyspace: Keyspace, channel: str, signing: KeyRing | None
+) -> ListenerOptions:
+    """The listener's options for a client's arguments."""
+    # Sentinel and Cluster: a failover can leave a connection that answers PING but no longer
+    # delivers. One server: PING, the poll and the digests cover it, and the ACL stays smaller.
+    probe = None if target.topology is Topology.SINGLE else 30.0
+    return ListenerOptions(
+        channel=channel,
+        poll_interval=grouped.timings.poll_interval,
+        session=grouped.timings.session(probe),
+        signing=signing,
+        limits=grouped.limits,
+        shard_channel=keyspace.shard_channel(channel) if target.sharded else None,
+    )

@@ -29,8 +29,9 @@ _NOT_READY = (
 class LazyConfig:
     """Forwards to the client that ``ready()`` built; the same object for the whole process.
 
-    No ``__slots__`` on purpose: once bound, ``get`` is the client's own bound method stored
-    on the instance, so ``config.get(key)`` costs what the core's ``get`` costs.
+    No ``__slots__`` on purpose: once bound, ``get`` is the client's own ``get`` stored on the
+    instance and replaced with it at every swap (:meth:`hotconfig.HotConfig.mirror_get`), so
+    ``config.get(key)`` costs what the core's ``get`` costs.
     """
 
     def __init__(self) -> None:
@@ -111,13 +112,15 @@ class LazyConfig:
 
     def _bind(self, client: HotConfig[Any]) -> None:
         self._client, self._failure = client, None
-        self.__dict__["get"] = client.get
+        client.mirror_get(self.__dict__)  # `get` is then the snapshot's own, swapped with it
 
     def _fail(self, failure: Exception) -> None:
         self._unbind()
         self._failure = failure
 
     def _unbind(self) -> None:
+        if self._client is not None:
+            self._client.mirror_get(self.__dict__, keep=False)
         self.__dict__.pop("get", None)
         self._client = self._failure = None
 
