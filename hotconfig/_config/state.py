@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from .._redis.keyspace import Position, StoreSnapshot
 from ..errors import InvalidValueError
+from .refused import Refused
 from .schema import Schema
 from .snapshot import Snapshot
 from .update import ABSENT, Staged, Update, change, diff, differs
@@ -24,9 +25,6 @@ PINNED: Final = "<pinned>"
 # Digests of the most recent versions applied, to tell a duplicate from a different write that
 # reuses its number (a store gone back in time, a forged message).
 _RING: Final = 256
-# Stored values the model refused, remembered so each is reported once; bounded, so that a
-# stream of rejected values cannot grow memory (the oldest is forgotten first).
-_REJECTED_MAX: Final = 10_000
 
 
 class ConfigState:
@@ -40,7 +38,7 @@ class ConfigState:
         # holds that key in that scope, because the store is the source of truth.
         self.overlay: dict[tuple[str, str], Any] = {}
         self._typed_raw: dict[str, Any] = {}
-        self._rejected: dict[tuple[str, str], str] = {}  # (scope, key) -> value reported
+        self.refused = Refused()  # stored values the model refused, each reported once
         self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
         self._staged: list[Message] = []
         # Where the snapshot will be once the staged messages are committed.
@@ -144,22 +142,6 @@ class ConfigState:
             total.rejected += update.rejected
         return total
 
-    def _first_rejection(self, scope: str, key: str, value: Any) -> bool:
-        """Record a rejected stored value; False if it was reported already.
-
-        The store keeps a value the model refused, so every resync meets it again: it is
-        counted and signalled once, not at every reconnect.
-        """
-        slot, shown = (scope, key), repr(value)[:200]
-        rejected = self._rejected
-        if rejected.get(slot) == shown:
-            return False
-        rejected.pop(slot, None)
-        if len(rejected) >= _REJECTED_MAX:
-            del rejected[next(iter(rejected))]
-        rejected[slot] = shown
-        return True
-
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
         # A rejected versioned message is still consumed: waiting for it again would look like
         # a gap forever. The store keeps the bad value; a resync keeps ours (see resync()).
@@ -168,7 +150,7 @@ class ConfigState:
         update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
-                self._first_rejection(entry.scope, entry.key, entry.value)
+                self.refused.first(entry.scope, entry.key, entry.value)
         if message.version is not None and message.version > self.snapshot.version:
             old = self.snapshot
             update.snapshot = self.snapshot = Snapshot(
@@ -308,7 +290,7 @@ class ConfigState:
                 layers[scope][key] = value
         update = Update()
         for scope, skipped in store.skipped:
-            if self._first_rejection(scope, skipped.key, skipped.error.reason):
+            if self.refused.first(scope, skipped.key, skipped.error.reason):
                 update.rejected.append(
                     InvalidValueError(skipped.key, f"stored in scope {scope!r}: {skipped.error}")
                 )
@@ -319,7 +301,7 @@ class ConfigState:
                 try:
                     self.schema.check_key(key)
                 except InvalidValueError as error:
-                    if self._first_rejection(scope, key, value):
+                    if self.refused.first(scope, key, value):
                         update.rejected.append(error)
                     continue
                 merged[key] = value
@@ -359,7 +341,7 @@ class ConfigState:
                 if key not in typed_raw or scope is None:
                     update.rejected.append(error)
                     break
-                if self._first_rejection(scope, key, typed_raw[key]):
+                if self.refused.first(scope, key, typed_raw[key]):
                     update.rejected.append(error)
                 previous = old_layers.get(scope, {}).get(key, ABSENT)
                 if previous is not ABSENT:
