@@ -16,18 +16,18 @@ from typing_extensions import TypeVar
 
 from ._config.lastgood import LastKnownGood
 from ._config.listener import Listener, ListenerOptions
-from ._config.options import Connection, Grouped, Timings, regroup
+from ._config.options import Connection, Grouped, Timings, named_scopes, regroup
 from ._config.receivers import Receiver
 from ._config.schema import Schema
 from ._config.sink import Sink
 from ._config.snapshot import Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
-from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits, validate_scope
+from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits
 from ._redis import forking
 from ._redis.connection import Target, Topology, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
-from .errors import ClientClosedError, ConfigKeyError, InvalidMessageError
+from .errors import ClientClosedError, ConfigKeyError
 from .security.signing import KeyRing
 from .signals import Status
 
@@ -118,7 +118,7 @@ class HotConfig(Generic[ModelT]):
         self._target = Target(resolve(url), redis_options, sharded=grouped.connection.sharded)
         self.url = self._target.redacted
         """The Redis URL this client follows, with its password hidden."""
-        self.scopes = _scopes(scopes)
+        self.scopes = named_scopes(scopes)
         self.service = service
         self.channel = channel
         self.keyspace = Keyspace(namespace)
@@ -378,16 +378,3 @@ def _reporter(config: HotConfig[Any], options: Mapping[str, Any]) -> Companion:
     from .fleet import Reporter
 
     return Reporter(config, **options)
-
-
-def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
-    # A string is one scope: tuple("global") would be six one-letter scopes.
-    named = (scopes,) if isinstance(scopes, str) else tuple(scopes)
-    if not named:
-        raise ValueError("scopes must name at least one scope, e.g. ['global']")
-    for scope in named:
-        try:
-            validate_scope(scope)
-        except InvalidMessageError as exc:
-            raise ValueError(f"scopes: {exc.detail}") from None
-    return named

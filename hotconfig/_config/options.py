@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from .._redis.session import SessionOptions
-from .wire import Limits
+from ..errors import InvalidMessageError
+from .wire import Limits, validate_scope
 
-__all__ = ["Connection", "Grouped", "Timings", "group_of", "regroup"]
+__all__ = ["Connection", "Grouped", "Timings", "group_of", "named_scopes", "regroup"]
 
 GroupT = TypeVar("GroupT", "Timings", Limits, "Connection")
 
@@ -197,3 +198,17 @@ def regroup(
 def _deprecated(message: str) -> None:
     # stacklevel: this function, regroup(), HotConfig.__init__(), then the caller's line.
     warnings.warn(message, DeprecationWarning, stacklevel=4)
+
+
+def named_scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
+    """The client's ``scopes`` argument as a tuple, or a ValueError saying what is wrong."""
+    # A string is one scope: tuple("global") would be six one-letter scopes.
+    named = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    if not named:
+        raise ValueError("scopes must name at least one scope, e.g. ['global']")
+    for scope in named:
+        try:
+            validate_scope(scope)
+        except InvalidMessageError as exc:
+            raise ValueError(f"scopes: {exc.detail}") from None
+    return named
