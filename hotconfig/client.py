@@ -23,7 +23,8 @@ from ._config.sink import Sink
 from ._config.snapshot import Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
-from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits
+from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry, Limits
+from ._config.written import checked
 from ._redis import forking
 from ._redis.connection import Target, Topology, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
@@ -191,6 +192,18 @@ class HotConfig(Generic[ModelT]):
         """Block until ``version`` is live and its change receivers have run; False on timeout."""
         return self._sink.wait_for_version(version, timeout)
 
+    def apply_write(self, version: int, entries: Iterable[Entry]) -> bool:
+        """Take a write this process made through :class:`ConfigStore` at once: read-your-writes
+        with or without a listener.
+
+        ``version`` is what the store's ``set``, ``set_many``, ``delete`` or ``apply`` returned,
+        ``entries`` what it wrote. Each entry is taken unless this client holds ``version`` (or a
+        later write of the key) already; receivers run for what changed, on the calling thread,
+        as for any change; no older message or snapshot undoes it. :attr:`version` stays what
+        the listener applied. False if nothing was taken.
+        """
+        return self._sink.apply_write(*checked(version, entries))
+
     async def wait_for_version_async(self, version: int, timeout: float | None = None) -> bool:
         """:meth:`wait_for_version` for ``async`` code: the event loop is never blocked."""
         if self._sink.handled() >= version:
@@ -205,10 +218,11 @@ class HotConfig(Generic[ModelT]):
         """Register a receiver for changes of keys matching ``pattern`` (fnmatch, case-sensitive).
 
         A sync receiver is called on the listener thread (or on the thread calling
-        ``testing.override``), one at a time, after the new snapshot is live; one that raises is
-        logged and counted and the others still run. An ``async def`` receiver runs on ``loop``
-        (by default the loop running where it is registered); while it is busy, its pending
-        changes coalesce by key, the latest winning (``stats.coalesced`` counts the skipped).
+        ``testing.override`` or :meth:`apply_write`), one at a time, after the new snapshot is
+        live; one that raises is logged and counted and the others still run. An ``async def``
+        receiver runs on ``loop`` (by default the loop running where it is registered); while it
+        is busy, its pending changes coalesce by key, the latest winning (``stats.coalesced``
+        counts the skipped).
         """
 
         def register(receiver: Receiver) -> Receiver:
