@@ -188,7 +188,7 @@ class ConfigState:
         undo: list[tuple[dict[str, Any], str, Any]] = []
         overlay_ops: list[tuple[tuple[str, str], Any]] = []
         version, epoch = self.snapshot.version, self.snapshot.epoch
-        written = self.written if told is None else None
+        written = self.written if told is None and self.written else None
         try:
             for message in messages:
                 raw = message.version is None
@@ -197,7 +197,7 @@ class ConfigState:
                     layer = layers.get(scope)
                     if layer is None:
                         continue  # a scope this client does not follow
-                    if written and written.shadows(scope, key, message.version):
+                    if written is not None and written.shadows(scope, key, message.version):
                         continue  # older than what this process wrote and applied already
                     if typed:  # only the model can refuse a change, so only then keep an undo log
                         schema.check_key(key)
