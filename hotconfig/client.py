@@ -31,7 +31,8 @@ from ._config.sink import Sink
 from ._config.snapshot import Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
-from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Limits
+from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry, Limits
+from ._config.written import checked
 from ._redis import forking
 from ._redis.connection import Target, resolve
 from ._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
@@ -211,6 +212,15 @@ class HotConfig(Generic[ModelT]):
         """Block until ``version`` is live and its change receivers have run; False on timeout."""
         return self._sink.wait_for_version(version, timeout)
 
+    def apply_write(self, version: int, entries: Iterable[Entry]) -> bool:
+        """Take a write this process made through :class:`ConfigStore` at once (read-your-writes,
+        with or without a listener): ``version`` is what the store's write returned, ``entries``
+        what it wrote. Each entry is taken unless this client holds ``version`` (or a later write
+        of the key) already; receivers run for what changed, on the calling thread; no older
+        message or snapshot undoes it; :attr:`version` stays the listener's. False: none taken.
+        """
+        return self._sink.apply_write(*checked(version, entries))
+
     async def wait_for_version_async(self, version: int, timeout: float | None = None) -> bool:
         """:meth:`wait_for_version` for ``async`` code: the event loop is never blocked."""
         if self._sink.handled() >= version:
@@ -225,10 +235,11 @@ class HotConfig(Generic[ModelT]):
         """Register a receiver for changes of keys matching ``pattern`` (fnmatch, case-sensitive).
 
         A sync receiver is called on the listener thread (or on the thread calling
-        ``testing.override``), one at a time, after the new snapshot is live; one that raises is
-        logged and counted and the others still run. An ``async def`` receiver runs on ``loop``
-        (by default the loop running where it is registered); while it is busy, its pending
-        changes coalesce by key, the latest winning (``stats.coalesced`` counts the skipped).
+        ``testing.override`` or :meth:`apply_write`), one at a time, after the new snapshot is
+        live; one that raises is logged and counted and the others still run. An ``async def``
+        receiver runs on ``loop`` (by default the loop running where it is registered); while it
+        is busy, its pending changes coalesce by key, the latest winning (``stats.coalesced``
+        counts the skipped).
         """
 
         def register(receiver: Receiver) -> Receiver:
@@ -238,11 +249,8 @@ class HotConfig(Generic[ModelT]):
         return register
 
     def remove_receiver(self, receiver: Receiver, pattern: str | None = None) -> bool:
-        """Unregister a receiver of :meth:`on_change` (only for ``pattern``, if given).
-
-        True if it was registered. A change being dispatched while this runs may still reach
-        it once; none after that does.
-        """
+        """Unregister a receiver of :meth:`on_change` (only for ``pattern``, if given); True if
+        it was registered. A change being dispatched meanwhile may still reach it once."""
         return self._sink.receivers.remove(receiver, pattern)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -276,12 +284,8 @@ class HotConfig(Generic[ModelT]):
     def attach(self, companion: Companion) -> None:
         """Run ``companion`` alongside this client: its ``start()`` is called by :meth:`start`
         (at once if the client is already started) and its ``close(timeout)`` by :meth:`close`,
-        before the status moves to CLOSED. After ``os.fork()`` a companion restarts itself.
-
-        The seam by which what follows the client from outside the config path attaches, e.g.
-        ``config.attach(hotconfig.fleet.Reporter(config, framework="django"))`` on a client made
-        with ``health=False``.
-        """
+        before the status moves to CLOSED; after ``os.fork()`` it restarts itself. E.g.
+        ``config.attach(hotconfig.fleet.Reporter(config, framework="django"))``."""
         with self._lifecycle_lock:
             if self._lifecycle is _Lifecycle.CLOSED:
                 raise ClientClosedError("this client is closed; attach to a new HotConfig")
@@ -334,9 +338,8 @@ class HotConfig(Generic[ModelT]):
     # -- the read slots: written by the sink only ---------------------------------------------
 
     def _swap(self, snapshot: Snapshot) -> None:
-        # Three plain attribute writes: a reader of `settings` or `get` pays no property call.
-        # A reader may see the new values a moment before the new settings; snapshot() is the
-        # one consistent view.
+        # Plain attribute writes: a reader of `settings` or `get` pays no property call. A
+        # reader may see the new values a moment before the new settings; snapshot() is not.
         self._snapshot = snapshot
         self._values = values = snapshot._values
         self.get = get = values.get

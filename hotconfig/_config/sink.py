@@ -1,10 +1,11 @@
 """The apply step's owner: everything that happens under a client's writer lock.
 
-The listener (and ``testing.override``) hand the sink parsed messages and store snapshots; the
-sink applies them to the :class:`~.state.ConfigState`, publishes the new snapshot into
-the client's read slots through the one callable it was given, and then tells: rejections,
-change receivers, the module-level signals, ``wait_for_version`` waiters, the last-known-good
-file. Data flows one way — the sink never reads the network and never imports the client.
+The listener (and ``testing.override``, and the client's own acknowledged writes) hand the
+sink parsed messages and store snapshots; the sink applies them to the
+:class:`~.state.ConfigState`, publishes the new snapshot into the client's read slots through
+the one callable it was given, and then tells: rejections, change receivers, the module-level
+signals, ``wait_for_version`` waiters, the last-known-good file. Data flows one way — the
+sink never reads the network and never imports the client.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .receivers import Receivers, send_isolated
 from .snapshot import Snapshot
 from .state import ConfigState, Staged, Update
 from .stats import Counters
-from .wire import Message
+from .wire import Entry, Message
 
 __all__ = ["Sink"]
 
@@ -34,9 +35,10 @@ log = logging.getLogger("hotconfig.sink")
 class Sink:
     """Applies changes to one client's state and tells everyone who listens, in that order.
 
-    Every method that applies (:meth:`flush`, :meth:`resync`, :meth:`pin`) takes the writer lock
-    and runs receivers on the calling thread: the listener thread, or the thread calling
-    ``testing.override``. ``sender`` is the object the module-level signals name as sender.
+    Every method that applies (:meth:`flush`, :meth:`resync`, :meth:`pin`, :meth:`apply_write`)
+    takes the writer lock and runs receivers on the calling thread: the listener thread, or the
+    thread calling ``testing.override`` or ``apply_write``. ``sender`` is the object the
+    module-level signals name as sender.
     """
 
     def __init__(
@@ -138,6 +140,14 @@ class Sink:
         """Pin values above every scope (testing.override); raises if the model rejects one."""
         with self.lock:
             self._publish(self.state.pin(values, unset), save=False)
+
+    def apply_write(self, version: int, entries: Iterable[Entry]) -> bool:
+        """Apply a write of this process that the store acknowledged at ``version``, then tell
+        as for any change, on the calling thread; False if the client had it already."""
+        with self.lock:
+            update = self.state.apply_write(version, entries)
+            self._publish(update, save=False)
+            return update.applied > 0
 
     def begin_serving(self) -> None:
         """The client's start() returned: from now on every change is told."""

@@ -11,10 +11,12 @@ from typing import Any, Final
 
 from .._redis.keyspace import Position, StoreSnapshot
 from ..errors import InvalidValueError
+from .refused import Refused
 from .schema import Schema
 from .snapshot import Snapshot
 from .update import ABSENT, Staged, Update, change, diff, differs
 from .wire import Entry, Message
+from .written import Written
 
 __all__ = ["ConfigState", "Staged", "Update"]
 
@@ -24,9 +26,6 @@ PINNED: Final = "<pinned>"
 # Digests of the most recent versions applied, to tell a duplicate from a different write that
 # reuses its number (a store gone back in time, a forged message).
 _RING: Final = 256
-# Stored values the model refused, remembered so each is reported once; bounded, so that a
-# stream of rejected values cannot grow memory (the oldest is forgotten first).
-_REJECTED_MAX: Final = 10_000
 
 
 class ConfigState:
@@ -40,7 +39,8 @@ class ConfigState:
         # holds that key in that scope, because the store is the source of truth.
         self.overlay: dict[tuple[str, str], Any] = {}
         self._typed_raw: dict[str, Any] = {}
-        self._rejected: dict[tuple[str, str], str] = {}  # (scope, key) -> value reported
+        self.refused = Refused()  # stored values the model refused, each reported once
+        self.written = Written()  # this process's writes the listener has not brought yet
         self.snapshot = Snapshot(dict(schema.defaults), 0, None, schema.empty_settings)
         self._staged: list[Message] = []
         # Where the snapshot will be once the staged messages are committed.
@@ -144,21 +144,20 @@ class ConfigState:
             total.rejected += update.rejected
         return total
 
-    def _first_rejection(self, scope: str, key: str, value: Any) -> bool:
-        """Record a rejected stored value; False if it was reported already.
-
-        The store keeps a value the model refused, so every resync meets it again: it is
-        counted and signalled once, not at every reconnect.
-        """
-        slot, shown = (scope, key), repr(value)[:200]
-        rejected = self._rejected
-        if rejected.get(slot) == shown:
-            return False
-        rejected.pop(slot, None)
-        if len(rejected) >= _REJECTED_MAX:
-            del rejected[next(iter(rejected))]
-        rejected[slot] = shown
-        return True
+    def apply_write(self, version: int, entries: Iterable[Entry]) -> Update:
+        """Apply a write of this process, acknowledged at ``version``, ahead of the listener:
+        the keys move, the snapshot's version (the listener's) does not."""
+        fresh = self.written.fresh(version, entries, self.store_scopes, self.version)
+        if not fresh:
+            return Update()
+        try:
+            update = self._apply([Message(tuple(fresh), version)], told=version)
+        except InvalidValueError as error:
+            error.version = version
+            return Update(rejected=[error.with_traceback(None)])
+        self.written.record(version, fresh)
+        update.applied = 1
+        return update
 
     def _reject(self, message: Message, error: InvalidValueError) -> Update:
         # A rejected versioned message is still consumed: waiting for it again would look like
@@ -168,7 +167,7 @@ class ConfigState:
         update = Update(rejected=[error.with_traceback(None)])
         for entry in message.entries:
             if entry.key == error.key and entry.op == "set":
-                self._first_rejection(entry.scope, entry.key, entry.value)
+                self.refused.first(entry.scope, entry.key, entry.value)
         if message.version is not None and message.version > self.snapshot.version:
             old = self.snapshot
             update.snapshot = self.snapshot = Snapshot(
@@ -180,7 +179,8 @@ class ConfigState:
             )
         return update
 
-    def _apply(self, messages: list[Message]) -> Update:
+    def _apply(self, messages: list[Message], told: int | None = None) -> Update:
+        # told: a write of this process (apply_write), told at that version, not the listener's
         layers, schema = self.layers, self.schema
         typed = schema.model is not None
         track_overlay = bool(self.overlay)  # otherwise only raw sets touch the overlay
@@ -188,6 +188,7 @@ class ConfigState:
         undo: list[tuple[dict[str, Any], str, Any]] = []
         overlay_ops: list[tuple[tuple[str, str], Any]] = []
         version, epoch = self.snapshot.version, self.snapshot.epoch
+        written = self.written if told is None and self.written else None
         try:
             for message in messages:
                 raw = message.version is None
@@ -196,6 +197,8 @@ class ConfigState:
                     layer = layers.get(scope)
                     if layer is None:
                         continue  # a scope this client does not follow
+                    if written is not None and written.shadows(scope, key, message.version):
+                        continue  # older than what this process wrote and applied already
                     if typed:  # only the model can refuse a change, so only then keep an undo log
                         schema.check_key(key)
                         if op == "set":
@@ -211,10 +214,10 @@ class ConfigState:
                         overlay_ops.append(((scope, key), value))
                     elif track_overlay or raw:
                         overlay_ops.append(((scope, key), ABSENT))
-                if not raw:
+                if not raw and told is None:
                     version = message.version  # type: ignore[assignment]
                     epoch = message.epoch or epoch
-            update = self._swap(touched, version, epoch)
+            update = self._swap(touched, version, epoch, told or version)
         except InvalidValueError:
             for layer, key, value in reversed(undo):
                 if value is ABSENT:
@@ -227,9 +230,12 @@ class ConfigState:
                 self.overlay.pop(slot, None)
             else:
                 self.overlay[slot] = value
+        self.written.settle(version)
         return update
 
-    def _swap(self, touched: dict[str, Entry], version: int, epoch: str | None) -> Update:
+    def _swap(
+        self, touched: dict[str, Entry], version: int, epoch: str | None, told: int
+    ) -> Update:
         old = self.snapshot
         if not touched:  # only other scopes' keys: a new version, nothing to copy
             self.snapshot = Snapshot(
@@ -266,7 +272,7 @@ class ConfigState:
             if differs(before, after):
                 entry = touched.get(key, last)
                 op = entry.op if key in touched else "set"
-                changes.append(change(key, before, after, entry.scope, version, op))
+                changes.append(change(key, before, after, entry.scope, told, op))
         self.snapshot = Snapshot(values, version, epoch, settings, self._digest_at(version))
         return Update(self.snapshot, changes)
 
@@ -306,9 +312,10 @@ class ConfigState:
                 del self.overlay[slot]
             else:
                 layers[scope][key] = value
+        self.written.reapply(layers, version, same_epoch=epoch == self.epoch or self.epoch is None)
         update = Update()
         for scope, skipped in store.skipped:
-            if self._first_rejection(scope, skipped.key, skipped.error.reason):
+            if self.refused.first(scope, skipped.key, skipped.error.reason):
                 update.rejected.append(
                     InvalidValueError(skipped.key, f"stored in scope {scope!r}: {skipped.error}")
                 )
@@ -319,7 +326,7 @@ class ConfigState:
                 try:
                     self.schema.check_key(key)
                 except InvalidValueError as error:
-                    if self._first_rejection(scope, key, value):
+                    if self.refused.first(scope, key, value):
                         update.rejected.append(error)
                     continue
                 merged[key] = value
@@ -359,7 +366,7 @@ class ConfigState:
                 if key not in typed_raw or scope is None:
                     update.rejected.append(error)
                     break
-                if self._first_rejection(scope, key, typed_raw[key]):
+                if self.refused.first(scope, key, typed_raw[key]):
                     update.rejected.append(error)
                 previous = old_layers.get(scope, {}).get(key, ABSENT)
                 if previous is not ABSENT:

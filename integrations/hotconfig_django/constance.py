@@ -8,6 +8,10 @@ value as soon as its listener applies it; constance's own ``config_updated`` sig
 every process, not only in the one that wrote. Each constance key is a hotconfig key of the
 same name, so ``hotconfig_django.config.get("SITE_NAME")`` reads the same value.
 
+The process that writes reads its write at once, with or without a listener (a test run, a
+command): the store's acknowledgement is applied to its client before ``set`` returns
+(:meth:`hotconfig.HotConfig.apply_write`), and its receivers run then, on the writer's thread.
+
 Values JSON has no type for (dates, times, decimals, UUIDs, timedeltas) are stored in
 constance's own tagged form, ``{"__type__": "datetime", "__value__": "..."}``.
 """
@@ -15,6 +19,8 @@ constance's own tagged form, ``{"__type__": "datetime", "__value__": "..."}``.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,17 +31,18 @@ from constance import signals as constance_signals
 from constance.backends import Backend as ConstanceBackend  # type: ignore[import-untyped]
 from constance.codecs import dumps, loads  # type: ignore[import-untyped]
 
-from hotconfig import Change
+from hotconfig import Change, Entry, HotConfig
 
 from . import lifecycle, process
-from .errors import ConfigNotReadyError, HotConfigSettingsError
 from .lazy import config
 from .signals import config_updated
 
 __all__ = ["Backend", "decode", "encode", "forward_constance_signal"]
 
 _MISSING: Any = object()
-_WRITE_VISIBLE_TIMEOUT = 1.0  # how long set() waits for this process to apply its own write
+# The clients whose process was checked for following the store (see _follow_in_commands).
+_checked: weakref.WeakSet[HotConfig[Any]] = weakref.WeakSet()
+_checking = threading.Lock()
 
 
 def encode(value: Any) -> Any:
@@ -55,24 +62,23 @@ def decode(value: Any) -> Any:
 
 
 class Backend(ConstanceBackend):  # type: ignore[misc]
-    """Reads from the in-process snapshot; writes through ``ConfigStore``.
+    """Reads from the in-process snapshot; writes through ``ConfigStore``, then applies the
+    write in this process at once.
 
-    A process that does not run a listener by itself (a management command) starts one at the
-    first read, bounded by ``START_TIMEOUT``, so that its reads are the store's.
+    Building one waits for nothing: constance builds one whenever its lazy ``config`` is first
+    touched, even on the listener thread while it sends a signal. A management command, which
+    runs no listener by itself, starts one at its first read instead, bounded by
+    ``START_TIMEOUT``, so that its reads are the store's.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        try:
-            config.client  # noqa: B018 - sets the app up if another app's ready() came first
-            role = lifecycle.current_decision().role
-        except (ConfigNotReadyError, HotConfigSettingsError):
-            role = None  # reads will raise why (a bad HOTCONFIG, the app not installed)
-        if role is process.Role.COMMAND:
-            lifecycle.start()
+        self._first_read = True
         forward_constance_signal()
 
     def get(self, key: str) -> Any:
+        if self._first_read:
+            self._follow()
         value = config.get(key, _MISSING)
         if value is _MISSING:
             # Never None for a known key: constance would write its default back to the store.
@@ -80,17 +86,24 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
         return decode(value)
 
     def mget(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The stored values of ``keys``: keys never stored are left out (constance merges in
+        their defaults), as are values stored as null."""
+        if self._first_read:
+            self._follow()
         snapshot = config.snapshot()  # one consistent version for all keys
-        found: dict[str, Any] = {}
-        for key in keys:
-            value = snapshot.get(key, _MISSING)
-            found[key] = _default(key) if value is _MISSING else decode(value)
-        return {key: value for key, value in found.items() if value is not None}
+        found = {key: snapshot.get(key) for key in keys}
+        return {key: decode(value) for key, value in found.items() if value is not None}
 
     def set(self, key: str, value: Any) -> None:
-        version = lifecycle.store().set(key, encode(value))
-        # Read-your-writes: the admin redirects and reads the value back at once.
-        config.client.wait_for_version(version, timeout=_WRITE_VISIBLE_TIMEOUT)
+        stored = encode(value)
+        version = lifecycle.store().set(key, stored)
+        # Read-your-writes, listener or not: the admin redirects and reads the value back at
+        # once, and constance's override_config reads back what it pinned.
+        config.client.apply_write(version, [Entry(key, stored)])
+
+    def _follow(self) -> None:
+        self._first_read = False
+        _follow_in_commands()
 
     async def aget(self, key: str) -> Any:
         return self.get(key)
@@ -105,6 +118,22 @@ class Backend(ConstanceBackend):  # type: ignore[misc]
 def _default(key: str) -> Any:
     options = constance_settings.CONFIG.get(key)
     return options[0] if options else None
+
+
+def _follow_in_commands() -> None:
+    """Follow the store from a management command's first read, so that a cron job reads the
+    store's values, not defaults; once per client, by the thread that reads first.
+
+    That thread cannot be the listener's: in a command there is none until this starts it.
+    Servers follow from ``ready()``, test runs never (see the process rules).
+    """
+    client = config.client
+    with _checking:
+        if client in _checked:
+            return
+        _checked.add(client)
+    if lifecycle.current_decision().role is process.Role.COMMAND:
+        lifecycle.start()
 
 
 def forward_constance_signal() -> None:

@@ -11,7 +11,8 @@ Connect to it from an ``AppConfig.ready()``; its arguments are django-constance'
     def on_update(sender, key, old_value, new_value, change, **kwargs): ...
 
 Receivers run on the listener thread of each process (or in the thread that entered
-``override_config``), one at a time, after the new value is live. One that raises is logged,
+``override_config``, or wrote through the constance backend), one at a time, after the new
+value is live. One that raises is logged,
 the others still run, and the failure is counted in ``config.stats.receiver_errors``.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import close_old_connections
+from django.db import connections
 from django.dispatch import Signal
 
 from hotconfig import Change
@@ -37,15 +38,14 @@ config_updated = Signal()
 
 
 def send_config_updated(change: Change) -> None:
-    """The client's receiver for every key; called on the listener thread."""
+    """The client's receiver for every key; called on the listener thread, or on the thread
+    that pinned (``override_config``) or wrote (the constance backend) the change."""
     try:
         results = config_updated.send_robust(
             sender=config, key=change.key, old_value=change.old, new_value=change.new, change=change
         )
     finally:
-        # A receiver that queried the database opened a connection owned by this thread;
-        # request handling would close it, the listener thread has no requests.
-        close_old_connections()
+        _close_stale_connections()
     failures = [(receiver, error) for receiver, error in results if isinstance(error, Exception)]
     for receiver, error in failures:
         log.error(
@@ -56,3 +56,16 @@ def send_config_updated(change: Change) -> None:
         )
     if failures:
         raise ReceiverError(f"{len(failures)} config_updated receiver(s) raised; see the log")
+
+
+def _close_stale_connections() -> None:
+    """What Django does at the end of a request, for the thread that ran the receivers.
+
+    A receiver that queried the database opened a connection owned by this thread, and the
+    listener thread has no requests to close it. A connection inside a transaction is left
+    alone: the receivers of a write run on the writer's thread, maybe in its atomic block (a
+    view under ATOMIC_REQUESTS, a TestCase), and closing it there would break the transaction.
+    """
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()

@@ -179,3 +179,45 @@ def test_rejections_never_show_secret_values() -> None:
     assert len(update.rejected) == 2
     assert "hunter2" not in text
     assert "123456789" not in text
+
+
+def test_a_write_applied_ahead_of_the_listener_moves_the_key_not_the_version() -> None:
+    s = state()
+    s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"limit": 1}}))
+    update = s.apply_write(3, [Entry("limit", 3)])
+    assert (s.version, s.snapshot["limit"], update.applied) == (1, 3, 1)
+    assert [(c.key, c.old, c.new, c.version) for c in update.changes] == [("limit", 1, 3, 3)]
+    # The listener's older message does not undo it; its copy of the write changes nothing.
+    assert s.stage(versioned(2, "limit", 2)) is Staged.QUEUED
+    assert s.commit().changes == []
+    assert (s.version, s.snapshot["limit"]) == (2, 3)
+    assert s.stage(versioned(3, "limit", 3)) is Staged.QUEUED
+    assert s.commit().changes == []
+    # Past the write, the listener's values are the truth again.
+    assert s.stage(versioned(4, "limit", 4)) is Staged.QUEUED
+    s.commit()
+    assert (s.version, s.snapshot["limit"]) == (4, 4)
+
+
+def test_a_write_the_listener_has_passed_already_changes_nothing() -> None:
+    s = state()
+    s.resync(StoreSnapshot("e1", 5, digest="d5", layers={"global": {"limit": 5}}))
+    update = s.apply_write(4, [Entry("limit", 4)])
+    assert (update.snapshot, update.applied, s.snapshot["limit"]) == (None, 0, 5)
+
+
+def test_a_snapshot_older_than_the_write_keeps_it_a_newer_one_replaces_it() -> None:
+    s = state()
+    s.apply_write(2, [Entry("limit", 2), Entry("name", None, op="delete")])
+    assert (s.version, s.snapshot["limit"]) == (0, 2)
+    update = s.resync(StoreSnapshot("e1", 1, digest="d1", layers={"global": {"limit": 1}}))
+    assert (s.snapshot["limit"], update.changes) == (2, [])
+    s.resync(StoreSnapshot("e1", 2, digest="d2", layers={"global": {"limit": 7}}))
+    assert s.snapshot["limit"] == 7  # the store at the write's version is the truth
+
+
+def test_a_write_the_model_refuses_is_reported_and_not_applied() -> None:
+    s = state()
+    update = s.apply_write(1, [Entry("limit", "ten")])
+    assert (update.snapshot, update.applied, s.snapshot["limit"]) == (None, 0, 10)
+    assert [(e.key, e.version) for e in update.rejected] == [("limit", 1)]

@@ -7,6 +7,7 @@ default "auto") let a second process (follower.py) join the test's server.
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -66,5 +67,13 @@ TEMPLATES = [
         },
     }
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    # A database that really closes (an in-memory SQLite ignores close()), for the tests of
+    # what may close a connection; created by the test that uses it, and removed by it.
+    "files": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(Path(tempfile.gettempdir()) / f"hotconfig-django-tests-{os.getpid()}.sqlite3"),
+    },
+}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

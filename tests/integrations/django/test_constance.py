@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections, transaction
 from django.test import Client, override_settings
 
 from hotconfig import ConfigStore
 from hotconfig.testing import EmbeddedServer
-from hotconfig_django import LazyConfig
-from tests.integrations.django.processes import follower
+from hotconfig_django import LazyConfig, lifecycle
+from tests.integrations.django.processes import LISTENER_NAME_PREFIX, ROOT, environment, follower
 
 # constance reads Django's settings when imported: only once the project is set up.
 
@@ -27,6 +33,159 @@ def constance_config(django_project: None) -> Any:
     from constance import config  # type: ignore[import-untyped]
 
     return config
+
+
+@pytest.fixture
+def writer(server: EmbeddedServer, hotconfig_settings: dict[str, Any]) -> Iterator[LazyConfig]:
+    """The app as docs/django.md sets it up for tests: no listener, but a reachable store."""
+    from hotconfig_django import config
+
+    with override_settings(HOTCONFIG={**hotconfig_settings, "URL": server.url}):
+        lifecycle.setup()
+        assert lifecycle.current_decision().listen is False
+        yield config
+        lifecycle.teardown()
+
+
+class _Told:
+    """constance's own config_updated, as a receiver in the writing process sees it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, Any]] = []
+
+    def __call__(self, sender: object, key: str, old_value: Any, new_value: Any, **kw: Any) -> None:
+        self.calls.append((key, old_value, new_value))
+
+
+@pytest.fixture
+def told(constance_config: Any) -> Iterator[_Told]:
+    import constance.signals  # type: ignore[import-untyped]
+
+    receiver = _Told()
+    constance.signals.config_updated.connect(receiver, weak=False)
+    yield receiver
+    constance.signals.config_updated.disconnect(receiver)
+
+
+def test_without_a_listener_the_writer_reads_its_writes_and_is_told_once(
+    writer: LazyConfig, server: EmbeddedServer, constance_config: Any, told: _Told
+) -> None:
+    constance_config.SITE_NAME = "Grand Bazaar"
+    assert constance_config.SITE_NAME == "Grand Bazaar"
+    call_command("constance", "set", "MAX_ITEMS", "7")
+    assert constance_config.MAX_ITEMS == 7
+    assert writer.get("MAX_ITEMS") == 7
+    assert told.calls == [("SITE_NAME", "Shop", "Grand Bazaar"), ("MAX_ITEMS", 10, 7)]
+    with ConfigStore(server.url) as store:
+        assert store.get_all() == {"SITE_NAME": "Grand Bazaar", "MAX_ITEMS": 7}
+
+
+def test_constances_own_override_config_reads_back_what_it_pinned(
+    writer: LazyConfig, constance_config: Any
+) -> None:
+    from constance.test import override_config  # type: ignore[import-untyped]
+
+    with override_config(SITE_NAME="Pinned", PRICE=Decimal("1.50")):
+        assert constance_config.SITE_NAME == "Pinned"
+        assert Decimal("1.50") == constance_config.PRICE
+    assert constance_config.SITE_NAME == "Shop"
+    assert Decimal("9.99") == constance_config.PRICE
+
+
+def test_mget_yields_only_stored_keys(writer: LazyConfig, constance_config: Any) -> None:
+    import constance.settings  # type: ignore[import-untyped]
+
+    from hotconfig_django.constance import Backend
+
+    backend = Backend()
+    assert backend.mget(constance.settings.CONFIG) == {}
+    backend.set("MAX_ITEMS", 0)
+    backend.set("LAUNCH_DAY", date(2027, 3, 1))
+    assert backend.mget(constance.settings.CONFIG) == {
+        "MAX_ITEMS": 0,
+        "LAUNCH_DAY": date(2027, 3, 1),
+    }
+
+
+def test_a_write_inside_a_transaction_leaves_the_transaction_usable(
+    writer: LazyConfig, constance_config: Any, told: _Told
+) -> None:
+    # A database that really closes (an in-memory SQLite never does): what receivers of a
+    # write run after them must not close the connection of the writer's atomic block.
+    files = connections["files"]
+    try:
+        with transaction.atomic(using="files"):
+            cursor = files.cursor()
+            cursor.execute("CREATE TABLE IF NOT EXISTS orders (n INTEGER)")
+            constance_config.SITE_NAME = "In a transaction"
+            cursor.execute("INSERT INTO orders VALUES (1)")
+    finally:
+        files.close()
+        Path(files.settings_dict["NAME"]).unlink(missing_ok=True)
+    assert told.calls == [("SITE_NAME", "Shop", "In a transaction")]
+
+
+def _listeners() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(LISTENER_NAME_PREFIX)]
+
+
+def test_building_the_backend_in_a_command_waits_for_nothing(
+    server: EmbeddedServer,
+    hotconfig_settings: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    constance_config: Any,
+) -> None:
+    from hotconfig_django.constance import Backend
+
+    with ConfigStore(server.url) as store:
+        store.set("SITE_NAME", "Stored")
+    monkeypatch.setattr(sys, "argv", ["manage.py", "shell"])
+    settings = {**hotconfig_settings, "URL": server.url, "START_TIMEOUT": 5.0}
+    with override_settings(HOTCONFIG=settings):
+        lifecycle.setup()
+        # Frozen: anything that waited for the listener would wait START_TIMEOUT.
+        server.pause()
+        try:
+            started = time.monotonic()
+            backend = Backend()
+            built = time.monotonic() - started
+            assert _listeners() == []
+            assert built < 2.5
+        finally:
+            server.resume()
+        # A command follows the store from its first read, and reads the store's values.
+        assert backend.get("SITE_NAME") == "Stored"
+        assert len(_listeners()) == 1
+        lifecycle.teardown()
+
+
+def test_a_command_reads_and_writes_the_store_with_a_receiver_connected(
+    server: EmbeddedServer,
+) -> None:
+    with ConfigStore(server.url) as store:
+        store.set("SITE_NAME", "Stored")
+    script = (
+        "from constance import config, signals\n"
+        "def told(sender, key, old_value, new_value, **kw):\n"
+        "    print('told', key, old_value, new_value, hash(sender) is not None)\n"
+        "signals.config_updated.connect(told)\n"
+        "print('read', config.SITE_NAME)\n"
+        "config.SITE_NAME = 'Written'\n"
+        "print('read', config.SITE_NAME)\n"
+    )
+    env = environment(server.url, DJANGO_SETTINGS_MODULE="tests.integrations.django.settings")
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("read", "told"))]
+    assert lines == ["read Stored", "told SITE_NAME Stored Written True", "read Written"]
 
 
 def test_constance_reads_its_defaults_without_writing_them_back(
@@ -95,7 +254,7 @@ def test_import_copies_constances_stored_values_in_one_version(
     monkeypatch: pytest.MonkeyPatch,
     constance_config: Any,
 ) -> None:
-    import constance.settings  # type: ignore[import-untyped]
+    import constance.settings
     from constance.backends.redisd import RedisBackend  # type: ignore[import-untyped]
 
     # constance's own Redis backend, holding what a project stored before switching.
