@@ -47,7 +47,7 @@ def _health_cost(server: EmbeddedServer, store: ConfigStore) -> Row:
         max(rates["with"]),
         "msg/s",
         baseline=max(rates["without"]),
-        bar=Bar("ratio", ">=", 0.95),
+        bar=Bar("ratio", ">=", 0.97),
         lower_is_better=False,
         details={"rounds": rates},
     )

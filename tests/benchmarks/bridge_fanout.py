@@ -315,7 +315,7 @@ def _rows(hot: Samples, hand: Samples) -> list[Row]:
             hot.one_us,
             hand.one_us,
             50,
-            Bar("ratio", "<=", 1.0),
+            Bar("ratio", "<=", 0.9),
             one,
         ),
         _latency_row(

@@ -150,7 +150,7 @@ def stream_rows(server: EmbeddedServer, store: ConfigStore) -> list[Row]:
             percentile(sse_us, 50),
             "us",
             baseline=percentile(raw_us, 50),
-            bar=Bar("ratio", "<=", 2.0),
+            bar=Bar("ratio", "<=", 1.3),
             details=details,
         ),
         Row(

@@ -129,7 +129,7 @@ def _rows(phase: str, sent: list[int], received: dict[str, Any]) -> list[Row]:
             percentile(hot, 50),
             "us",
             baseline=percentile(raw, 50),
-            bar=Bar("ratio", "<=", 1.3),
+            bar=Bar("ratio", "<=", 1.1),
             details=counts,
         ),
         Row(
