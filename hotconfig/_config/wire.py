@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
@@ -76,6 +77,8 @@ def _finite_float(text: str) -> float:
 # json's decoder accepts NaN and Infinity by default, and turns 1e999 into inf; nothing else in
 # the system can hold them.
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+# The decoder's C scanner, set by JSONDecoder.__init__ (typeshed does not declare it).
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,29 @@ class Message(NamedTuple):
     db: int = 0  # the database of the store that sent it (Pub/Sub ignores database numbers)
 
 
+# NamedTuples are built on the listener's hot path by tuple.__new__ itself: their generated
+# __new__ is a Python function that costs as much again.
+_new: Final = tuple.__new__
+# A message in the seed's format: every field after the entries at its default.
+_UNVERSIONED: Final = Message(())[1:]
+
+
 def _valid_name(name: object) -> TypeGuard[str]:
-    return type(name) is str and _NAME(name) is not None
+    if type(name) is not str:
+        return False
+    if name in _NAMES_SEEN:  # a dict lookup, not a regex match, for a name seen before
+        return True
+    if _NAME(name) is None:
+        return False
+    if len(_NAMES_SEEN) >= _NAMES_SEEN_MAX:
+        _NAMES_SEEN.clear()  # bounded: hostile traffic of ever-new names costs a regex each
+    _NAMES_SEEN[name] = None
+    return True
+
+
+# Valid names (keys, scopes) seen lately: a burst names the same few keys again and again.
+_NAMES_SEEN: Final[dict[str, None]] = {}
+_NAMES_SEEN_MAX: Final = 8192
 
 
 def validate_key(key: object) -> str:
@@ -174,7 +198,7 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
     if len(obj) <= 4 and "version" not in obj and "changes" not in obj and "sig" not in obj:
         # The seed's format (key, value, scope, op): what raw publishers send, so the path
         # that skips looking for the store's header fields.
-        return Message((_entry(obj, DEFAULT_SCOPE, limits),))
+        return _new(Message, ((_entry(obj, DEFAULT_SCOPE, limits),), *_UNVERSIONED))
     return _with_header(obj, limits)
 
 
@@ -197,10 +221,12 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         for name in ("epoch", "prev", "digest", "sig", "ns"):
             _text(obj, name)
     sizes = get("sizes")
-    if sizes is not None and not (
-        type(sizes) is dict and all(type(n) is int for n in sizes.values())
-    ):
-        raise InvalidMessageError(RejectReason.BAD_FIELD, "sizes must map scopes to ints")
+    if sizes is not None:
+        if type(sizes) is not dict:
+            raise InvalidMessageError(RejectReason.BAD_FIELD, "sizes must map scopes to ints")
+        for size in sizes.values():  # a loop, not all() of a generator: a few scopes at most
+            if type(size) is not int:
+                raise InvalidMessageError(RejectReason.BAD_FIELD, "sizes must map scopes to ints")
     ts = get("ts")
     if ts is not None and type(ts) is not int:
         raise InvalidMessageError(RejectReason.BAD_FIELD, f"ts must be an int, got {_short(ts)}")
@@ -226,7 +252,7 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
         raise InvalidMessageError(
             RejectReason.BAD_FIELD, "changes must be a non-empty list of objects"
         )
-    return Message(entries, version, epoch, prev, digest, sizes, False, sig, ts, ns, db)
+    return _new(Message, (entries, version, epoch, prev, digest, sizes, False, sig, ts, ns, db))
 
 
 def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
@@ -288,9 +314,10 @@ def _loads(text: str) -> Any:
     # scans: half the cost of decoding a small message. A document that does not fill the
     # text exactly (whitespace around it, trailing data, an error) takes the full decode(),
     # so that results and error messages stay exactly json.loads()'s.
+    # The scanner itself, not raw_decode(), which wraps it in one more Python call.
     try:
-        obj, end = _DECODER.raw_decode(text)
-    except ValueError:
+        obj, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
         return _DECODER.decode(text)
     return obj if end == len(text) else _DECODER.decode(text)
 
@@ -338,9 +365,9 @@ def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:
         if value is _MISSING:
             raise InvalidMessageError(RejectReason.BAD_FIELD, f"set of {key!r} has no value")
         check_depth(value, limits.max_depth)
-        return Entry(key, value, scope, "set")
+        return _new(Entry, (key, value, scope, "set"))
     if op == "delete":
-        return Entry(key, None, scope, "delete")
+        return _new(Entry, (key, None, scope, "delete"))
     raise InvalidMessageError(
         RejectReason.BAD_FIELD, f"op must be 'set' or 'delete', got {_short(op)}"
     )
