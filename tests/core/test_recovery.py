@@ -27,7 +27,7 @@ from hotconfig.bridge import (
     ReplayPublisher,
     Subscription,
 )
-from hotconfig.bridge._history import history_keys
+from hotconfig.bridge._history import MAX_OFFSET, history_keys
 from hotconfig.bridge._outbox import Ending
 from hotconfig.testing import EmbeddedServer, ServerKind
 from tests.bridging import run, subscribed
@@ -373,3 +373,37 @@ def test_on_a_cluster_each_channels_history_lives_on_its_own_slot_and_resumes(
     finally:
         cluster.close()
     assert got == {c: [f"{c} 1", f"{c} 2"] for c in channels}
+
+
+def test_an_id_at_the_last_offset_a_history_can_give_is_unknown_and_live_goes_on(
+    bridge: Bridge, publisher: ReplayPublisher
+) -> None:
+    epoch = Position.parse(publisher.publish(CHANNEL, "m0")).epoch
+
+    async def main() -> list[Event]:
+        ahead = f"{epoch}:{MAX_OFFSET}"
+        subscription = await subscribed(bridge.subscribe(CHANNEL, last_event_id=ahead))
+        await asyncio.to_thread(publisher.publish, CHANNEL, "m1")
+        return await take(subscription, 2)
+
+    notice, live = run(main)
+    assert (notice.kind, json.loads(notice.data)["reason"], notice.id) == (
+        EventKind.RECOVERY,
+        "unknown",
+        f"{epoch}:1",
+    )
+    assert (live.data, live.id) == ("m1", f"{epoch}:2")
+    assert bridge.stats.replay_errors == 0
+
+
+@pytest.mark.parametrize("hostile", [f"{'a' * 16}:{2**64 - 1}", "a" * 200 + ":1", "ab:\u0661"])
+def test_a_hostile_last_event_id_is_refused_before_anything_is_subscribed(
+    bridge: Bridge, redis_client: redis.Redis, hostile: str
+) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="not an event id of a replayable channel"):
+            bridge.subscribe(CHANNEL, last_event_id=hostile)
+
+    run(main)
+    assert bridge.stats.subscribers == 0
+    assert dict(redis_client.pubsub_numsub(CHANNEL))[CHANNEL.encode()] == 0

@@ -90,9 +90,16 @@ def trimmed_or_unknown_position_gets_a_recovery_event(
 
 def malformed_id_answers_400(tag: str, site: Served, redis_client: redis.Redis) -> None:
     url = site.url + f"/bridge/sse/chat:{tag}4"
-    for headers, query in (({"last-event-id": "nonsense"}, ""), ({}, "?last_event_id=x:1:y")):
+    hostile: tuple[tuple[dict[str, str], str], ...] = (
+        ({"last-event-id": "nonsense"}, ""),
+        ({}, "?last_event_id=x:1:y"),
+        ({"last-event-id": "abc:18446744073709551615"}, ""),  # out of range: was 200, then nothing
+        ({}, "?last_event_id=" + "a" * 300 + ":1"),  # longer than an id
+        ({}, "?last_event_id=abc:%D9%A1%D9%A2"),  # digits, but not ASCII ones
+    )
+    for headers, query in hostile:
         response = httpx.get(url + query, headers=headers, timeout=5)
-        assert response.status_code == 400
+        assert response.status_code == 400, (headers, query)
         assert "not an event id of a replayable channel" in response.text
     assert subscribers(redis_client, f"chat:{tag}4") == 0
     assert stats(site)["subscribers"] == 0
