@@ -78,9 +78,10 @@ class BridgeStats(NamedTuple):
     last_error: str | None
     replayed: int = 0  # stored messages sent to catch a subscription up
     unrecovered: int = 0  # recovery events: what was missed could not be replayed
-    replay_errors: int = 0  # history reads that failed (and were retried)
+    replay_errors: int = 0  # history reads that failed (retried, or given up if refused)
     connections: int = 0  # subscription connections open now (sharded: one per master, + patterns)
     sharded: bool = False  # exact channels are SSUBSCRIBEd on their slot's master
+    stray: int = 0  # replayable messages dropped: their envelope names no place in the history
 
 
 class Bridge:
