@@ -39,6 +39,7 @@ __all__ = [
     "Message",
     "check_depth",
     "decode_value",
+    "decode_within",
     "encode_body",
     "encode_message",
     "parse",
@@ -227,6 +228,17 @@ def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -
     value = _decode(data)
     check_depth(value, max_depth)
     return value
+
+
+def decode_within(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode one JSON document from outside under every limit a message has: its size
+    (``oversize``), its nesting (``too_deep``), numbers that fit and valid UTF-8."""
+    if len(data) > limits.max_message_bytes:
+        raise InvalidMessageError(
+            RejectReason.OVERSIZE,
+            f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
+        )
+    return decode_value(data, limits.max_depth)
 
 
 def _decode(data: bytes | str) -> Any:

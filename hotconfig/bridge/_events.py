@@ -43,7 +43,7 @@ class Event(NamedTuple):
 
 _COUNTERS = (
     *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
-    *("replayed", "unrecovered", "replay_errors", "stray"),
+    *("replayed", "unrecovered", "replay_errors", "stray", "unparsed"),
 )
 
 # Seconds during which more warnings of one kind are DEBUG lines, summed up in the next one.

@@ -50,6 +50,7 @@ from ._classes import Delivery, Replayable, delivery_for
 from ._delivery import Subscription
 from ._events import Tally
 from ._history import History, Position
+from ._incoming import Incoming, read
 from ._links import Key, Link, LinkOptions, Node
 from ._outbox import Ending
 from ._recovery import Authorize
@@ -82,6 +83,7 @@ class BridgeStats(NamedTuple):
     connections: int = 0  # subscription connections open now (sharded: one per master, + patterns)
     sharded: bool = False  # exact channels are SSUBSCRIBEd on their slot's master
     stray: int = 0  # replayable messages dropped: their envelope names no place in the history
+    unparsed: int = 0  # ephemeral or sequenced messages not JSON within the wire's limits
 
 
 class Bridge:
@@ -304,15 +306,16 @@ class Bridge:
             subs = list(self._followed.get(key, ()))
         if not subs:
             return
+        # Read once, whatever the number of browsers: the class, the JSON fields it needs.
+        message = read(self._classes, channel.decode("utf-8", "replace"), data, self._tally)
         # One wake-up per event loop, not per browser: a thousand browsers on one loop cost
         # one call_soon_threadsafe.
         by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for subscription in subs:
             by_loop.setdefault(subscription.loop, []).append(subscription)
-        name = channel.decode("utf-8", "replace")
         for loop, group in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_fan_out, group, name, data)
+                loop.call_soon_threadsafe(_fan_out, group, message)
             except RuntimeError:  # the loop is closed: its browsers are gone
                 for subscription in group:
                     self._release(subscription)
@@ -342,13 +345,13 @@ class Bridge:
         link.stop(0)
 
 
-def _fan_out(subscriptions: list[Subscription], channel: str, data: bytes) -> None:
+def _fan_out(subscriptions: list[Subscription], message: Incoming) -> None:
     """Hand one message to the subscriptions of one loop (called on that loop)."""
     for subscription in subscriptions:
         try:
-            subscription._receive(channel, data)
+            subscription._receive(message)
         except Exception:  # one browser's bad state must not starve the others
-            log.exception("error while delivering a message on %s", channel)
+            log.exception("error while delivering a message on %s", message.channel)
 
 
 def _call_soon(subscription: Subscription, callback: Any, *args: Any) -> None:

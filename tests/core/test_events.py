@@ -90,7 +90,7 @@ def test_the_tally_starts_at_zero_for_every_counter_the_stats_name() -> None:
     counts = Tally().snapshot()
     assert set(counts) == {
         *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
-        *("replayed", "unrecovered", "replay_errors", "stray"),
+        *("replayed", "unrecovered", "replay_errors", "stray", "unparsed"),
     }
     assert set(counts.values()) == {0}
 
