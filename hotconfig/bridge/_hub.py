@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from .._redis import forking
 from .._redis.connection import Target, resolve
 from ..errors import ClientClosedError
-from ._classes import Delivery, Replayable, delivery_for
+from ._classes import Delivery, Replayable, check_channel, delivery_for
 from ._delivery import Subscription
 from ._events import Tally
 from ._history import History, Position
@@ -144,10 +144,12 @@ class Bridge:
         on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed. On a
         replayable channel, ``last_event_id`` resumes after that event (:meth:`resume_from`),
         and ``authorize_replay()`` (on this loop; may be async) is asked before stored messages
-        are sent: anything but True ends the subscription with a ``recovery`` event.
+        are sent: anything but True ends the subscription with a ``recovery`` event. A
+        :class:`ValueError` for a channel name a browser may not ask for (:meth:`resume_from`).
         """
         if self._stop.is_set():
             raise ClientClosedError("this bridge is closed: make a new Bridge")
+        check_channel(channel)
         subscription = Subscription(
             channel,
             pattern=pattern,
@@ -173,8 +175,10 @@ class Bridge:
 
     def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
         """Where a subscription to ``channel`` with ``last_event_id`` starts; None: from now (no
-        id, or not a replayable channel). :class:`ValueError` for a malformed id (an adapter
-        answers 400 before anything is subscribed)."""
+        id, or not a replayable channel). :class:`ValueError` for a channel name a browser may
+        not ask for (empty, a control character such as NUL, CR or LF, more than 1,024 bytes)
+        and for a malformed id (an adapter answers 400 before anything is subscribed)."""
+        check_channel(channel)
         replayable = isinstance(delivery_for(self._classes, channel), Replayable)
         return Position.parse(last_event_id) if replayable and last_event_id else None
 

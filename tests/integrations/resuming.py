@@ -18,6 +18,7 @@ from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
 
 __all__ = [
+    "bad_channel_answers_400_before_authorize",
     "malformed_id_answers_400",
     "query_parameter_resumes_and_the_header_wins",
     "reconnect_gets_exactly_what_was_missed",
@@ -114,3 +115,18 @@ def revoked_grant_sees_nothing_stored(tag: str, site: Served, publisher: ReplayP
         assert reader.pending() == []
     assert (notice.event, notice.json()["reason"]) == ("recovery", "forbidden")
     assert stats(site)["replayed"] == 0
+
+
+def bad_channel_answers_400_before_authorize(site: Served, redis_client: redis.Redis) -> None:
+    """A ``secret:`` channel is refused by every test app's ``authorize`` (403): a 400 says the
+    name was refused before ``authorize`` saw it."""
+    for path, says in (
+        ("secret:a%00b", "may not hold control characters"),
+        ("secret:a%0Db", "may not hold control characters"),
+        ("secret:" + "x" * 1100, "at most 1024 bytes"),
+    ):
+        response = httpx.get(site.url + "/bridge/sse/" + path, timeout=5)
+        assert (response.status_code, response.headers["content-type"][:10]) == (400, "text/plain")
+        assert says in response.text
+    assert stats(site)["subscribers"] == 0
+    assert subscribers(redis_client, "secret:a\x00b") == 0
