@@ -20,14 +20,20 @@ write them too), and a document too deep for the JSON decoder is reported as ``t
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
 from ..errors import InvalidMessageError, RejectReason
 from ..security.redaction import shown
+from .limits import (
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_BYTES,
+    Limits,
+    check_depth,
+    decode_value,
+    decode_within,
+    load_text,
+)
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -41,6 +47,7 @@ __all__ = [
     "Message",
     "check_depth",
     "decode_value",
+    "decode_within",
     "encode_body",
     "encode_message",
     "parse",
@@ -52,7 +59,6 @@ Op = Literal["set", "delete"]
 
 DEFAULT_CHANNEL: Final = "config:changes"
 DEFAULT_SCOPE: Final = "global"
-DEFAULT_MAX_BYTES: Final = 1024 * 1024
 # The store's write script makes each message from a header it writes itself,
 # '{"version":N,"epoch":"<32 hex>","prev":"<16 hex>","digest":"<16 hex>","sizes":{...},', and
 # the body tail from encode_body(): at most this many bytes, plus SIZE_BYTES and the scope's
@@ -61,55 +67,6 @@ HEADER_BYTES: Final = 160
 SIZE_BYTES: Final = 16
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,256}").fullmatch
 _MISSING: Final[Any] = object()
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if math.isfinite(number):
-        return number
-    raise ValueError(f"{text[:40]} overflows a float")
-
-
-# json's decoder accepts NaN and Infinity by default, and turns 1e999 into inf; nothing else in
-# the system can hold them.
-_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-# The decoder's C scanner, set by JSONDecoder.__init__ (typeshed does not declare it).
-_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one message may hold at most; beyond it, a counted rejection, never a crash.
-
-    ``max_message_bytes``: its size in UTF-8 bytes (reason ``oversize``); ``max_depth``: the
-    nesting of arrays and objects, in a value or the message (``too_deep``); ``max_batch``:
-    the changes in one batch (``too_many_entries``). A client passes them as
-    ``HotConfig(url, limits=hotconfig.Limits(max_message_bytes=4 << 20))``.
-    """
-
-    max_message_bytes: int = DEFAULT_MAX_BYTES
-    max_depth: int = 64
-    max_batch: int = 10_000
-
-    def __post_init__(self) -> None:
-        _check_limit("max_message_bytes", self.max_message_bytes, DEFAULT_MAX_BYTES)
-        _check_limit("max_depth", self.max_depth, 64)
-        _check_limit("max_batch", self.max_batch, 10_000)
-
-
-def _check_limit(name: str, value: object, default: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Limits({name}={value!r}): {name} must be a whole number of at least 1, "
-            f"e.g. Limits({name}={default})"
-        )
-
-
-DEFAULT_LIMITS: Final = Limits()
 
 
 # NamedTuples rather than frozen dataclasses: they are built once per message on the listener's
@@ -190,7 +147,7 @@ def parse(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> Message:
             RejectReason.OVERSIZE,
             f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}",
         )
-    obj = _decode(data)
+    obj = load_text(data)
     if type(obj) is not dict:
         raise InvalidMessageError(
             RejectReason.NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}"
@@ -255,73 +212,6 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
     return _new(Message, (entries, version, epoch, prev, digest, sizes, False, sig, ts, ns, db))
 
 
-def decode_value(data: bytes | str, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
-    """Decode one stored value: exactly one JSON document, within ``max_depth``."""
-    value = _decode(data)
-    check_depth(value, max_depth)
-    return value
-
-
-def _decode(data: bytes | str) -> Any:
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidMessageError(RejectReason.NOT_UTF8, str(exc)) from None
-    try:
-        value = _loads(data)
-    except RecursionError:
-        raise InvalidMessageError(
-            RejectReason.TOO_DEEP, "nested deeper than the JSON decoder allows"
-        ) from None
-    except MemoryError:
-        raise InvalidMessageError(RejectReason.OVERSIZE, "too large to decode in memory") from None
-    except ValueError as exc:
-        raise InvalidMessageError(RejectReason.INVALID_JSON, str(exc)) from None
-    # Only a \u escape can make a lone surrogate (bytes that are UTF-8 cannot): a text that no
-    # UTF-8 can hold, which would fail in the app at its first encode() or json.dumps().
-    if "\\u" in data and _SURROGATE_ESCAPE.search(data) and not _encodable(value):
-        raise InvalidMessageError(
-            RejectReason.NOT_UTF8,
-            "a \\u escape of a lone surrogate (half of a UTF-16 pair): no UTF-8 text holds it",
-        )
-    return value
-
-
-_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _encodable(value: Any) -> bool:
-    """Whether every string in ``value`` (keys included) can be written as UTF-8; iterative."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if type(item) is str:
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif type(item) is dict:
-            pending += item.keys()
-            pending += item.values()
-        elif type(item) is list:
-            pending += item
-    return True
-
-
-def _loads(text: str) -> Any:
-    # json.loads() is this decoder's raw_decode() behind two wrappers and two whitespace
-    # scans: half the cost of decoding a small message. A document that does not fill the
-    # text exactly (whitespace around it, trailing data, an error) takes the full decode(),
-    # so that results and error messages stay exactly json.loads()'s.
-    # The scanner itself, not raw_decode(), which wraps it in one more Python call.
-    try:
-        obj, end = _SCAN(text, 0)
-    except (StopIteration, ValueError):
-        return _DECODER.decode(text)
-    return obj if end == len(text) else _DECODER.decode(text)
-
-
 def _text(obj: dict[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is not None and type(value) is not str:
@@ -329,27 +219,6 @@ def _text(obj: dict[str, Any], name: str) -> str | None:
             RejectReason.BAD_FIELD, f"{name} must be a string, got {_short(value)}"
         )
     return value
-
-
-def check_depth(value: Any, max_depth: int) -> None:
-    """Raise :class:`InvalidMessageError` (TOO_DEEP) if ``value`` nests deeper than
-    ``max_depth`` lists and objects: what every client refuses, checked by the store too."""
-    # Iterative, so that checking a deep value cannot itself overflow the stack. Scalars, the
-    # common case, cost one type check.
-    if type(value) is not dict and type(value) is not list:
-        return
-    level = [value]
-    for _ in range(max_depth):
-        nested = []
-        for item in level:
-            children = item.values() if type(item) is dict else item
-            nested += [c for c in children if type(c) is dict or type(c) is list]
-        if not nested:
-            return
-        level = nested
-    raise InvalidMessageError(
-        RejectReason.TOO_DEEP, f"a value is nested deeper than {max_depth} levels"
-    )
 
 
 def _entry(obj: Any, default_scope: Any, limits: Limits) -> Entry:

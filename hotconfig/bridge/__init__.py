@@ -6,8 +6,9 @@ guarantees a browser; :class:`ReplayPublisher` writes a replayable channel's his
 :mod:`hotconfig.bridge.serving` serves subscriptions as Server-Sent Events and WebSockets for
 every framework adapter. The modules with a leading underscore are the bridge's internals: the
 hub (``_hub``), its subscription links (``_links``), the router that places channels on them
-(``_routing``), resume (``_recovery``), history (``_history``), delivery classes (``_classes``),
-one browser's subscription (``_delivery``), the events it gets (``_events``) and per-connection
+(``_routing``), resume (``_recovery``), history (``_history``), channel names and delivery
+classes (``_classes``), each message as read once for all browsers (``_incoming``), one
+browser's subscription (``_delivery``), the events it gets (``_events``) and per-connection
 outboxes (``_outbox``).
 """
 

@@ -1,4 +1,9 @@
-"""The bridge's delivery classes, chosen per channel pattern (the first matching pattern wins).
+"""The bridge's channels: the names a browser may ask for, and the delivery class of each.
+
+A channel name (or a pattern) comes from a browser's URL: :func:`check_channel` refuses, before
+``authorize`` sees it, one that is empty, longer than :data:`MAX_CHANNEL_BYTES` in UTF-8, or
+holds a control character (NUL, CR, LF, any of U+0000-U+001F, and U+007F), which Redis would
+take but which would reach logs, keys and every adapter's ``authorize`` as they are.
 
 Delivery classes, chosen per channel pattern (the first matching pattern wins):
 
@@ -20,13 +25,27 @@ A channel with no class is forwarded as published, in order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Final
 
 from ._history import Replayable
 
-__all__ = ["Delivery", "Ephemeral", "Replayable", "Sequenced", "delivery_for"]
+__all__ = [
+    "MAX_CHANNEL_BYTES",
+    "Delivery",
+    "Ephemeral",
+    "Replayable",
+    "Sequenced",
+    "check_channel",
+    "delivery_for",
+]
+
+# The longest channel name (or pattern) a browser may ask for, in UTF-8 bytes.
+MAX_CHANNEL_BYTES: Final = 1024
+_CONTROL = re.compile("[\x00-\x1f\x7f]").search
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +78,26 @@ def delivery_for(classes: Mapping[str, Delivery], channel: str) -> Delivery | No
         if fnmatchcase(channel, pattern):
             return delivery
     return None
+
+
+def check_channel(name: str) -> str:
+    """``name`` if a browser may ask for it; else a :class:`ValueError` that says why (an
+    adapter answers 400 with it)."""
+    if not name:
+        raise ValueError("a channel name is required, e.g. /sse/ai:stream:sess-abc")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("a channel name must be UTF-8 text: it holds a lone surrogate") from None
+    if size > MAX_CHANNEL_BYTES:
+        raise ValueError(
+            f"a channel name may have at most {MAX_CHANNEL_BYTES} bytes in UTF-8, this one has "
+            f"{size}: {name[:40]!r}..."
+        )
+    control = _CONTROL(name)
+    if control is not None:
+        raise ValueError(
+            f"a channel name may not hold control characters (NUL, CR, LF, ...): {name[:80]!r} "
+            f"holds {control[0]!r} at {control.start()}"
+        )
+    return name

@@ -26,21 +26,14 @@ from typing import Any
 
 from ._classes import Delivery, Ephemeral, Sequenced, delivery_for
 from ._events import _FINAL_ENDING, Event, EventKind, Tally, _pack, _unpack
-from ._history import History, Position, Replayable, unwrap
+from ._history import History, Position, Replayable
+from ._incoming import Incoming
 from ._outbox import Ending, Outbox, OutboxEnded
 from ._recovery import Authorize, Recovery
 
 __all__ = ["Subscription"]
 
 log = logging.getLogger("hotconfig.bridge")
-
-
-def _json_object(data: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 class Subscription:
@@ -93,27 +86,24 @@ class Subscription:
 
     # -- fed by the bridge ----------------------------------------------------------------------
 
-    def _receive(self, channel: str, data: bytes) -> None:
-        """One published message (on this subscription's loop)."""
+    def _receive(self, message: Incoming) -> None:
+        """One published message, read once for all (on this subscription's loop)."""
         if self._final or self._outbox.ended is not None:
             return
-        delivery = delivery_for(self._classes, channel)
+        delivery, channel, data = message.delivery, message.channel, message.data
         if isinstance(delivery, Ephemeral):
-            obj = _json_object(data)
-            value = None if obj is None else obj.get(delivery.key)
-            key = "" if value is None else json.dumps([channel, value])
+            key = message.key or ""
             self._put(_pack(EventKind.MESSAGE, channel, data, key), key or None)
         elif isinstance(delivery, Sequenced):
-            self._receive_sequenced(delivery, channel, data)
+            self._receive_sequenced(delivery, message)
         elif isinstance(delivery, Replayable):
-            self._receive_replayable(channel, data)
+            self._receive_replayable(message)
         else:
             self._put(_pack(EventKind.MESSAGE, channel, data))
 
-    def _receive_sequenced(self, delivery: Sequenced, channel: str, data: bytes) -> None:
-        obj = _json_object(data) or {}
-        index = obj.get(delivery.index)
-        if isinstance(index, int) and not isinstance(index, bool):
+    def _receive_sequenced(self, delivery: Sequenced, message: Incoming) -> None:
+        channel, index = message.channel, message.ordinal
+        if index is not None:
             expected = self._next.get(channel, delivery.first)
             if index < expected:
                 self._tally.add("out_of_order")  # a late or repeated message: already passed
@@ -123,8 +113,8 @@ class Subscription:
                 gap = {"channel": channel, "from": expected, "to": index - 1}
                 self._put(_pack(EventKind.GAP, channel, json.dumps(gap).encode()))
             self._next[channel] = index + 1
-        self._put(_pack(EventKind.MESSAGE, channel, data))
-        if obj.get(delivery.done) is not True:
+        self._put(_pack(EventKind.MESSAGE, channel, message.data))
+        if not message.done:
             self._arm_idle()
         elif self.pattern:
             self._next.pop(channel, None)  # that stream is over: a pattern sees many come and go
@@ -132,14 +122,15 @@ class Subscription:
             self._tally.add("done")
             self._finish()
 
-    def _receive_replayable(self, channel: str, data: bytes) -> None:
+    def _receive_replayable(self, message: Incoming) -> None:
         # A message without an envelope (not published by ReplayPublisher) goes as it came,
         # with no id; on a pattern the ids are shown, and nothing is resumed.
-        at, message = unwrap(data) or (None, data)
+        at = message.at
         if self._recovery is not None:
-            self._recovery.live(at, message)
+            self._recovery.live(at, message.data)
         else:
-            self._put(_pack(EventKind.MESSAGE, channel, message, event_id=at.id if at else ""))
+            event_id = at.id if at else ""
+            self._put(_pack(EventKind.MESSAGE, message.channel, message.data, event_id=event_id))
 
     def _acknowledged(self) -> None:
         """Redis acknowledged the (P)SUBSCRIBE, the first time or after a reconnect (on the

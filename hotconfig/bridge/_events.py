@@ -6,12 +6,16 @@ bound).
 from __future__ import annotations
 
 import enum
+import logging
 import threading
+import time
 from typing import NamedTuple
 
 from ._outbox import Ending
 
 __all__ = ["Event", "EventKind", "Tally"]
+
+log = logging.getLogger("hotconfig.bridge")
 
 
 class EventKind(enum.StrEnum):
@@ -39,22 +43,43 @@ class Event(NamedTuple):
 
 _COUNTERS = (
     *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
-    *("replayed", "unrecovered", "replay_errors"),
+    *("replayed", "unrecovered", "replay_errors", "stray", "unparsed"),
 )
+
+# Seconds during which more warnings of one kind are DEBUG lines, summed up in the next one.
+_QUIET = 10.0
 
 
 class Tally:
-    """The bridge's counters, incremented from the reader thread and from every loop."""
+    """The bridge's counters, incremented from the reader thread and from every loop, and its
+    warnings about what it drops or cannot do, each kind said once and then quietly."""
 
-    __slots__ = ("_lock", "counts")
+    __slots__ = ("_lock", "_told", "counts")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._told: dict[str, tuple[float, int]] = {}  # kind: (last WARNING, DEBUG since)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self.counts[name] += amount
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` as a WARNING, unless one of this ``kind`` was less than 10 s ago:
+        then as DEBUG, counted in the next WARNING. Bad input from a flood of publishes, or a
+        failure met by every browser, writes a line every 10 s, not one per message."""
+        now = time.monotonic()
+        with self._lock:
+            last, quieted = self._told.get(kind, (now - _QUIET, 0))
+            loud = now - last >= _QUIET
+            self._told[kind] = (now, 0) if loud else (last, quieted + 1)
+        if not loud:
+            log.debug(message, *args)
+        elif quieted:
+            log.warning(message + " (and %d more since the last such warning)", *args, quieted)
+        else:
+            log.warning(message, *args)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

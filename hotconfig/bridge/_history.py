@@ -24,6 +24,7 @@ The bridge's side of resuming is :class:`~hotconfig.bridge._recovery.Recovery`.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ..errors import ClientClosedError
 
 __all__ = [
     "HISTORY_SCRIPT",
+    "MAX_OFFSET",
     "PUBLISH_SCRIPT",
     "SPUBLISH_SCRIPT",
     "History",
@@ -50,6 +52,13 @@ __all__ = [
 
 _PREFIX: Final = "hotconfig:replay"
 _MAGIC: Final = b"\0replay:"
+# The last offset a history can give: the script counts with HINCRBY, a signed 64-bit integer.
+# An id beyond it is not one a history gave; reading after it would not even be a stream ID.
+MAX_OFFSET: Final = (1 << 63) - 1
+# An epoch is made of 16 hex digits; up to 64 letters and digits are read. With ':' and the 19
+# digits of MAX_OFFSET, the longest event id there is.
+_EVENT_ID = re.compile(r"([A-Za-z0-9]{0,64}):([0-9]+)", re.ASCII).fullmatch
+_MAX_ID: Final = 64 + 1 + 19
 
 # KEYS: meta, stream. ARGV: channel, epoch candidate, maxlen, ttl in ms ('0': none), message.
 # A meta hash that is gone (or was never there) starts a new epoch: the old stream, whose IDs
@@ -122,16 +131,29 @@ class Position(NamedTuple):
 
     @classmethod
     def parse(cls, event_id: str) -> Position:
-        """The position an event id names; :class:`ValueError` for anything else."""
-        epoch, colon, offset = event_id.strip().rpartition(":")
-        if not colon or not offset.isdigit() or (epoch != "" and not epoch.isalnum()):
+        """The position an event id names; :class:`ValueError` for anything else: another
+        shape, an id longer than any a history gives, an offset past :data:`MAX_OFFSET`."""
+        text = event_id.strip(" \t\r\n")
+        if len(text) > _MAX_ID:
+            raise ValueError(
+                f"not an event id of a replayable channel: {len(event_id)} characters, longer "
+                f"than any event id (at most {_MAX_ID}: '<epoch>:<offset>'); omit it to start anew"
+            )
+        match = _EVENT_ID(text)
+        if match is None:
             raise ValueError(
                 f"not an event id of a replayable channel: {event_id[:80]!r} (expected "
                 "'<epoch>:<offset>', as sent in the 'id:' of the events; omit it to start anew)"
             )
-        if not epoch and int(offset) != 0:
+        epoch, offset = match[1], int(match[2])
+        if offset > MAX_OFFSET:
+            raise ValueError(
+                f"not an event id of a replayable channel: its offset {offset} is out of range "
+                f"(at most {MAX_OFFSET}); omit it to start anew"
+            )
+        if not epoch and offset != 0:
             raise ValueError(f"an event id without an epoch must have offset 0: {event_id!r}")
-        return cls(epoch, int(offset))
+        return cls(epoch, offset)
 
 
 class Page(NamedTuple):
@@ -151,16 +173,21 @@ def history_keys(channel: str) -> tuple[str, str]:
 
 def unwrap(data: bytes) -> tuple[Position, bytes] | None:
     """The position and the message of an envelope; None if ``data`` is not one (a message
-    published to the channel by something else than :class:`ReplayPublisher`)."""
+    published to the channel by something else than :class:`ReplayPublisher`, or one that
+    only looks like an envelope: its id is not one a publisher gives, an epoch and an offset
+    from 1 to :data:`MAX_OFFSET`)."""
     if not data.startswith(_MAGIC):
         return None
-    header, newline, message = data.partition(b"\n")
-    if not newline:
+    newline = data.find(b"\n", len(_MAGIC), len(_MAGIC) + _MAX_ID + 1)
+    if newline < 0:
         return None
     try:
-        return Position.parse(header[len(_MAGIC) :].decode("ascii")), message
+        position = Position.parse(data[len(_MAGIC) : newline].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return None
+    if not position.epoch or position.offset < 1:
+        return None
+    return position, data[newline + 1 :]
 
 
 class ReplayPublisher:
@@ -231,7 +258,10 @@ class History:
         self._closed = False
 
     def read(self, channel: str, after: int, count: int) -> Page:
-        """Up to ``count`` stored messages after offset ``after`` (0: only the position)."""
+        """Up to ``count`` stored messages after offset ``after`` (0: only the position).
+
+        :class:`ValueError` for keys that hold something else than a history
+        :class:`ReplayPublisher` writes (an epoch or offset of another shape, another entry)."""
         with self._lock:
             if self._closed:
                 raise ClientClosedError("this bridge is closed: its histories are not read")
@@ -239,12 +269,12 @@ class History:
                 self._client = self._target.command_client()
             client = self._client
         reply = client.eval(HISTORY_SCRIPT, 2, *history_keys(channel), after + 1, count)
-        if not reply[0]:
-            return Page(None, 0, [])
-        entries = [
-            (int(as_text(entry_id).partition("-")[2]), fields[1]) for entry_id, fields in reply[2]
-        ]
-        return Page(as_text(reply[0]), int(reply[1]), entries)
+        try:
+            return _page(reply)
+        except (TypeError, ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"the keys of {channel!r} do not hold a history ReplayPublisher writes: {exc}"
+            ) from None
 
     def reconnect(self) -> None:
         """Read through a new connection from now on: the bridge reconnected, perhaps to
@@ -260,3 +290,23 @@ class History:
             client, self._client, self._closed = self._client, None, True
         if client is not None:
             client.close()
+
+
+def _page(reply: Any) -> Page:
+    """A reply of :data:`HISTORY_SCRIPT` as a page; ValueError (or another error of the sort)
+    for anything the publish script would not have written."""
+    epoch, top, raw = reply
+    if not epoch:
+        return Page(None, 0, [])
+    position = Position.parse(f"{as_text(epoch)}:{int(top)}")
+    if not position.epoch:
+        raise ValueError("an empty epoch")
+    entries: list[tuple[int, bytes]] = []
+    for entry_id, fields in raw:
+        first, dash, offset = as_text(entry_id).partition("-")
+        if first != "0" or not dash or not offset.isascii() or not offset.isdigit():
+            raise ValueError(f"an entry ID that is not 0-<offset>: {as_text(entry_id)[:40]!r}")
+        if len(fields) != 2 or fields[0] != b"m" or not isinstance(fields[1], bytes):
+            raise ValueError(f"entry {as_text(entry_id)} is not one message")
+        entries.append((int(offset), fields[1]))
+    return Page(position.epoch, position.offset, entries)

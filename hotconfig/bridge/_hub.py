@@ -46,10 +46,11 @@ from typing import Any, NamedTuple
 from .._redis import forking
 from .._redis.connection import Target, resolve
 from ..errors import ClientClosedError
-from ._classes import Delivery, Replayable, delivery_for
+from ._classes import Delivery, Replayable, check_channel, delivery_for
 from ._delivery import Subscription
 from ._events import Tally
 from ._history import History, Position
+from ._incoming import Incoming, read
 from ._links import Key, Link, LinkOptions, Node
 from ._outbox import Ending
 from ._recovery import Authorize
@@ -78,9 +79,11 @@ class BridgeStats(NamedTuple):
     last_error: str | None
     replayed: int = 0  # stored messages sent to catch a subscription up
     unrecovered: int = 0  # recovery events: what was missed could not be replayed
-    replay_errors: int = 0  # history reads that failed (and were retried)
+    replay_errors: int = 0  # history reads that failed (retried, or given up if refused)
     connections: int = 0  # subscription connections open now (sharded: one per master, + patterns)
     sharded: bool = False  # exact channels are SSUBSCRIBEd on their slot's master
+    stray: int = 0  # replayable messages dropped: their envelope names no place in the history
+    unparsed: int = 0  # ephemeral or sequenced messages not JSON within the wire's limits
 
 
 class Bridge:
@@ -141,10 +144,12 @@ class Bridge:
         on the first call. Raises :class:`~hotconfig.ClientClosedError` once closed. On a
         replayable channel, ``last_event_id`` resumes after that event (:meth:`resume_from`),
         and ``authorize_replay()`` (on this loop; may be async) is asked before stored messages
-        are sent: anything but True ends the subscription with a ``recovery`` event.
+        are sent: anything but True ends the subscription with a ``recovery`` event. A
+        :class:`ValueError` for a channel name a browser may not ask for (:meth:`resume_from`).
         """
         if self._stop.is_set():
             raise ClientClosedError("this bridge is closed: make a new Bridge")
+        check_channel(channel)
         subscription = Subscription(
             channel,
             pattern=pattern,
@@ -170,8 +175,10 @@ class Bridge:
 
     def resume_from(self, channel: str, last_event_id: str | None) -> Position | None:
         """Where a subscription to ``channel`` with ``last_event_id`` starts; None: from now (no
-        id, or not a replayable channel). :class:`ValueError` for a malformed id (an adapter
-        answers 400 before anything is subscribed)."""
+        id, or not a replayable channel). :class:`ValueError` for a channel name a browser may
+        not ask for (empty, a control character such as NUL, CR or LF, more than 1,024 bytes)
+        and for a malformed id (an adapter answers 400 before anything is subscribed)."""
+        check_channel(channel)
         replayable = isinstance(delivery_for(self._classes, channel), Replayable)
         return Position.parse(last_event_id) if replayable and last_event_id else None
 
@@ -303,15 +310,16 @@ class Bridge:
             subs = list(self._followed.get(key, ()))
         if not subs:
             return
+        # Read once, whatever the number of browsers: the class, the JSON fields it needs.
+        message = read(self._classes, channel.decode("utf-8", "replace"), data, self._tally)
         # One wake-up per event loop, not per browser: a thousand browsers on one loop cost
         # one call_soon_threadsafe.
         by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for subscription in subs:
             by_loop.setdefault(subscription.loop, []).append(subscription)
-        name = channel.decode("utf-8", "replace")
         for loop, group in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_fan_out, group, name, data)
+                loop.call_soon_threadsafe(_fan_out, group, message)
             except RuntimeError:  # the loop is closed: its browsers are gone
                 for subscription in group:
                     self._release(subscription)
@@ -341,13 +349,13 @@ class Bridge:
         link.stop(0)
 
 
-def _fan_out(subscriptions: list[Subscription], channel: str, data: bytes) -> None:
+def _fan_out(subscriptions: list[Subscription], message: Incoming) -> None:
     """Hand one message to the subscriptions of one loop (called on that loop)."""
     for subscription in subscriptions:
         try:
-            subscription._receive(channel, data)
+            subscription._receive(message)
         except Exception:  # one browser's bad state must not starve the others
-            log.exception("error while delivering a message on %s", channel)
+            log.exception("error while delivering a message on %s", message.channel)
 
 
 def _call_soon(subscription: Subscription, callback: Any, *args: Any) -> None:

@@ -37,9 +37,12 @@ WSGI the URLs load on a request thread, so install the handler from gunicorn's h
     def post_worker_init(worker):
         hotconfig.bridge.serving.end_streams_on_signals()
 
-``authorize`` is required, asked before anything is subscribed; it may be ``async`` (called
-on the event loop) or plain (called in a thread by ``sync_to_async``, so it may use the ORM
-and ``request.user``). Anything but True answers 403; a WebSocket handshake is refused (403).
+A ``<channel>`` that no browser may ask for (empty, a control character such as NUL, CR or LF,
+more than 1,024 bytes) answers 400 before ``authorize`` sees it, as a malformed
+``Last-Event-ID`` does. ``authorize`` is required, asked before anything is subscribed; it may
+be ``async`` (called on the event loop) or plain (called in a thread by ``sync_to_async``, so
+it may use the ORM and ``request.user``). Anything but True answers 403; a WebSocket
+handshake is refused (403).
 
 On a replayable channel a browser resumes where it left off: its ``EventSource`` sends the
 ``Last-Event-ID`` header when it reconnects (a first connection may pass a ``last_event_id``
@@ -74,8 +77,8 @@ from hotconfig.bridge.serving import (
     ASGIApp,
     BlockingStream,
     Handshake,
+    check_request,
     end_streams_on_signals,
-    last_event_id,
     sse_stream,
     websocket_app,
 )
@@ -100,35 +103,35 @@ def sse_view(
     end_streams_on_signals()
 
     async def bridged_events(request: HttpRequest, channel: str) -> HttpResponseBase:
+        try:  # before authorize sees the channel's name
+            position = check_request(bridge, channel, request.headers, request.GET)
+        except ValueError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
         if not await allowed(request, channel):
             return HttpResponse("forbidden", status=403, content_type="text/plain")
         # Subscribed when the server first iterates it: under ASGI on the loop that sends the
         # response, under WSGI on the process's shared loop.
-        position = last_event_id(request.headers, request.GET)
 
         def replay() -> Awaitable[bool]:
             return allowed(request, channel)
 
         stream: AsyncIterator[bytes] | Iterator[bytes]
-        try:
-            if isinstance(request, ASGIRequest):
-                stream = sse_stream(
-                    bridge,
-                    channel,
-                    keepalive=keepalive,
-                    last_event_id=position,
-                    authorize_replay=replay,
-                )
-            else:
-                stream = BlockingStream(
-                    bridge,
-                    channel,
-                    keepalive=keepalive,
-                    last_event_id=position,
-                    authorize_replay=replay,
-                )
-        except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
-            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+        if isinstance(request, ASGIRequest):
+            stream = sse_stream(
+                bridge,
+                channel,
+                keepalive=keepalive,
+                last_event_id=position,
+                authorize_replay=replay,
+            )
+        else:
+            stream = BlockingStream(
+                bridge,
+                channel,
+                keepalive=keepalive,
+                last_event_id=position,
+                authorize_replay=replay,
+            )
         return StreamingHttpResponse(stream, content_type=CONTENT_TYPE, headers=SSE_HEADERS)
 
     return bridged_events

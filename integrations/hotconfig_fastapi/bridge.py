@@ -11,7 +11,9 @@
 
     app.include_router(hotconfig_fastapi.bridge_router(bridge, prefix="/bridge", authorize=check))
 
-``{channel}`` is the full Redis channel name (``ai:stream:sess-abc``). ``authorize`` is required
+``{channel}`` is the full Redis channel name (``ai:stream:sess-abc``); a name no browser may
+ask for (empty, a control character such as NUL, CR or LF, more than 1,024 bytes) answers 400
+before ``authorize`` sees it, as a malformed ``Last-Event-ID`` does. ``authorize`` is required
 and is asked before anything is subscribed: False answers 403 (a WebSocket is closed with
 1008). Over SSE each published message is one event whose ``data:`` is the message as
 published; a ``gap`` or ``idle`` event (see :mod:`hotconfig.bridge`) carries its JSON. Over
@@ -46,7 +48,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from hotconfig.bridge import Bridge
-from hotconfig.bridge.serving import ChannelFrames, forward, last_event_id, serve
+from hotconfig.bridge.serving import ChannelFrames, check_request, forward, refuse_handshake, serve
 
 __all__ = ["Authorize", "bridge_router"]
 
@@ -75,13 +77,12 @@ def bridge_router(
 
     @api.get("/sse/{channel:path}", summary="a Redis channel as Server-Sent Events")
     async def sse(request: Request, channel: str) -> Response:
-        if not await _allowed(authorize, request, channel):
-            return Response("forbidden", status_code=403, media_type="text/plain")
-        last_event_id = _last_event_id(request)
-        try:
-            bridge.resume_from(channel, last_event_id)
+        try:  # before authorize sees the channel's name
+            last_event_id = check_request(bridge, channel, request.headers, request.query_params)
         except ValueError as exc:
             return Response(str(exc), status_code=400, media_type="text/plain")
+        if not await _allowed(authorize, request, channel):
+            return Response("forbidden", status_code=403, media_type="text/plain")
         return _BridgedStream(
             bridge,
             channel,
@@ -93,14 +94,17 @@ def bridge_router(
 
     @api.websocket("/ws/{channel:path}")
     async def ws(websocket: WebSocket, channel: str) -> None:
+        async def send(message: Mapping[str, Any]) -> None:
+            await websocket.send(dict(message))  # Starlette types its messages as mutable
+
+        query = websocket.query_params
+        try:  # before authorize sees the channel's name
+            last_event_id = check_request(bridge, channel, websocket.headers, query)
+        except ValueError as exc:
+            await refuse_handshake(websocket.scope, send, exc)
+            return
         if not await _allowed(authorize, websocket, channel):
             await websocket.close(code=_WS_POLICY_VIOLATION)
-            return
-        last_event_id = _last_event_id(websocket)
-        try:
-            bridge.resume_from(channel, last_event_id)
-        except ValueError:
-            await websocket.close(code=_WS_POLICY_VIOLATION, reason="malformed last_event_id")
             return
         await websocket.accept()
         subscription = bridge.subscribe(
@@ -108,20 +112,12 @@ def bridge_router(
             last_event_id=last_event_id,
             authorize_replay=lambda: _allowed(authorize, websocket, channel),
         )
-
-        async def send(message: Mapping[str, Any]) -> None:
-            await websocket.send(dict(message))  # Starlette types its messages as mutable
-
         try:
             await forward(subscription, websocket.receive, send)
         except (WebSocketDisconnect, RuntimeError):
             return  # the client left while a frame was on its way (Starlette's words for it)
 
     return api
-
-
-def _last_event_id(connection: HTTPConnection) -> str | None:
-    return last_event_id(connection.headers, connection.query_params)
 
 
 async def _allowed(authorize: Authorize, connection: HTTPConnection, channel: str) -> bool:

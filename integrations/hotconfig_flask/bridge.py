@@ -30,10 +30,13 @@ app); with ``--preload`` the app is imported by the master, so install it from g
     def post_worker_init(worker):
         hotconfig.bridge.serving.end_streams_on_signals()
 
-``authorize(request, channel)`` is required and is asked, on the request's thread and in its
-request context, before anything is subscribed; an ``async def`` one runs through Flask's
-``ensure_sync`` (``pip install 'flask[async]'``). Anything but True answers 403. There is no
-WebSocket endpoint: Flask and WSGI have none; use SSE, or serve the bridge from an ASGI app.
+A ``<channel>`` that no browser may ask for (empty, a control character such as NUL, CR or LF,
+more than 1,024 bytes) answers 400 before ``authorize`` sees it, as a malformed
+``Last-Event-ID`` does. ``authorize(request, channel)`` is required and is asked, on the
+request's thread and in its request context, before anything is subscribed; an ``async def``
+one runs through Flask's ``ensure_sync`` (``pip install 'flask[async]'``). Anything but True
+answers 403. There is no WebSocket endpoint: Flask and WSGI have none; use SSE, or serve the
+bridge from an ASGI app.
 
 On a replayable channel a browser resumes where it left off: its ``EventSource`` sends the
 ``Last-Event-ID`` header when it reconnects (a first connection may pass a ``last_event_id``
@@ -58,8 +61,8 @@ from hotconfig.bridge.serving import (
     CONTENT_TYPE,
     SSE_HEADERS,
     BlockingStream,
+    check_request,
     end_streams_on_signals,
-    last_event_id,
 )
 
 __all__ = ["Authorize", "bridge_blueprint"]
@@ -95,6 +98,10 @@ def bridge_blueprint(
 
     @blueprint.get("/sse/<path:channel>")
     def sse(channel: str) -> Response:
+        try:  # before authorize sees the channel's name
+            resume = check_request(bridge, channel, request.headers, request.args)
+        except ValueError as exc:
+            return Response(str(exc), status=400, mimetype="text/plain")
         if not allowed(channel):
             return Response("forbidden", status=403, mimetype="text/plain")
         origin = request_ctx.copy()  # this request's context, kept for the checks at replay
@@ -105,16 +112,13 @@ def bridge_blueprint(
             with origin.copy():
                 return allowed(channel)
 
-        try:
-            stream = BlockingStream(
-                bridge,
-                channel,
-                keepalive=keepalive,
-                last_event_id=last_event_id(request.headers, request.args),
-                authorize_replay=lambda: asyncio.to_thread(allowed_at_replay),
-            )
-        except ValueError as exc:  # a malformed Last-Event-ID: nothing was subscribed
-            return Response(str(exc), status=400, mimetype="text/plain")
+        stream = BlockingStream(
+            bridge,
+            channel,
+            keepalive=keepalive,
+            last_event_id=resume,
+            authorize_replay=lambda: asyncio.to_thread(allowed_at_replay),
+        )
         # direct_passthrough: the server writes each chunk as it comes, and calls
         # stream.close() when the response ends, however it ends.
         return Response(

@@ -1,15 +1,17 @@
-"""The bridge's delivery classes (hotconfig.bridge._classes): which one a channel gets, and the
-values a class refuses."""
+"""The bridge's channels (hotconfig.bridge._classes): the names a browser may ask for, which
+delivery class a channel gets, and the values a class refuses."""
 
 from __future__ import annotations
 
 import pytest
 
 from hotconfig.bridge._classes import (
+    MAX_CHANNEL_BYTES,
     Delivery,
     Ephemeral,
     Replayable,
     Sequenced,
+    check_channel,
     delivery_for,
 )
 
@@ -86,3 +88,38 @@ def test_classes_are_frozen_values_usable_as_mapping_entries() -> None:
         SEQUENCED.idle_timeout = 1  # type: ignore[misc]
     assert Sequenced(idle_timeout=5) == SEQUENCED
     assert hash(Sequenced(idle_timeout=5)) == hash(SEQUENCED)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ai:stream:sess-abc",
+        "dashboard:refresh:*",  # a pattern is a name too
+        "canal:é:日本",
+        "a b:{tag}",
+        "x" * MAX_CHANNEL_BYTES,  # exactly at the limit
+        "é" * (MAX_CHANNEL_BYTES // 2),  # two bytes each in UTF-8
+    ],
+)
+def test_a_channel_name_a_browser_may_ask_for_is_kept_as_it_is(name: str) -> None:
+    assert check_channel(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "a channel name is required"),
+        ("chat:a\x00b", "may not hold control characters"),
+        ("chat:a\rb", "may not hold control characters"),
+        ("chat:a\nb", "may not hold control characters"),
+        ("chat:\x1b[2J", "may not hold control characters"),  # a terminal's escape, into logs
+        ("chat:\x7f", "may not hold control characters"),
+        ("x" * (MAX_CHANNEL_BYTES + 1), "at most 1024 bytes in UTF-8"),
+        ("é" * (MAX_CHANNEL_BYTES // 2 + 1), "at most 1024 bytes in UTF-8"),
+        ("chat:\ud800", "must be UTF-8 text"),
+    ],
+)
+def test_any_other_name_is_refused_with_why(name: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says) as refused:
+        check_channel(name)
+    assert len(str(refused.value)) < 300  # a long name is not echoed whole

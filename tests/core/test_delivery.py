@@ -208,3 +208,47 @@ def test_an_adapter_s_bound_must_be_positive(bridge: Bridge) -> None:
                     subscription.limit_bytes(bound)
 
     run(main)
+
+
+def test_json_beyond_the_wire_s_limits_is_forwarded_as_it_came_read_once_for_all_browsers(
+    server: EmbeddedServer, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile = [
+        "[" * 100_000 + "]" * 100_000,  # deeper than Python's own JSON decoder goes
+        '{"id": "w", "index": 0, "deep": ' + "[" * 65 + "]" * 65 + "}",  # past max_depth
+        '{"id": "w", "index": 0, "big": 1e999}',  # a number no float holds
+        '{"id": "w\\ud800", "index": 0}',  # a lone surrogate: no UTF-8 holds it
+        '{"id": "w", "index": 0, "blob": "' + "x" * (1 << 20) + '"}',  # over 1 MiB
+    ]
+
+    async def main(bridge: Bridge) -> dict[str, list[list[Event]]]:
+        channels = ("ai:stream:deep", "dash:deep")
+        subs = {c: [await subscribed(bridge.subscribe(c)) for _ in range(3)] for c in channels}
+        for channel in channels:
+            publish(redis_client, channel, *hostile, '{"id": "w", "index": 0, "done": true}')
+        n = len(hostile) + 1
+        return {c: [await take_n(s, n) for s in subs[c]] for c in channels}
+
+    with (
+        caplog.at_level("DEBUG", logger="hotconfig"),
+        Bridge(server.url, classes=CLASSES, max_bytes=8 << 20) as bridge,
+    ):
+        got = run(lambda: main(bridge), timeout=20)
+        stats = bridge.stats
+    for channel, browsers in got.items():
+        for events in browsers:  # every browser: each message as it came, no gap, in order
+            assert [e.data for e in events[:-1]] == hostile, channel
+            assert [e.kind for e in events] == ["message"] * len(events)
+    assert got["ai:stream:deep"][0][-1].final  # the done after them is still a done
+    # Counted once per message, not once per browser; no traceback, one warning line.
+    assert stats.unparsed == 2 * len(hostile)
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage().split(" (")[0] for r in warned] == [
+        "a message on ai:stream:deep is not JSON within the wire's limits"
+    ]
+
+
+async def take_n(subscription: Subscription, count: int) -> list[Event]:
+    async with asyncio.timeout(10):
+        return [await anext(subscription) for _ in range(count)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from types import SimpleNamespace
 
 import pytest
 import redis
 
-from hotconfig.bridge import Bridge
+from hotconfig.bridge import Bridge, _events
 from hotconfig.bridge._events import (
     _FINAL_ENDING,
     Event,
@@ -89,7 +90,7 @@ def test_the_tally_starts_at_zero_for_every_counter_the_stats_name() -> None:
     counts = Tally().snapshot()
     assert set(counts) == {
         *("messages", "delivered", "dropped_slow", "gaps", "out_of_order", "done", "idle"),
-        *("replayed", "unrecovered", "replay_errors"),
+        *("replayed", "unrecovered", "replay_errors", "stray", "unparsed"),
     }
     assert set(counts.values()) == {0}
 
@@ -141,3 +142,24 @@ def test_counts_from_an_event_loop_and_a_thread_are_kept_together() -> None:
 
     asyncio.run(main())
     assert tally.snapshot()["replayed"] == 2000
+
+
+def test_a_kind_of_warning_is_logged_once_then_quietly_and_summed_up_later(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(_events, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    tally = Tally()
+    with caplog.at_level("DEBUG", logger="hotconfig.bridge"):
+        for n in range(50):  # a flood: one line at WARNING, the rest at DEBUG
+            tally.warn("stray", "dropped %d", n)
+        tally.warn("unparsed", "another kind")  # each kind has its own quiet time
+        now[0] += 10.0
+        tally.warn("stray", "dropped %d", 50)
+    loud = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert loud == [
+        "dropped 0",
+        "another kind",
+        "dropped 50 (and 49 more since the last such warning)",
+    ]
+    assert sum(r.levelname == "DEBUG" for r in caplog.records) == 49

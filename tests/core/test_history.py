@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from hotconfig import ClientClosedError
 from hotconfig._redis.connection import Target
 from hotconfig.bridge import Position, Replayable, ReplayPublisher
-from hotconfig.bridge._history import History, Page, history_keys, unwrap
+from hotconfig.bridge._history import MAX_OFFSET, History, Page, history_keys, unwrap
 from hotconfig.testing import EmbeddedServer
 from tests.waiting import eventually
 
@@ -99,10 +99,23 @@ def test_the_channel_carries_an_envelope_the_message_byte_for_byte_inside(
         b"\x00replay:a-b:1\nmessage",
         b"\x00replay:\xff:1\nmessage",
         b"\x00REPLAY:abc:1\nmessage",
+        # Ids no publisher gives: an offset out of range, 0, none, no epoch, digits of another
+        # script, a header longer than any id.
+        b"\x00replay:abc:18446744073709551615\nmessage",
+        b"\x00replay:abc:9223372036854775808\nmessage",
+        b"\x00replay:abc:0\nmessage",
+        b"\x00replay::0\nmessage",
+        b"\x00replay:abc:\xd9\xa1\nmessage",
+        b"\x00replay:" + b"a" * 100 + b":1\nmessage",
     ],
 )
 def test_anything_else_on_the_channel_is_no_envelope(data: bytes) -> None:
     assert unwrap(data) is None
+
+
+def test_an_envelope_carries_any_offset_a_history_can_give() -> None:
+    data = b"\x00replay:abc:%d\n\x00replay:x:1\nline" % MAX_OFFSET
+    assert unwrap(data) == (Position("abc", MAX_OFFSET), b"\x00replay:x:1\nline")
 
 
 @pytest.mark.parametrize(
@@ -112,6 +125,7 @@ def test_anything_else_on_the_channel_is_no_envelope(data: bytes) -> None:
         ("  abc:7\n", Position("abc", 7)),  # as a header may carry it
         (":0", Position("", 0)),  # before any history: matches whatever epoch comes
         ("abc:0", Position("abc", 0)),
+        (f"{'e' * 64}:{MAX_OFFSET}", Position("e" * 64, MAX_OFFSET)),  # the longest there is
     ],
 )
 def test_an_event_id_names_an_epoch_and_an_offset(event_id: str, position: Position) -> None:
@@ -126,7 +140,15 @@ def test_an_event_id_names_an_epoch_and_an_offset(event_id: str, position: Posit
         ("abc:+1", "expected '<epoch>:<offset>'"),
         ("ab.c:1", "expected '<epoch>:<offset>'"),
         (":3", "without an epoch must have offset 0"),
-        ("x" * 500, "omit it to start anew"),
+        ("x" * 500, "longer than any event id"),
+        ("abc:18446744073709551615", "out of range"),  # 2**64 - 1: not even a stream ID after it
+        (f"abc:{MAX_OFFSET + 1}", "out of range"),
+        ("abc:99999999999999999999", "out of range"),
+        ("abc:\u0661\u0662", "expected '<epoch>:<offset>'"),  # Arabic-Indic digits
+        ("abc:\u00b2", "expected '<epoch>:<offset>'"),  # a superscript two, which int() refuses
+        ("\u00e9t\u00e9:1", "expected '<epoch>:<offset>'"),  # letters, not ASCII ones
+        ("abc:1\x00", "expected '<epoch>:<offset>'"),
+        ("abc\r:1", "expected '<epoch>:<offset>'"),
     ],
 )
 def test_anything_else_is_refused_with_what_an_event_id_looks_like(
@@ -187,3 +209,25 @@ def test_the_keys_of_a_history_share_the_channel_s_slot() -> None:
     for channel in ("chat:a", "ai:stream:sess-abc", "x"):
         meta, stream = history_keys(channel)
         assert key_slot(meta.encode()) == key_slot(stream.encode()) == key_slot(channel.encode())
+
+
+@pytest.mark.parametrize(
+    ("meta", "entry"),
+    [
+        ({"epoch": "bad\r\nepoch", "offset": "1"}, None),  # would end an SSE id: line
+        ({"epoch": "abc", "offset": "-1"}, None),
+        ({"epoch": "abc", "offset": "not a number"}, None),
+        ({"epoch": "abc", "offset": "2"}, ("5-1", {"m": "not 0-<offset>"})),
+        ({"epoch": "abc", "offset": "2"}, ("0-1", {"x": "no message field"})),
+    ],
+)
+def test_keys_that_hold_something_else_than_a_history_are_a_value_error(
+    redis_client: redis.Redis, history: History, meta: dict[str, str], entry: Any
+) -> None:
+    meta_key, stream_key = history_keys("chat:forged")
+    for field, value in meta.items():
+        redis_client.hset(meta_key, field, value)
+    if entry is not None:
+        redis_client.xadd(stream_key, entry[1], id=entry[0])
+    with pytest.raises(ValueError, match="do not hold a history ReplayPublisher writes"):
+        history.read("chat:forged", 0, 10)

@@ -277,3 +277,16 @@ def test_closing_the_bridge_ends_its_subscriptions_and_its_connection(
     assert eventually(lambda: pubsub_connections(redis_client) == 0)
     with pytest.raises(ClientClosedError):
         bridge.subscribe("orders:eu")
+
+
+def test_a_name_no_browser_may_ask_for_is_refused_before_anything_is_subscribed(
+    bridge: Bridge, redis_client: redis.Redis
+) -> None:
+    async def main() -> None:
+        for name, pattern in (("orders:a\x00b", False), ("orders:\r\n*", True), ("", False)):
+            with pytest.raises(ValueError, match="channel name"):
+                bridge.subscribe(name, pattern=pattern)
+
+    run(main)
+    assert bridge.stats.subscribers == 0
+    assert pubsub_connections(redis_client) == 0  # not even the bridge's own connection

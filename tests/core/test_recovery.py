@@ -27,7 +27,7 @@ from hotconfig.bridge import (
     ReplayPublisher,
     Subscription,
 )
-from hotconfig.bridge._history import history_keys
+from hotconfig.bridge._history import MAX_OFFSET, history_keys
 from hotconfig.bridge._outbox import Ending
 from hotconfig.testing import EmbeddedServer, ServerKind
 from tests.bridging import run, subscribed
@@ -373,3 +373,154 @@ def test_on_a_cluster_each_channels_history_lives_on_its_own_slot_and_resumes(
     finally:
         cluster.close()
     assert got == {c: [f"{c} 1", f"{c} 2"] for c in channels}
+
+
+# -- what is not this history's: no loop, one recovery event, live delivery goes on -------------
+
+
+def history_reads(client: redis.Redis) -> int:
+    """EVAL calls the server has run (the bridge's history reads, and the publishers' writes)."""
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("eval", "evalsha"))
+
+
+async def quiet_for(subscription: Subscription, seconds: float) -> list[Event]:
+    """What the subscription gets within ``seconds``, waited out whole."""
+    got: list[Event] = []
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                got.append(await anext(subscription))
+    except TimeoutError:
+        return got
+
+
+def test_a_replay_publisher_on_another_database_costs_one_read_and_one_recovery_event(
+    server: EmbeddedServer, bridge: Bridge, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    # Pub/Sub ignores database numbers: what a publisher on db 1 sends reaches db 0's bridge,
+    # with ids of a history db 0 does not have.
+    with ReplayPublisher(server.url.rsplit("/", 1)[0] + "/1") as stray:
+        for n in range(3):
+            stray.publish(CHANNEL, f"db1 {n}")
+
+        async def main() -> tuple[list[Event], int]:
+            subscription = await subscribed(bridge.subscribe(CHANNEL))
+            before = history_reads(redis_client)
+            await asyncio.to_thread(stray.publish, CHANNEL, "db1 3")  # one EVAL of its own
+            window = await quiet_for(subscription, 1.0)
+            reads = history_reads(redis_client) - before - 1
+            await asyncio.to_thread(stray.publish, CHANNEL, "db1 4")  # known stray: unread
+            redis_client.publish(CHANNEL, "raw")
+            await asyncio.to_thread(publisher.publish, CHANNEL, "db0 0")
+            return window + await take(subscription, 2), reads
+
+        events, reads = run(main)
+    assert reads <= 2  # was thousands a second, for as long as the browser stayed
+    notice, raw, genuine = events
+    assert (notice.kind, notice.id) == (EventKind.RECOVERY, ":0")
+    assert json.loads(notice.data) == {
+        "channel": CHANNEL,
+        "recovered": False,
+        "reason": "unknown",
+        "epoch": None,
+        "offset": 0,
+    }
+    assert (raw.kind, raw.data, raw.id) == (EventKind.MESSAGE, "raw", None)
+    assert (genuine.data, Position.parse(genuine.id or "").offset) == ("db0 0", 1)
+    assert (bridge.stats.stray, bridge.stats.unrecovered, bridge.stats.replay_errors) == (2, 1, 0)
+
+
+def test_copied_envelopes_ahead_of_the_history_give_one_recovery_event_and_no_read_loop(
+    bridge: Bridge, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    ids = [publisher.publish(CHANNEL, f"m{n}") for n in range(2)]
+    epoch = Position.parse(ids[-1]).epoch
+
+    async def main() -> tuple[list[Event], int]:
+        subscription = await subscribed(bridge.subscribe(CHANNEL))
+        before = history_reads(redis_client)
+        for n in range(20):  # as `redis-cli PUBLISH chat:sess-1 $'\0replay:<epoch>:999\n...'`
+            redis_client.publish(CHANNEL, b"\x00replay:%s:%d\nforged" % (epoch.encode(), 999 + n))
+        window = await quiet_for(subscription, 1.5)
+        reads = history_reads(redis_client) - before
+        await asyncio.to_thread(publisher.publish, CHANNEL, "m2")
+        return window + await take(subscription, 1), reads
+
+    events, reads = run(main)
+    assert reads <= 4  # a read for the first gap, then at most two a second
+    assert [(e.kind, e.id) for e in events] == [
+        (EventKind.RECOVERY, ids[-1]),  # where the browser still stands
+        (EventKind.MESSAGE, f"{epoch}:3"),
+    ]
+    assert json.loads(events[0].data)["reason"] == "unknown"
+    assert events[1].data == "m2"
+    assert bridge.stats.stray == 20
+
+
+def test_an_id_at_the_last_offset_a_history_can_give_is_unknown_and_live_goes_on(
+    bridge: Bridge, publisher: ReplayPublisher
+) -> None:
+    epoch = Position.parse(publisher.publish(CHANNEL, "m0")).epoch
+
+    async def main() -> list[Event]:
+        ahead = f"{epoch}:{MAX_OFFSET}"
+        subscription = await subscribed(bridge.subscribe(CHANNEL, last_event_id=ahead))
+        await asyncio.to_thread(publisher.publish, CHANNEL, "m1")
+        return await take(subscription, 2)
+
+    notice, live = run(main)
+    assert (notice.kind, json.loads(notice.data)["reason"], notice.id) == (
+        EventKind.RECOVERY,
+        "unknown",
+        f"{epoch}:1",
+    )
+    assert (live.data, live.id) == ("m1", f"{epoch}:2")
+    assert bridge.stats.replay_errors == 0
+
+
+@pytest.mark.parametrize("hostile", [f"{'a' * 16}:{2**64 - 1}", "a" * 200 + ":1", "ab:\u0661"])
+def test_a_hostile_last_event_id_is_refused_before_anything_is_subscribed(
+    bridge: Bridge, redis_client: redis.Redis, hostile: str
+) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="not an event id of a replayable channel"):
+            bridge.subscribe(CHANNEL, last_event_id=hostile)
+
+    run(main)
+    assert bridge.stats.subscribers == 0
+    assert dict(redis_client.pubsub_numsub(CHANNEL))[CHANNEL.encode()] == 0
+
+
+def test_a_history_redis_refuses_to_read_gives_one_recovery_event_then_live_messages(
+    bridge: Bridge, publisher: ReplayPublisher, redis_client: redis.Redis
+) -> None:
+    publisher.publish(CHANNEL, "m0")
+    # The bridge's user may subscribe but not run the history script (an ACL made for a
+    # bridge without replayable channels): the read is refused, every time.
+    redis_client.acl_setuser(
+        "bridge",
+        enabled=True,
+        nopass=True,
+        commands=["+@all", "-eval", "-evalsha"],
+        keys=["*"],
+        channels=["*"],
+    )
+    port = redis_client.connection_pool.connection_kwargs["port"]
+    url = f"redis://bridge:@127.0.0.1:{port}/0"
+
+    async def main(limited: Bridge) -> tuple[list[Event], int]:
+        subscription = limited.subscribe(CHANNEL, last_event_id=":0")
+        notice = await take(subscription, 1)
+        before = history_reads(redis_client)
+        await asyncio.to_thread(publisher.publish, CHANNEL, "m1")
+        live = await take(subscription, 1)
+        return notice + live, history_reads(redis_client) - before
+
+    with Bridge(url, classes=CLASSES) as limited:
+        (notice, live), calls = run(lambda: main(limited))
+        stats = limited.stats
+    assert (notice.kind, json.loads(notice.data)["reason"]) == (EventKind.RECOVERY, "unavailable")
+    assert (live.data, Position.parse(live.id or "").offset) == ("m1", 2)
+    assert calls == 1  # the publisher's: the bridge does not try again until it reconnects
+    assert (stats.replay_errors, stats.unrecovered) == (1, 1)

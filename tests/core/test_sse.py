@@ -14,11 +14,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from hotconfig.bridge import Bridge, Delivery, Ephemeral, Event, EventKind, Sequenced
+from hotconfig.bridge import Bridge, Delivery, Ephemeral, Event, EventKind, Replayable, Sequenced
 from hotconfig.bridge.serving import (
     KEEPALIVE,
     Ending,
     Outbox,
+    check_request,
     frame,
     sse_frame,
     sse_stream,
@@ -109,3 +110,43 @@ def test_a_bridged_stream_ends_with_the_end_event_when_the_bridge_closes(
         f"data: {message}\n\n".encode(),
         b'event: end\ndata: {"reason": "shutdown"}\n\n',
     ]
+
+
+@pytest.mark.parametrize(
+    ("channel", "headers", "query", "says"),
+    [
+        ("secret:a\x00b", {}, {}, "may not hold control characters"),
+        ("secret:a\r\nb", {}, {}, "may not hold control characters"),
+        ("secret:" + "x" * 1024, {}, {}, "at most 1024 bytes"),
+        ("", {}, {}, "a channel name is required"),
+        ("chat:1", {"Last-Event-ID": "abc:18446744073709551615"}, {}, "out of range"),
+        ("chat:1", {}, {"last_event_id": "abc:" + "9" * 200}, "longer than any event id"),
+        ("chat:1", {}, {"last_event_id": "abc:\u0661"}, "expected '<epoch>:<offset>'"),
+    ],
+)
+def test_what_no_browser_may_ask_for_is_a_value_error_before_anything_else(
+    replayable: Bridge, channel: str, headers: dict[str, str], query: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        check_request(replayable, channel, headers, query)
+    resume = headers.get("Last-Event-ID") or query.get("last_event_id")
+    with pytest.raises(ValueError, match=says):  # and again, should an adapter skip it
+        sse_stream(replayable, channel, last_event_id=resume)
+    assert replayable.stats.subscribers == 0
+
+
+def test_a_request_that_may_be_answered_says_where_the_browser_resumes(
+    replayable: Bridge,
+) -> None:
+    header, parameter = {"Last-Event-ID": "abc:7"}, {"last_event_id": "abc:3"}
+    assert check_request(replayable, "chat:1", header, parameter) == "abc:7"
+    assert check_request(replayable, "chat:1", {}, parameter) == "abc:3"
+    assert check_request(replayable, "chat:1", {}, {}) is None
+    # An id means nothing on a channel that is not replayable: it is not checked there.
+    assert check_request(replayable, "orders:eu", {}, {"last_event_id": "x"}) == "x"
+
+
+@pytest.fixture
+def replayable(server: EmbeddedServer) -> Iterator[Bridge]:
+    with Bridge(server.url, classes={"chat:*": Replayable()}) as opened:
+        yield opened

@@ -170,12 +170,41 @@ def test_anything_but_true_from_authorize_refuses_before_accepting(
     assert bridge.stats.subscribers == 0
 
 
-def test_an_empty_channel_is_refused_without_asking(bridge: Bridge) -> None:
+MALFORMED = {
+    "type": "websocket.close",
+    "code": 1008,
+    "reason": "malformed channel name or last_event_id",
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["", "secret:a%00b", "secret:a%0D%0Ab", "secret:%1B[2J", "secret:" + "x" * 1020]
+)
+def test_a_channel_no_browser_may_ask_for_is_refused_before_authorize_sees_it(
+    bridge: Bridge, redis_client: redis.Redis, path: str
+) -> None:
     asked = Asked()
     app = websocket_app(Wrapped(), bridge, authorize=asked, prefix=PREFIX)
     client = Client()
-    run(lambda: app(scope(PREFIX), client.receive, client.send))
-    assert client.sent == [{"type": "websocket.close", "code": 1008}]
+    run(lambda: app(scope(PREFIX + path), client.receive, client.send))
+    assert client.sent == [MALFORMED]
+    assert asked.asked == []
+    assert bridge.stats.subscribers == 0
+
+
+def test_where_the_server_lets_the_app_answer_a_handshake_a_bad_channel_gets_400_and_why(
+    bridge: Bridge,
+) -> None:
+    asked = Asked()
+    app = websocket_app(Wrapped(), bridge, authorize=asked, prefix=PREFIX)
+    client = Client()
+    denial = {**scope(PREFIX + "secret:a%00b"), "extensions": {"websocket.http.response": {}}}
+    run(lambda: app(denial, client.receive, client.send))
+    start, body = client.sent
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 400)
+    assert (b"content-type", b"text/plain; charset=utf-8") in start["headers"]
+    assert body["type"] == "websocket.http.response.body"
+    assert "may not hold control characters" in body["body"].decode()
     assert asked.asked == []
 
 
@@ -194,9 +223,7 @@ def test_a_malformed_position_is_refused_before_accepting_and_subscribes_nothing
     client = Client()
     refused = scope(PREFIX + "chat:1", headers=[(b"last-event-id", b"nonsense")])
     run(lambda: app(refused, client.receive, client.send))
-    assert client.sent == [
-        {"type": "websocket.close", "code": 1008, "reason": "malformed last_event_id"}
-    ]
+    assert client.sent == [MALFORMED]
     assert subscribers(redis_client, "chat:1") == 0
 
 

@@ -18,6 +18,7 @@ from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
 
 __all__ = [
+    "bad_channel_answers_400_before_authorize",
     "malformed_id_answers_400",
     "query_parameter_resumes_and_the_header_wins",
     "reconnect_gets_exactly_what_was_missed",
@@ -90,9 +91,16 @@ def trimmed_or_unknown_position_gets_a_recovery_event(
 
 def malformed_id_answers_400(tag: str, site: Served, redis_client: redis.Redis) -> None:
     url = site.url + f"/bridge/sse/chat:{tag}4"
-    for headers, query in (({"last-event-id": "nonsense"}, ""), ({}, "?last_event_id=x:1:y")):
+    hostile: tuple[tuple[dict[str, str], str], ...] = (
+        ({"last-event-id": "nonsense"}, ""),
+        ({}, "?last_event_id=x:1:y"),
+        ({"last-event-id": "abc:18446744073709551615"}, ""),  # out of range: was 200, then nothing
+        ({}, "?last_event_id=" + "a" * 300 + ":1"),  # longer than an id
+        ({}, "?last_event_id=abc:%D9%A1%D9%A2"),  # digits, but not ASCII ones
+    )
+    for headers, query in hostile:
         response = httpx.get(url + query, headers=headers, timeout=5)
-        assert response.status_code == 400
+        assert response.status_code == 400, (headers, query)
         assert "not an event id of a replayable channel" in response.text
     assert subscribers(redis_client, f"chat:{tag}4") == 0
     assert stats(site)["subscribers"] == 0
@@ -107,3 +115,18 @@ def revoked_grant_sees_nothing_stored(tag: str, site: Served, publisher: ReplayP
         assert reader.pending() == []
     assert (notice.event, notice.json()["reason"]) == ("recovery", "forbidden")
     assert stats(site)["replayed"] == 0
+
+
+def bad_channel_answers_400_before_authorize(site: Served, redis_client: redis.Redis) -> None:
+    """A ``secret:`` channel is refused by every test app's ``authorize`` (403): a 400 says the
+    name was refused before ``authorize`` saw it."""
+    for path, says in (
+        ("secret:a%00b", "may not hold control characters"),
+        ("secret:a%0Db", "may not hold control characters"),
+        ("secret:" + "x" * 1100, "at most 1024 bytes"),
+    ):
+        response = httpx.get(site.url + "/bridge/sse/" + path, timeout=5)
+        assert (response.status_code, response.headers["content-type"][:10]) == (400, "text/plain")
+        assert says in response.text
+    assert stats(site)["subscribers"] == 0
+    assert subscribers(redis_client, "secret:a\x00b") == 0

@@ -26,12 +26,20 @@ from ._sse import (
     ChannelFrames,
     FrameSource,
     Lookup,
+    check_request,
     last_event_id,
     sse_frame,
     sse_stream,
     websocket_text,
 )
-from ._websocket import ASGIApp, Handshake, WebSocketAuthorize, forward, websocket_app
+from ._websocket import (
+    ASGIApp,
+    Handshake,
+    WebSocketAuthorize,
+    forward,
+    refuse_handshake,
+    websocket_app,
+)
 from ._wsgi import BlockingStream, shared_loop
 
 __all__ = [
@@ -50,11 +58,13 @@ __all__ = [
     "Outbox",
     "OutboxEnded",
     "WebSocketAuthorize",
+    "check_request",
     "comment",
     "end_streams_on_signals",
     "forward",
     "frame",
     "last_event_id",
+    "refuse_handshake",
     "serve",
     "shared_loop",
     "sse_frame",

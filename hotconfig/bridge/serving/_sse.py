@@ -19,23 +19,28 @@ ASGI), and :class:`~._wsgi.BlockingStream` the same as a WSGI body (Flask, Djang
 A bridged stream's first chunk is written once Redis acknowledged the subscription, so a
 browser whose ``EventSource`` opened misses nothing published after.
 
-Resuming a replayable channel is the same for every adapter: :func:`last_event_id` picks the
-browser's position out of the request (the ``Last-Event-ID`` header an ``EventSource`` sends
-when it reconnects, else a ``last_event_id`` query parameter), and :func:`sse_stream` (so
-also :class:`~._wsgi.BlockingStream`) checks it when it is made, before anything is
-subscribed or written: a malformed id raises :class:`ValueError`, which the adapter answers
-with 400 and the error's text. ``authorize_replay()`` is asked again before stored messages
-are sent::
+What a browser asks for is checked the same way by every adapter, first, before ``authorize``
+sees it: :func:`check_request` refuses a channel name no browser may ask for (empty, a control
+character such as NUL, CR or LF, more than 1,024 bytes) and, on a replayable channel, a
+malformed resume id (another shape, longer than an id, an offset out of range), with a
+:class:`ValueError` the adapter answers with 400 and the error's text; nothing is subscribed.
+It returns the browser's position (:func:`last_event_id`: the ``Last-Event-ID`` header an
+``EventSource`` sends when it reconnects, else a ``last_event_id`` query parameter).
+:func:`sse_stream` (so also :class:`~._wsgi.BlockingStream`) checks the same again when it is
+made. ``authorize_replay()`` is asked again before stored messages are sent::
 
     try:
-        stream = sse_stream(
-            bridge,
-            channel,
-            last_event_id=last_event_id(headers, query),
-            authorize_replay=lambda: allowed(request, channel),
-        )
+        resume = check_request(bridge, channel, headers, query)
     except ValueError as exc:
         return bad_request(str(exc))
+    if not allowed(request, channel):
+        return forbidden()
+    stream = sse_stream(
+        bridge,
+        channel,
+        last_event_id=resume,
+        authorize_replay=lambda: allowed(request, channel),
+    )
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ __all__ = [
     "ChannelFrames",
     "FrameSource",
     "Lookup",
+    "check_request",
     "end_frame",
     "event_stream",
     "last_event_id",
@@ -119,6 +125,20 @@ def last_event_id(headers: Lookup, query: Lookup) -> str | None:
         or query.get(LAST_EVENT_ID_PARAMETER)
         or None
     )
+
+
+def check_request(bridge: Bridge, channel: str, headers: Lookup, query: Lookup) -> str | None:
+    """Check what a browser asks for before ``authorize`` sees it; where it resumes.
+
+    Every adapter calls it first, for SSE and WebSockets alike. :class:`ValueError` (answer 400
+    with its text; nothing is subscribed) for a channel name no browser may ask for (empty, a
+    control character such as NUL, CR or LF, more than 1,024 bytes in UTF-8) and, on a
+    replayable channel, for a resume id that is not one (another shape, longer than an id, an
+    offset out of range). Returns the browser's :func:`last_event_id`, None if it gave none.
+    """
+    resume = last_event_id(headers, query)
+    bridge.resume_from(channel, resume)
+    return resume
 
 
 class FrameSource(Protocol):

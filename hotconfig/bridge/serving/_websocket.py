@@ -14,12 +14,17 @@ frame as published; a gap or idle notice is a frame ``{"event": "gap", ...}``. A
 stream ends with close code 1000 after its ``done``; a browser dropped at its byte bound gets
 1013 (try again later), every browser 1001 when the bridge closes.
 
+What the path and the query ask for is checked before ``authorize`` is
+(:func:`~._sse.check_request`): a channel name no browser may ask for (empty, a control
+character, more than 1,024 bytes) or a malformed resume id refuses the handshake, with 400 and
+the reason where the server lets the app answer a handshake (uvicorn), else with close 1008
+before it is accepted (the server answers 403).
+
 On a replayable channel a WebSocket resumes after the ``last_event_id`` query parameter (or a
-``Last-Event-ID`` header, which a browser's WebSocket never sends but another client may): a
-malformed id refuses the handshake (close 1008 before it is accepted: the server answers
-403). ``authorize`` is awaited again, with the same handshake, before stored messages are
-sent; a refusal sends ``{"event": "recovery", "recovered": false, "reason": "forbidden"}``
-and closes with 1008.
+``Last-Event-ID`` header, which a browser's WebSocket never sends but another client may).
+``authorize`` is awaited again, with the same handshake, before stored messages are sent; a
+refusal sends ``{"event": "recovery", "recovered": false, "reason": "forbidden"}`` and closes
+with 1008.
 """
 
 from __future__ import annotations
@@ -35,9 +40,16 @@ from .._delivery import Subscription
 from .._events import EventKind
 from .._hub import Bridge
 from .._outbox import Ending
-from ._sse import last_event_id, websocket_text
+from ._sse import check_request, websocket_text
 
-__all__ = ["ASGIApp", "Handshake", "WebSocketAuthorize", "forward", "websocket_app"]
+__all__ = [
+    "ASGIApp",
+    "Handshake",
+    "WebSocketAuthorize",
+    "forward",
+    "refuse_handshake",
+    "websocket_app",
+]
 
 log = logging.getLogger("hotconfig.bridge")
 
@@ -49,6 +61,8 @@ Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _NORMAL, _GOING_AWAY, _POLICY_VIOLATION, _TRY_AGAIN_LATER = 1000, 1001, 1008, 1013
+_MALFORMED = "malformed channel name or last_event_id"
+_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class Handshake(NamedTuple):
@@ -103,15 +117,13 @@ def websocket_app(
         if connect["type"] != "websocket.connect":
             return  # the client left before its handshake was answered
         handshake = Handshake.from_scope(scope)
-        if not channel or await authorize(handshake, channel) is not True:
-            await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
+        try:  # before authorize sees the channel's name
+            resume = check_request(bridge, channel, handshake.headers, handshake.query)
+        except ValueError as exc:
+            await refuse_handshake(scope, send, exc)
             return
-        resume = last_event_id(handshake.headers, handshake.query)
-        try:
-            bridge.resume_from(channel, resume)
-        except ValueError:
-            refusal = {"code": _POLICY_VIOLATION, "reason": "malformed last_event_id"}
-            await send({"type": "websocket.close", **refusal})
+        if await authorize(handshake, channel) is not True:
+            await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
         await send({"type": "websocket.accept"})
 
@@ -124,6 +136,20 @@ def websocket_app(
         await forward(subscription, receive, send)
 
     return app
+
+
+async def refuse_handshake(scope: Mapping[str, Any], send: Send, error: ValueError) -> None:
+    """Refuse a handshake that asks for what no browser may (:func:`~._sse.check_request`):
+    400 with the error's text where the server can answer a handshake with a response of the
+    app's (the ASGI ``websocket.http.response`` extension: uvicorn), else close 1008 before
+    accepting (the server answers 403)."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = str(error).encode()
+        headers = [*_PLAIN, (b"content-length", str(len(body)).encode())]
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": _POLICY_VIOLATION, "reason": _MALFORMED})
 
 
 async def forward(subscription: Subscription, receive: Receive, send: Send) -> None:

@@ -96,6 +96,22 @@ def test_a_refused_channel_gets_403_over_sse_and_over_a_websocket(
     assert httpx.get(site.url + "/health", timeout=5).text == "ok"
 
 
+@pytest.mark.parametrize("served", ["site", "wsgi_site"])  # ASGI under uvicorn, WSGI threads
+def test_a_channel_name_no_browser_may_ask_for_answers_400_before_authorize_sees_it(
+    served: str, request: pytest.FixtureRequest, redis_client: redis.Redis
+) -> None:
+    site: Served = request.getfixturevalue(served)
+    resuming.bad_channel_answers_400_before_authorize(site, redis_client)
+    if served == "site":  # the WebSocket wrapper: refused in the handshake, nothing subscribed
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(
+                site.url.replace("http", "ws") + "/bridge/ws/chat:a%00b", timeout=5
+            )
+        assert refused.value.status_code == 400  # uvicorn lets the app answer the handshake
+        assert b"control characters" in (refused.value.resp_body or b"")
+        assert subscribers(redis_client, "chat:a\x00b") == 0
+
+
 def test_a_browser_that_leaves_is_let_go_and_its_channel_unsubscribed(
     site: Served, redis_client: redis.Redis
 ) -> None:
@@ -198,7 +214,9 @@ def test_a_websocket_resumes_from_the_parameter_and_is_closed_when_refused_at_re
         ws.shutdown()  # type: ignore[no-untyped-call]
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(base + "chat:d6?last_event_id=nonsense", timeout=5)
-    assert refused.value.status_code == 403  # refused in the handshake, nothing subscribed
+    # Refused in the handshake, nothing subscribed: uvicorn lets the app answer it, with why.
+    assert refused.value.status_code == 400
+    assert b"not an event id of a replayable channel" in (refused.value.resp_body or b"")
     publisher.publish("revocable:d6", "private")
     ws = websocket.create_connection(base + "revocable:d6?last_event_id=:0", timeout=5)
     try:

@@ -22,7 +22,8 @@ import redis
 import websocket
 
 from hotconfig.testing import EmbeddedServer
-from tests.bridging import DONE, TOKENS, publish, stats, wait_subscribed
+from tests.bridging import DONE, TOKENS, publish, stats, subscribers, wait_subscribed
+from tests.integrations import resuming
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import EventReader
 from tests.waiting import eventually
@@ -247,3 +248,16 @@ def test_after_redis_is_killed_and_restarted_mid_stream_later_messages_arrive(
         assert reader.ended.wait(5)
     client.close()
     assert stats(app)["reconnects"] >= 1
+
+
+def test_a_channel_name_no_browser_may_ask_for_answers_400_before_authorize_sees_it(
+    app: Served, redis_client: redis.Redis
+) -> None:
+    resuming.bad_channel_answers_400_before_authorize(app, redis_client)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            app.url.replace("http", "ws") + "/bridge/ws/chat:a%00b", timeout=5
+        )
+    assert refused.value.status_code == 400  # uvicorn lets the app answer the handshake
+    assert b"control characters" in (refused.value.resp_body or b"")
+    assert subscribers(redis_client, "chat:a\x00b") == 0

@@ -23,6 +23,7 @@ import websocket
 from hotconfig.bridge import Position, Replayable, ReplayPublisher
 from hotconfig.testing import EmbeddedServer
 from tests.bridging import stats, wait_subscribed
+from tests.integrations import resuming
 from tests.integrations.fastapi.servers import Served, uvicorn_app
 from tests.integrations.fastapi.sse_client import Event, EventReader
 from tests.waiting import eventually
@@ -147,6 +148,12 @@ def test_a_malformed_last_event_id_answers_400_and_a_websocket_resumes_from_the_
         assert [ws.recv() for _ in range(2)] == ["m2", "m3"]  # as published, no envelope
     finally:
         ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_a_hostile_last_event_id_answers_400_and_subscribes_nothing(
+    app: Served, redis_client: redis.Redis
+) -> None:
+    resuming.malformed_id_answers_400("sx", app, redis_client)
 
 
 def test_a_long_backlog_reaches_the_browser_whole_and_in_order(

@@ -150,6 +150,12 @@ def test_a_malformed_last_event_id_answers_400_and_subscribes_nothing(
     resuming.malformed_id_answers_400("f", site, redis_client)
 
 
+def test_a_channel_name_no_browser_may_ask_for_answers_400_before_authorize_sees_it(
+    site: Served, redis_client: redis.Redis
+) -> None:
+    resuming.bad_channel_answers_400_before_authorize(site, redis_client)
+
+
 def test_a_grant_revoked_before_the_replay_sees_nothing_stored_and_the_stream_ends(
     site: Served, publisher: ReplayPublisher
 ) -> None:
