@@ -35,7 +35,7 @@ from ..security.signing import KeyRing
 from ..signals import Status
 from .sink import Sink
 from .state import Staged
-from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
+from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, envelope_version, parse
 
 __all__ = ["Listener", "ListenerOptions"]
 
@@ -160,7 +160,9 @@ class Listener(Session):
         try:
             parsed = parse(data, self._listening.limits)
         except InvalidMessageError as exc:
-            self._sink.reject(exc.reason, exc)
+            # Under the version its envelope claims: a barrier waiting for that write hears why.
+            claimed = envelope_version(data, self._keyspace.namespace)
+            self._sink.reject(exc.reason, exc, version=claimed)
             return
         if parsed.ns is not None and parsed.ns != self._keyspace.namespace:
             self._counters.skipped += 1  # another store's message on the same channel
@@ -169,7 +171,7 @@ class Listener(Session):
         if ring is not None and (refused := ring.check(parsed, self._listening.channel)):
             reason = RejectReason(refused)
             error = InvalidMessageError(reason, refused.detail)
-            self._sink.reject(reason, error, _first_key(parsed))
+            self._sink.reject(reason, error, _first_key(parsed), parsed.version)
             return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:

@@ -8,6 +8,7 @@ rejected it and why; a report never carries a value; a reporter never hurts its 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import threading
 import time
@@ -18,10 +19,11 @@ import pytest
 import redis
 from pydantic import BaseModel
 
-from hotconfig import ClientClosedError, ConfigStore, Fleet, HotConfig, Status
+from hotconfig import ClientClosedError, ConfigStore, Fleet, HotConfig, Limits, Status
 from hotconfig.fleet import ChangeNotice, Gone
 from hotconfig.fleet.registry import Report, channel_for
 from hotconfig.fleet.reporter import Reporter
+from hotconfig.security import KeyRing
 from hotconfig.testing.server import EmbeddedServer
 from tests.instances import spawned_instance
 from tests.waiting import eventually
@@ -49,9 +51,16 @@ def start(server: EmbeddedServer) -> Iterator[Start]:
     made: list[tuple[HotConfig[Any], Reporter]] = []
 
     def make(
-        service: str = "app", model: type[BaseModel] | None = None, live: bool = True, **kw: Any
+        service: str = "app",
+        model: type[BaseModel] | None = None,
+        live: bool = True,
+        client: dict[str, Any] | None = None,
+        **kw: Any,
     ) -> tuple[HotConfig[Any], Reporter]:
-        config: HotConfig[Any] = HotConfig(server.url, service=service, model=model, health=False)
+        """``client``: more of the client's arguments; ``kw``: the reporter's."""
+        config: HotConfig[Any] = HotConfig(
+            server.url, service=service, model=model, health=False, **(client or {})
+        )
         if live:
             assert config.start(timeout=5)
         reporter = Reporter(config, **kw)
@@ -115,6 +124,37 @@ def test_wait_names_the_instance_that_rejected_with_its_reason(
     assert reason.startswith("limit: invalid_value: Input should be a valid integer")
     assert result.elapsed < 1.0
     assert REJECTED not in reason  # the value never travels, only why it was refused
+
+
+def test_a_write_refused_before_it_is_read_is_rejected_under_its_own_version(
+    start: Start, fleet: Fleet, store: ConfigStore, server: EmbeddedServer
+) -> None:
+    # Refused by the parser (too deep for this client's limits, not UTF-8): the client never
+    # applies the message, yet the barrier must hear "rejected, why", not "behind".
+    _, shallow = start("shallow", client={"limits": Limits(max_depth=2)})
+    result = fleet.wait(store.set("deep", {"a": {"b": {"c": 1}}}), timeout=3)
+    assert result.rejected == (
+        (shallow.instance, "too_deep: a value is nested deeper than 2 levels"),
+    )
+    assert result.behind == ()
+    version = store.version + 1
+    forged = b'{"version":%d,"ns":"hotconfig","epoch":"e","key":"k","value":"\xff"}' % version
+    with server.client() as raw:
+        raw.publish("config:changes", forged)
+    [(_, reason)] = fleet.wait(version, timeout=3).rejected
+    assert reason.startswith("not_utf8: ")
+
+
+def test_a_write_whose_signature_fails_is_rejected_under_its_own_version(
+    start: Start, fleet: Fleet, server: EmbeddedServer
+) -> None:
+    ring, wrong = (KeyRing({"k1": secrets.token_bytes(32)}) for _ in range(2))
+    _, signing = start("signing", client={"signing_keys": ring})
+    with ConfigStore(server.url, signing_keys=wrong) as store:
+        version = store.set("k", 1)
+    result = fleet.wait(version, timeout=3)
+    [(instance, reason)] = result.rejected
+    assert (instance, reason.split(": ")[:2]) == (signing.instance, ["k", "bad_signature"])
 
 
 def test_wait_confirms_every_instance_within_milliseconds(
