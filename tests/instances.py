@@ -2,7 +2,8 @@
 
 with spawned_instance(server.url, service="victim", ttl=0.5) as child:
     ...  # child.instance is its id in the registry
-    child.kill()  # SIGKILL: no leave report, its registration expires after ttl
+    child.kill()  # SIGKILL: no leave report; the server drops its connections at once
+    child.freeze()  # SIGSTOP instead: its connections stay open, its registration expires
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hotconfig.fleet.reporter import Reporter
 url, service, interval, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 config = HotConfig(url, service=service, health=False)
 config.start(timeout=10)
-reporter = Reporter(config, interval=interval, ttl=ttl, url=url)
+reporter = Reporter(config, interval=interval, ttl=ttl)
 reporter.start()
 deadline = time.monotonic() + 10
 while reporter.reports == 0 and time.monotonic() < deadline:
@@ -44,6 +45,10 @@ class Spawned:
         """SIGKILL: the instance dies without a word, as under the OOM killer."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops without dying (its sockets stay open); killed at exit."""
+        self.process.send_signal(signal.SIGSTOP)
 
 
 @contextlib.contextmanager

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._redis import shards
-from .._redis.connection import Target
+from .._redis.connection import Target, Topology
 from .._redis.keyspace import Keyspace, read_position, read_snapshot, store_risks
-from .._redis.liveness import check_master, check_role
+from .._redis.liveness import check_master, check_role, client_id
 from .._redis.session import Session, SessionOptions, await_subscribed
 from ..errors import InvalidMessageError, RejectReason
 from ..security.signing import KeyRing
@@ -87,6 +87,7 @@ class Listener(Session):
         self.ready = threading.Event()  # set once the first snapshot from the store is live
         self.settled = threading.Event()  # set once LIVE, or once the server refused us
         self._checked_server = False
+        self._id_refused = False  # the ACL user may not run CLIENT ID: told once
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
         self.period = options.poll_interval
 
@@ -101,6 +102,7 @@ class Listener(Session):
     def open(self, publisher: Any, pubsub: Any) -> None:
         """SUBSCRIBE and wait for the acknowledgement, *then* load the store's snapshot."""
         shard = self._listening.shard_channel
+        own = self._own_id(pubsub)
         probes = self.subscribe_probe()
         # Sharded: the probe channel is a shard channel, in the store's slot.
         channels = [self._listening.channel, *([] if shard else probes)]
@@ -115,9 +117,26 @@ class Listener(Session):
         check_role(self.target, publisher)  # the sentinels may still name a master being demoted
         self._resync(publisher)
         self._check_server(publisher)
+        self._counters.connection_id = own  # what this instance registers with (the fleet)
         self._sink.set_status(Status.LIVE)
         self.ready.set()
         self.settled.set()
+
+    def _own_id(self, pubsub: Any) -> int | None:
+        """This connection's id on the server holding the store, where the fleet looks it up;
+        None on a cluster's classic subscription (a random node: another server)."""
+        self._counters.connection_id = None
+        if self.target.topology is Topology.CLUSTER and self._listening.shard_channel is None:
+            return None
+        own = client_id(pubsub)
+        if own is None and not self._id_refused:
+            self._id_refused = True
+            log.warning(
+                "the ACL user may not run CLIENT ID: if this process dies without a word, the "
+                "fleet sees it only when its registration expires; grant +client|id (hotconfig "
+                "acl subscriber)"
+            )
+        return own
 
     def received(self, publisher: Any, reply: list[Any]) -> None:
         kind = reply[0]
@@ -132,6 +151,9 @@ class Listener(Session):
 
     def due(self, publisher: Any, connection: Any) -> float:
         return self._poll(publisher, connection)
+
+    def closed(self) -> None:
+        self._counters.connection_id = None  # a connection the server no longer has
 
     def failed(self, error: BaseException, hint: str | None) -> None:
         self._counters.last_error = f"{type(error).__name__}: {error}"

@@ -8,6 +8,10 @@ reads here. The registry, under the store's hash tag (one Redis Cluster slot)::
 
 Times are the server's (``TIME``), so that hosts with skewed clocks agree on who expired. A
 report holds no value, ever: keys, versions and reasons only.
+
+A report names the server's id of its instance's connection (``connection``, the listener's
+``CLIENT ID``): the server forgets it the moment the process dies, so an observer that looks
+it up sees a killed instance within a second instead of at its registration's expiry.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _MAX_REPORT_BYTES: Final = 64 * 1024
 _MAX_REPORT_DEPTH: Final = 4
 _KEEP_REJECTIONS: Final = 10
 _DETAIL_MAX: Final = 200
+_MAX_CONNECTION_ID: Final = 2**63 - 1  # what CLIENT LIST ID accepts
 # The schema appends "(input <value>)" to a validation message; a report keeps the message only.
 _INPUT_SUFFIX = re.compile(r"\s*\(input .*\)\s*$", re.DOTALL)
 
@@ -147,7 +152,8 @@ class Report:
     ``event`` says what made it (a :class:`ReportEvent` value; a report from another release of
     hotconfig may carry one this one does not know). ``time`` and ``expires`` are the
     server's clock, in seconds. ``lag`` is how long (s) the oldest store version this instance
-    has not applied has existed, 0 when it is up to date.
+    has not applied has existed, 0 when it is up to date. ``connection`` is the server's id of
+    the instance's connection (None: not told, and then only the expiry says it died).
     """
 
     instance: str
@@ -167,6 +173,7 @@ class Report:
     time: float
     expires: float
     scopes: tuple[str, ...] = ()
+    connection: int | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Report:
@@ -180,6 +187,11 @@ class Report:
         data = decode_value(raw, _MAX_REPORT_DEPTH)
         if not isinstance(data, dict) or not isinstance(data.get("instance"), str):
             raise ValueError("not a health report")
+        connection = data.get("connection")
+        if connection is not None and not (
+            type(connection) is int and 0 < connection <= _MAX_CONNECTION_ID
+        ):
+            raise ValueError("malformed health report: connection must be a client id")
         try:
             return cls(
                 instance=data["instance"],
@@ -202,6 +214,7 @@ class Report:
                 time=float(data.get("time", 0.0)),
                 expires=float(data.get("expires", 0.0)),
                 scopes=tuple(data.get("scopes", ())),
+                connection=connection,
             )
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ValueError(f"malformed health report: {exc}") from None
@@ -232,6 +245,7 @@ class Report:
             "time": self.time,
             "expires": self.expires,
             "scopes": list(self.scopes),
+            "connection": self.connection,
         }
 
 

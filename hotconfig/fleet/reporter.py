@@ -9,6 +9,10 @@ connection of its own that refreshes the instance's registration and publishes i
 client: a Redis error is counted in :attr:`Reporter.errors`, logged at DEBUG, and the report is
 tried again at the next tick.
 
+Each report names the server's id of the client's listener connection (``stats.connection_id``,
+reported again whenever it changes): the server forgets it when the process dies, however it
+died, and the fleet's observers then drop the instance at once.
+
 After ``os.fork()`` the child's reporter drops the parent's connection unread and, if it was
 running, starts again under a new instance id: the child is another instance.
 """
@@ -93,8 +97,10 @@ class Reporter:
 
     ``url`` is where to report; by default the server the client follows, with its password
     and connection options (``config.redis_client``). ``ttl`` is how long a registration
-    outlives the last report (default three intervals): an instance killed without a word
-    leaves the registry that long after its last report. ``framework`` says which integration
+    outlives the last report (default three intervals): an instance that stops reporting
+    while its process lives on (frozen, cut off) leaves the registry that long after its last
+    report; one whose process died leaves at once for observers that can look up its
+    connection (see :mod:`hotconfig.fleet.registry`). ``framework`` says which integration
     runs the client. Either attach it (``config.attach(reporter)``: it starts and stops with
     the client) or call :meth:`start` and :meth:`close` yourself.
     """
@@ -117,6 +123,9 @@ class Reporter:
         self._connect = config.redis_client if target is None else target.command_client
         self._where = config.url if target is None else target.redacted
         self.namespace = namespace or config.keyspace.namespace
+        # The listener's connection id means something only on the server holding this registry.
+        same_server = target is None or target.redacted == config.url
+        self._named = same_server and self.namespace == config.keyspace.namespace
         self.registry = Registry(self.namespace)
         self.channel = channel_for(self.namespace)
         self.interval = interval
@@ -195,6 +204,7 @@ class Reporter:
     def _run(self) -> None:
         config, stop = self._config, self._stop
         seen = -1  # the version last reported (or tried)
+        connected: int | None = None  # the connection id last reported (or tried)
         next_tick = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -203,11 +213,13 @@ class Reporter:
                 break  # the client is gone; leave the registry
             if event is None and config.version != seen:
                 event = ReportEvent.VERSION
+            if event is None and self._connection() != connected:
+                event = ReportEvent.STATUS  # a new connection: register it at once
             if event is None and now >= next_tick:
                 event = ReportEvent.TICK
             if event is not None:
                 self._wake = None
-                seen = config.version
+                seen, connected = config.version, self._connection()
                 # A failed report is tried again soon, whatever the interval.
                 next_tick = now + (self.interval if self._report(event) else min(self.interval, 1))
             # Returns as soon as a newer version's receivers have run, else after the slice.
@@ -245,6 +257,9 @@ class Reporter:
         self.reports += 1
         return True
 
+    def _connection(self) -> int | None:
+        return self._config.stats.connection_id if self._named else None
+
     def _head(self, event: str) -> tuple[str, int]:
         config = self._config
         snapshot, stats = config.snapshot(), config.stats
@@ -267,6 +282,7 @@ class Reporter:
                 for r in list(self._rejections)
             ],
             "interval": self.interval,
+            "connection": stats.connection_id if self._named else None,
         }
         text = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
         return text[:-1], snapshot.version  # the script closes the object

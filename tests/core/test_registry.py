@@ -151,6 +151,9 @@ def test_a_report_read_back_and_written_as_json_is_the_same_report(
     assert Report.from_json(json.dumps(report.to_dict())) == report
     assert report.rejection_of(2) == report.rejections[0]
     assert report.rejection_of(1) is None
+    named = send_report(redis_client, "h:1:b", connection=9223372036854775807)
+    assert Report.from_json(json.dumps(named)).connection == 2**63 - 1
+    assert report.connection is None  # not told: only the expiry tells it died
 
 
 def test_a_report_with_only_an_instance_takes_defaults_for_the_rest() -> None:
@@ -175,6 +178,10 @@ def test_a_report_with_only_an_instance_takes_defaults_for_the_rest() -> None:
         '{"instance": "a", "pid": "not a number"}',
         '{"instance": "a", "counts": [1]}',
         '{"instance": "a", "rejections": [5]}',
+        '{"instance": "a", "connection": "12"}',  # CLIENT LIST ID takes numbers only
+        '{"instance": "a", "connection": 0}',
+        '{"instance": "a", "connection": true}',
+        '{"instance": "a", "connection": 9223372036854775808}',
     ],
 )
 def test_anything_that_is_not_a_report_is_a_value_error(raw: str) -> None:

@@ -157,6 +157,26 @@ def test_a_write_whose_signature_fails_is_rejected_under_its_own_version(
     assert (instance, reason.split(": ")[:2]) == (signing.instance, ["k", "bad_signature"])
 
 
+def test_a_registration_names_the_listener_s_connection_again_after_a_reconnect(
+    start: Start, fleet: Fleet, server: EmbeddedServer
+) -> None:
+    config, reporter = start("web")
+    first = config.stats.connection_id
+    assert first is not None
+    [report] = fleet.instances()
+    assert report.connection == first
+    with server.client() as admin:
+        [listed] = admin.client_list(client_id=[first])
+        assert listed["sub"] == "1"  # the subscription itself: it lives as long as the process
+        admin.client_kill_filter(_type="pubsub")
+    assert eventually(lambda: config.stats.connection_id not in (None, first), timeout=5)
+    # Left out while its old connection is named, re-registered at once (not at the next
+    # tick, 5 s away) with the new one.
+    now = config.stats.connection_id
+    assert eventually(lambda: [r.connection for r in fleet.instances()] == [now], timeout=2)
+    assert [r.instance for r in fleet.instances()] == [reporter.instance]
+
+
 def test_wait_confirms_every_instance_within_milliseconds(
     start: Start, fleet: Fleet, store: ConfigStore
 ) -> None:
@@ -204,18 +224,51 @@ def test_an_expired_registration_is_gone(start: Start, fleet: Fleet, store: Conf
     assert result.reports == {}
 
 
-def test_a_killed_instance_is_gone_once_its_registration_expires(
+def test_a_frozen_instance_is_gone_once_its_registration_expires(
     server: EmbeddedServer, fleet: Fleet, store: ConfigStore
 ) -> None:
+    # SIGSTOP: the process lives on, its connections stay open; only the expiry can tell.
     with spawned_instance(server.url, service="victim", ttl=0.6) as child:
         assert [r.instance for r in fleet.instances()] == [child.instance]
-        child.kill()
+        child.freeze()
         started = time.monotonic()
         result = fleet.wait(store.set("k", 1), timeout=3)
-    assert result.gone == (child.instance,), result
-    assert not result.ok
-    assert time.monotonic() - started < 1.5  # decided at the expiry, not at the timeout
-    assert fleet.instances() == []
+        assert result.gone == (child.instance,), result
+        assert not result.ok
+        assert time.monotonic() - started < 1.5  # decided at the expiry, not at the timeout
+        assert fleet.instances() == []
+
+
+def test_a_killed_process_leaves_the_fleet_and_the_barrier_at_once(
+    start: Start, server: EmbeddedServer, fleet: Fleet, store: ConfigStore
+) -> None:
+    # The default timings: its registration outlives it by up to 15 s, and a barrier used to
+    # wait on it all that time. The server drops its connection the moment it dies.
+    _, alive = start("web")
+    with spawned_instance(server.url, service="victim", interval=5.0, ttl=15.0) as child:
+        assert {r.instance for r in fleet.instances()} == {alive.instance, child.instance}
+        child.kill()
+        started = time.monotonic()
+        result = fleet.wait(store.set("k", 1), timeout=20)
+        elapsed = time.monotonic() - started
+        assert (result.ok, result.applied) == (True, (alive.instance,)), result
+        assert child.instance not in result.reports
+        assert elapsed < 2.5
+        assert [r.instance for r in fleet.instances()] == [alive.instance]
+
+
+def test_an_instance_killed_during_a_wait_is_gone_within_a_second(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    with spawned_instance(server.url, service="victim", interval=5.0, ttl=15.0) as child:
+        waiting = threading.Timer(0.3, child.kill)
+        waiting.start()
+        started = time.monotonic()
+        result = fleet.wait(1, timeout=20, service="victim")
+        elapsed = time.monotonic() - started
+        waiting.join()
+    assert (result.ok, result.gone) == (False, (child.instance,)), result
+    assert elapsed < 2.5  # killed after 0.3 s, seen at the next look (every 0.5 s)
 
 
 def test_a_report_never_carries_a_value(
