@@ -36,6 +36,7 @@ redis-py's own ``PubSub`` is used when one thread reads and another subscribes.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +101,7 @@ class Session:
         self._clients: tuple[Any, ...] = ()
         self._connection: Any = None  # the subscription's connection, once open
         self.outage = Outage(target)
+        self._pid = os.getpid()  # the process whose sockets these are
         self.period = float("inf")  # seconds between two calls of due(); inf: no periodic work
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -128,8 +130,23 @@ class Session:
         return not self.thread.is_alive()
 
     def abandon(self) -> None:
-        """Stop without touching the sockets: in a forked child they belong to the parent."""
+        """Stop without touching the sockets: in a forked child they belong to the parent.
+
+        In a forked child, the child's copy of the subscription's socket is closed, unread and
+        not shut down (the parent's stays open): a copy kept in the child would keep the
+        parent's connection open after the parent died, and the fleet would see it alive. A
+        thread of the session still running here (a fork from one of its hooks) closes it as
+        it ends."""
         self._stop.set()
+        if os.getpid() == self._pid or threading.current_thread() is self.thread:
+            return
+        with self._lock:
+            pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is not None:
+            # redis-py shuts a socket down only in the process that opened it: this closes
+            # the child's file descriptor and nothing else.
+            connection.disconnect()
 
     def send(self, *command: Any) -> bool:
         """Write ``command`` on the open subscription from any thread; False if none is open

@@ -257,6 +257,22 @@ def test_a_killed_process_leaves_the_fleet_and_the_barrier_at_once(
         assert [r.instance for r in fleet.instances()] == [alive.instance]
 
 
+def test_a_killed_process_leaves_the_fleet_though_a_child_it_forked_lives_on(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    # The child holds copies of the parent's sockets: it must close them, or the server would
+    # keep the dead parent's connection open, and the parent would stay listed for 15 s.
+    with spawned_instance(
+        server.url, service="parent", interval=5.0, ttl=15.0, forks=True
+    ) as parent:
+        assert eventually(lambda: any(r.pid == parent.forked for r in fleet.instances()))
+        parent.kill()
+        assert eventually(
+            lambda: parent.instance not in {r.instance for r in fleet.instances()}, timeout=2
+        )
+        assert [r.pid for r in fleet.instances()] == [parent.forked]  # the child is listed
+
+
 def test_an_instance_killed_during_a_wait_is_gone_within_a_second(
     server: EmbeddedServer, fleet: Fleet
 ) -> None:
