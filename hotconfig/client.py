@@ -187,6 +187,12 @@ class HotConfig(Generic[ModelT]):
         """A fresh read-only copy of the listener's counters."""
         return self._sink.counters.view()
 
+    @property
+    def signing_keys(self) -> KeyRing | None:
+        """The key ring this client verifies changes with (None: signing is off); its health
+        reporter signs its reports with it."""
+        return self._options.signing
+
     def wait_for_version(self, version: int, timeout: float | None = None) -> bool:
         """Block until ``version`` is live and its change receivers have run; False on timeout."""
         return self._sink.wait_for_version(version, timeout)

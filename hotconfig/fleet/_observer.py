@@ -16,8 +16,8 @@ it, so nothing falls between the two), and then decides on every report as it ar
 An instance whose process died is dropped within a second, whatever killed it: every read of
 the registry, and every half second of a wait or a watch, asks the server whether the
 instances' connections are still there (:mod:`hotconfig.fleet._presence`); where it cannot
-tell, the registration's expiry still does. A report that is not one is ignored and counted
-(:attr:`Fleet.ignored`).
+tell, the registration's expiry still does. With signing keys, a report that is not signed
+by one of them is ignored and counted (:attr:`Fleet.ignored`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .._config.wire import DEFAULT_CHANNEL, Entry, Limits, parse
 from .._redis.connection import Target, resolve
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
 from .._redis.session import await_subscribed
+from ..security.signing import KeyRing
 from ..signals import Status
 from ._roster import Registrations, Roster
 from .registry import Report, ReportEvent
@@ -100,7 +101,9 @@ class Fleet:
     Thread-safe for :meth:`instances`; each :meth:`wait` and :meth:`watch` uses a subscription
     of its own. ``redis_kwargs`` are connection options the URL cannot carry (TLS files, say),
     and ``sharded`` (None: the URL's ``?sharded=``) says the store SPUBLISHes its changes, as
-    the fleet's clients and store are told.
+    the fleet's clients and store are told. ``signing_keys`` (default:
+    ``$HOTCONFIG_SIGNING_KEYS``): only reports signed by one of them count; the others are
+    ignored and counted in :attr:`ignored`.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class Fleet:
         channel: str = DEFAULT_CHANNEL,
         redis_kwargs: Mapping[str, Any] | None = None,
         sharded: bool | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         self._target = Target(resolve(url), redis_kwargs, sharded=sharded)
         self.url = self._target.redacted
@@ -119,14 +123,15 @@ class Fleet:
         self.channel = channel
         self._keyspace = Keyspace(namespace)
         self._redis = self._target.command_client()
-        self._registrations = Registrations(self._redis, namespace)
+        ring = KeyRing.resolve(signing_keys)
+        self._registrations = Registrations(self._redis, namespace, ring)
         self.registry = self._registrations.registry
         self.health_channel = self._registrations.channel
 
     @property
     def ignored(self) -> dict[str, int]:
-        """Reports ignored so far, by reason: ``malformed`` (not a report), or a decoding reason
-        (``too_deep``, ...)."""
+        """Reports ignored so far, by reason: ``unsigned`` and ``bad_signature`` (signing is
+        on), ``malformed`` (not a report), or a decoding reason (``too_deep``, ...)."""
         return self._registrations.ignored
 
     def instances(self, service: str | None = None) -> list[Report]:

@@ -2,10 +2,10 @@
 
 :class:`Registrations` reads the live instances' reports (one script, which drops expired
 registrations), and the reports that arrive on the health channel. Each is checked before it
-counts: a report that is malformed is ignored, counted by reason
-(:attr:`Registrations.ignored`) and logged the first time its reason is seen. Instances whose
-process died are left out as soon as the server says their connection is gone
-(:mod:`hotconfig.fleet._presence`).
+counts: a report that is malformed, or, with signing keys, unsigned or not signed by one of
+them, is ignored, counted by reason (:attr:`Registrations.ignored`) and logged the first time
+its reason is seen. Instances whose process died are left out as soon as the server says their
+connection is gone (:mod:`hotconfig.fleet._presence`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._redis.keyspace import Keyspace, as_text
+from ..security.signing import KeyRing
 from ._presence import Presence
 from .registry import LIVE_SCRIPT, Registry, Report, channel_for
 
@@ -50,12 +51,17 @@ class Roster:
 
 class Registrations:
     """The registry of one namespace, read through ``client`` (a command client of its server).
-    Thread-safe."""
 
-    def __init__(self, client: Any, namespace: str) -> None:
+    With ``ring``, only reports signed by one of its keys count. Thread-safe.
+    """
+
+    def __init__(
+        self, client: Any, namespace: str, ring: KeyRing | None, channel: str | None = None
+    ) -> None:
         self.registry = Registry(namespace)
         self._keyspace = Keyspace(namespace)
-        self.channel = channel_for(namespace)
+        self.channel = channel or channel_for(namespace)
+        self._ring = ring
         self._live = client.register_script(LIVE_SCRIPT)
         self.presence = Presence(client, self.registry.instances)
         self._lock = threading.Lock()
@@ -63,8 +69,8 @@ class Registrations:
 
     @property
     def ignored(self) -> dict[str, int]:
-        """Reports ignored so far, by reason (``malformed``, or a decoding reason such as
-        ``too_deep``)."""
+        """Reports ignored so far, by reason (``unsigned``, ``bad_signature``, ``malformed``,
+        or a decoding reason such as ``too_deep``)."""
         with self._lock:
             return dict(self._ignored)
 
@@ -95,7 +101,7 @@ class Registrations:
     def parse(self, raw: bytes | str) -> Report | None:
         """``raw`` as a report, or None (ignored and counted) if it does not count."""
         try:
-            return Report.from_json(raw)
+            return Report.from_json(raw, self._ring, self.channel)
         except ValueError as exc:
             self._ignore(str(getattr(exc, "reason", "malformed")), exc)
             return None

@@ -11,7 +11,9 @@ report holds no value, ever: keys, versions and reasons only.
 
 A report names the server's id of its instance's connection (``connection``, the listener's
 ``CLIENT ID``): the server forgets it the moment the process dies, so an observer that looks
-it up sees a killed instance within a second instead of at its registration's expiry.
+it up sees a killed instance within a second instead of at its registration's expiry. With
+signing keys, a reporter signs what it writes (:func:`sign_report`; the fields the script adds
+on the server are not its to sign) and a reader refuses a report that does not verify.
 """
 
 from __future__ import annotations
@@ -24,18 +26,22 @@ from typing import Any, Final
 
 from .._config.wire import decode_value
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
-from ..errors import InvalidMessageError, InvalidValueError
+from ..errors import InvalidMessageError, InvalidValueError, RejectReason
+from ..security.signing import KeyRing, Verdict, report_payload
 
 __all__ = [
     "COUNTS",
     "LIVE_SCRIPT",
     "REPORT_SCRIPT",
+    "SERVER_FIELDS",
     "Registry",
     "Rejection",
     "Report",
     "ReportEvent",
     "channel_for",
+    "check_report",
     "describe",
+    "sign_report",
 ]
 
 COUNTS: Final = ("received", "applied", "rejected", "resyncs", "reconnects")
@@ -46,6 +52,12 @@ _MAX_REPORT_DEPTH: Final = 4
 _KEEP_REJECTIONS: Final = 10
 _DETAIL_MAX: Final = 200
 _MAX_CONNECTION_ID: Final = 2**63 - 1  # what CLIENT LIST ID accepts
+_REFUSALS: Final = {
+    Verdict.UNSIGNED: "a health report without a signature, while signing is on",
+    Verdict.BAD_SIGNATURE: "a health report whose signature does not verify with these keys",
+}
+# What REPORT_SCRIPT appends on the server: not the reporter's to sign.
+SERVER_FIELDS: Final = frozenset({"lag", "store_version", "time", "expires"})
 # The schema appends "(input <value>)" to a validation message; a report keeps the message only.
 _INPUT_SUFFIX = re.compile(r"\s*\(input .*\)\s*$", re.DOTALL)
 
@@ -176,17 +188,22 @@ class Report:
     connection: int | None = None
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Report:
+    def from_json(cls, raw: bytes | str, ring: KeyRing | None = None, channel: str = "") -> Report:
         """Parse a report; raises :class:`ValueError` for anything that is not one.
 
         Anyone who may publish on the health channel can send one, so it is read under the
         wire's own limits (size, depth, numbers that fit, valid Unicode): a hostile report is a
-        ValueError like any malformed one, never an OverflowError or a RecursionError."""
+        ValueError like any malformed one, never an OverflowError or a RecursionError. With
+        ``ring``, a report that is not signed by one of its keys for ``channel`` is refused
+        too, with an :class:`~hotconfig.errors.InvalidMessageError` whose ``reason`` says why
+        (``unsigned``, ``bad_signature``)."""
         if len(raw) > _MAX_REPORT_BYTES:
             raise ValueError(f"not a health report: {len(raw)} bytes")
         data = decode_value(raw, _MAX_REPORT_DEPTH)
         if not isinstance(data, dict) or not isinstance(data.get("instance"), str):
             raise ValueError("not a health report")
+        if ring is not None and (refused := check_report(data, ring, channel)) is not None:
+            raise InvalidMessageError(RejectReason(refused), _REFUSALS.get(refused, refused.detail))
         connection = data.get("connection")
         if connection is not None and not (
             type(connection) is int and 0 < connection <= _MAX_CONNECTION_ID
@@ -247,6 +264,22 @@ class Report:
             "scopes": list(self.scopes),
             "connection": self.connection,
         }
+
+
+def sign_report(fields: Mapping[str, Any], ring: KeyRing, channel: str) -> str:
+    """The ``sig`` of a report whose reporter wrote ``fields`` (without ``sig``), on ``channel``."""
+    return ring.sign(report_payload(channel, fields))
+
+
+def check_report(data: Mapping[str, Any], ring: KeyRing, channel: str) -> Verdict | None:
+    """Why the report ``data`` (as read: the server's fields and ``sig`` included) is not
+    signed by a key of ``ring`` for ``channel``, or None if it is."""
+    fields = {k: v for k, v in data.items() if k != "sig" and k not in SERVER_FIELDS}
+    try:
+        signed = report_payload(channel, fields)
+    except ValueError:  # nothing a reporter could have signed
+        return Verdict.BAD_SIGNATURE
+    return ring.check_signature(data.get("sig"), signed)
 
 
 def describe(reason: str, error: object) -> str:

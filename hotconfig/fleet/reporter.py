@@ -11,7 +11,8 @@ tried again at the next tick.
 
 Each report names the server's id of the client's listener connection (``stats.connection_id``,
 reported again whenever it changes): the server forgets it when the process dies, however it
-died, and the fleet's observers then drop the instance at once.
+died, and the fleet's observers then drop the instance at once. With signing keys (the
+client's, or ``signing_keys=``) every report is signed.
 
 After ``os.fork()`` the child's reporter drops the parent's connection unread and, if it was
 running, starts again under a new instance id: the child is another instance.
@@ -27,6 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 import redis
@@ -39,6 +41,7 @@ from .._config.stats import Stats
 from .._redis import forking
 from .._redis.connection import Target
 from .._redis.keyspace import Keyspace
+from ..security.signing import KeyRing
 from ..signals import Status
 from .registry import (
     COUNTS,
@@ -48,6 +51,7 @@ from .registry import (
     ReportEvent,
     channel_for,
     describe,
+    sign_report,
 )
 
 
@@ -68,6 +72,9 @@ class Reported(Protocol):
 
     @property
     def stats(self) -> Stats: ...
+
+    @property
+    def signing_keys(self) -> KeyRing | None: ...
 
     def snapshot(self) -> Snapshot: ...
 
@@ -101,8 +108,9 @@ class Reporter:
     while its process lives on (frozen, cut off) leaves the registry that long after its last
     report; one whose process died leaves at once for observers that can look up its
     connection (see :mod:`hotconfig.fleet.registry`). ``framework`` says which integration
-    runs the client. Either attach it (``config.attach(reporter)``: it starts and stops with
-    the client) or call :meth:`start` and :meth:`close` yourself.
+    runs the client. ``signing_keys`` sign the reports (default: the client's own ring, if it
+    can sign). Either attach it (``config.attach(reporter)``: it starts and stops with the
+    client) or call :meth:`start` and :meth:`close` yourself.
     """
 
     def __init__(
@@ -114,6 +122,7 @@ class Reporter:
         ttl: float | None = None,
         framework: str | None = None,
         url: str | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         if not interval > 0 or (ttl is not None and not ttl > 0):
             raise ValueError("interval and ttl must be positive numbers of seconds")
@@ -126,6 +135,7 @@ class Reporter:
         # The listener's connection id means something only on the server holding this registry.
         same_server = target is None or target.redacted == config.url
         self._named = same_server and self.namespace == config.keyspace.namespace
+        self._ring = _signer(config.signing_keys if signing_keys is None else signing_keys)
         self.registry = Registry(self.namespace)
         self.channel = channel_for(self.namespace)
         self.interval = interval
@@ -263,7 +273,7 @@ class Reporter:
     def _head(self, event: str) -> tuple[str, int]:
         config = self._config
         snapshot, stats = config.snapshot(), config.stats
-        report = {
+        report: dict[str, Any] = {
             "type": "report",
             "event": event,
             "service": config.service,
@@ -284,6 +294,8 @@ class Reporter:
             "interval": self.interval,
             "connection": stats.connection_id if self._named else None,
         }
+        if self._ring is not None:
+            report["sig"] = sign_report(report, self._ring, self.channel)
         text = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
         return text[:-1], snapshot.version  # the script closes the object
 
@@ -303,3 +315,16 @@ class Reporter:
 
     def __repr__(self) -> str:
         return f"<Reporter {self.instance} {self._where} running={self._running}>"
+
+
+def _signer(keys: KeyRing | str | Mapping[str, bytes] | None) -> KeyRing | None:
+    ring = KeyRing.resolve(keys) if keys is not None else None
+    if ring is not None and not ring.can_sign:
+        log.warning(
+            "this instance's health reports go unsigned: its key ring %r can only verify (an "
+            "Ed25519 public key), and a fleet that checks signatures ignores them; give the "
+            "reporter a ring that can sign, Reporter(config, signing_keys=...)",
+            ring,
+        )
+        return None
+    return ring
