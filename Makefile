@@ -104,7 +104,7 @@ lock: $(BIN)/uv
 # on a real server. No per-test timeout: a long run is the point.
 fuzz: $(STAMP)
 	HOTCONFIG_FUZZ_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 --hypothesis-show-statistics \
-		tests/core/test_wire_properties.py tests/faults/test_hostile_properties.py
+		tests/core/test_wire_properties.py tests/core/test_registry_properties.py tests/faults/test_hostile_properties.py
 
 $(DEMO)/.installed: pyproject.toml uv.lock
 	$(call uv_venv,$(DEMO))
