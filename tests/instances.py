@@ -57,8 +57,10 @@ class Spawned:
         self.process.wait(timeout=10)
 
     def freeze(self) -> None:
-        """SIGSTOP: the process stops without dying (its sockets stay open); killed at exit."""
+        """SIGSTOP: the process stops without dying (its sockets stay open); killed at exit.
+        Returns once it has stopped (a signal is delivered when the process is next run)."""
         self.process.send_signal(signal.SIGSTOP)
+        os.waitpid(self.process.pid, os.WUNTRACED)
 
 
 @contextlib.contextmanager
