@@ -101,13 +101,14 @@ lock: $(BIN)/uv
 
 # The hostile-input properties of `make test`, long: 25,000 cases per property (set
 # HOTCONFIG_FUZZ_EXAMPLES to change it) for the changes channel, the bridge's envelopes, ids and
-# names, the cache file and the CLI's values and files, and 20,000 payloads published on a real
+# names, health reports, the cache file and the CLI's values and files, and 20,000 payloads published on a real
 # server. No per-test timeout: a long run is the point.
 fuzz: $(STAMP)
 	HOTCONFIG_FUZZ_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 --hypothesis-show-statistics \
 		tests/core/test_wire_properties.py tests/faults/test_hostile_properties.py \
 		tests/core/test_lastgood_properties.py tests/cli/test_commands_properties.py \
-		tests/cli/test_files_properties.py tests/core/test_bridge_properties.py
+		tests/cli/test_files_properties.py tests/core/test_bridge_properties.py \
+		tests/core/test_registry_properties.py
 
 $(DEMO)/.installed: pyproject.toml uv.lock
 	$(call uv_venv,$(DEMO))

@@ -28,7 +28,7 @@ from ._config.options import (
 from ._config.receivers import Receiver
 from ._config.schema import Schema
 from ._config.sink import Sink
-from ._config.snapshot import Snapshot
+from ._config.snapshot import Getter, Snapshot
 from ._config.state import ConfigState
 from ._config.stats import Stats
 from ._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry, Limits
@@ -56,12 +56,6 @@ class Companion(Protocol):
     def start(self) -> None: ...
 
     def close(self, timeout: float) -> None: ...
-
-
-class Getter(Protocol):
-    """The type of :attr:`HotConfig.get`: ``dict.get``'s signature, positional only."""
-
-    def __call__(self, key: str, default: Any = None, /) -> Any: ...
 
 
 class _Lifecycle(enum.Enum):
@@ -207,6 +201,11 @@ class HotConfig(Generic[ModelT]):
     def stats(self) -> Stats:
         """A fresh read-only copy of the listener's counters."""
         return self._sink.counters.view()
+
+    @property
+    def signing_keys(self) -> KeyRing | None:
+        """The ring changes are verified (and health reports signed) with; None: no signing."""
+        return self._options.signing
 
     def wait_for_version(self, version: int, timeout: float | None = None) -> bool:
         """Block until ``version`` is live and its change receivers have run; False on timeout."""

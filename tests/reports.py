@@ -14,7 +14,8 @@ from typing import Any
 import redis
 
 from hotconfig._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
-from hotconfig.fleet.registry import REPORT_SCRIPT, Registry, channel_for
+from hotconfig.fleet.registry import REPORT_SCRIPT, Registry, channel_for, sign_report
+from hotconfig.security import KeyRing
 
 __all__ = ["send_report"]
 
@@ -31,29 +32,33 @@ def send_report(
     ttl: float = 5.0,
     namespace: str = DEFAULT_NAMESPACE,
     pid: int = 4242,
+    connection: int | None = None,
+    ring: KeyRing | None = None,
 ) -> dict[str, Any]:
     """Register (or, with ``event="leave"``, unregister) ``instance`` and publish its report;
-    returns the report as stored and published."""
+    returns the report as stored and published. ``connection``: the server's id of the
+    instance's connection; ``ring``: sign the report with it, as a reporter does."""
     registry, keyspace = Registry(namespace), Keyspace(namespace)
-    head = json.dumps(
-        {
-            "type": "report",
-            "event": event,
-            "service": service,
-            "instance": instance,
-            "host": "test-host",
-            "pid": pid,
-            "framework": None,
-            "version": version,
-            "epoch": None,
-            "digest": None,
-            "status": status,
-            "scopes": ["global"],
-            "counts": {"received": version, "applied": version},
-            "rejections": list(rejections),
-        },
-        separators=(",", ":"),
-    )[:-1]  # the script closes the object
+    fields: dict[str, Any] = {
+        "type": "report",
+        "event": event,
+        "service": service,
+        "instance": instance,
+        "host": "test-host",
+        "pid": pid,
+        "framework": None,
+        "version": version,
+        "epoch": None,
+        "digest": None,
+        "status": status,
+        "scopes": ["global"],
+        "counts": {"received": version, "applied": version},
+        "rejections": list(rejections),
+        "connection": connection,
+    }
+    if ring is not None:
+        fields["sig"] = sign_report(fields, ring, channel_for(namespace))
+    head = json.dumps(fields, separators=(",", ":"))[:-1]  # the script closes the object
     keys = [
         registry.instances,
         registry.instance(instance),

@@ -26,16 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._redis import shards
-from .._redis.connection import Target, database
+from .._redis.connection import Target, Topology, database
 from .._redis.keyspace import Keyspace, read_position, read_snapshot, store_risks
-from .._redis.liveness import check_master, check_role
+from .._redis.liveness import check_master, check_role, client_id
 from .._redis.session import Session, SessionOptions, await_subscribed
 from ..errors import InvalidMessageError, RejectReason
 from ..security.signing import KeyRing
 from ..signals import Status
 from .sink import Sink
 from .state import Staged
-from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, parse
+from .wire import DEFAULT_CHANNEL, DEFAULT_LIMITS, Limits, Message, envelope_version, parse
 
 __all__ = ["Listener", "ListenerOptions"]
 
@@ -88,6 +88,7 @@ class Listener(Session):
         self.settled = threading.Event()  # set once LIVE, or once the server refused us
         self._checked_server = False
         self._db = 0  # the database of the store, named by its messages: set at each connect
+        self._id_refused = False  # the ACL user may not run CLIENT ID: told once
         self._poll_seen = 0  # the store's version at the previous anti-entropy poll
         self.period = options.poll_interval
 
@@ -102,6 +103,7 @@ class Listener(Session):
     def open(self, publisher: Any, pubsub: Any) -> None:
         """SUBSCRIBE and wait for the acknowledgement, *then* load the store's snapshot."""
         shard = self._listening.shard_channel
+        own = self._own_id(pubsub)
         probes = self.subscribe_probe()
         # Sharded: the probe channel is a shard channel, in the store's slot.
         channels = [self._listening.channel, *([] if shard else probes)]
@@ -117,9 +119,26 @@ class Listener(Session):
         self._db = database(publisher)
         self._resync(publisher)
         self._check_server(publisher)
+        self._counters.connection_id = own  # what this instance registers with (the fleet)
         self._sink.set_status(Status.LIVE)
         self.ready.set()
         self.settled.set()
+
+    def _own_id(self, pubsub: Any) -> int | None:
+        """This connection's id on the server holding the store, where the fleet looks it up;
+        None on a cluster's classic subscription (a random node: another server)."""
+        self._counters.connection_id = None
+        if self.target.topology is Topology.CLUSTER and self._listening.shard_channel is None:
+            return None
+        own = client_id(pubsub)
+        if own is None and not self._id_refused:
+            self._id_refused = True
+            log.warning(
+                "the ACL user may not run CLIENT ID: if this process dies without a word, the "
+                "fleet sees it only when its registration expires; grant +client|id (hotconfig "
+                "acl subscriber)"
+            )
+        return own
 
     def received(self, publisher: Any, reply: list[Any]) -> None:
         kind = reply[0]
@@ -134,6 +153,9 @@ class Listener(Session):
 
     def due(self, publisher: Any, connection: Any) -> float:
         return self._poll(publisher, connection)
+
+    def closed(self) -> None:
+        self._counters.connection_id = None  # a connection the server no longer has
 
     def failed(self, error: BaseException, hint: str | None) -> None:
         self._counters.last_error = f"{type(error).__name__}: {error}"
@@ -162,7 +184,9 @@ class Listener(Session):
         try:
             parsed = parse(data, self._listening.limits)
         except InvalidMessageError as exc:
-            self._sink.reject(exc.reason, exc)
+            # Under the version its envelope claims: a barrier waiting for that write hears why.
+            claimed = envelope_version(data, self._keyspace.namespace, self._db)
+            self._sink.reject(exc.reason, exc, version=claimed)
             return
         if parsed.ns is not None and (
             parsed.ns != self._keyspace.namespace or parsed.db != self._db
@@ -175,7 +199,7 @@ class Listener(Session):
         if ring is not None and (refused := ring.check(parsed, self._listening.channel)):
             reason = RejectReason(refused)
             error = InvalidMessageError(reason, refused.detail)
-            self._sink.reject(reason, error, _first_key(parsed))
+            self._sink.reject(reason, error, _first_key(parsed), parsed.version)
             return
         staged = self._sink.stage(parsed)
         if staged is Staged.GAP or staged is Staged.CONFLICT:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Snapshot"]
+__all__ = ["Getter", "Snapshot"]
+
+
+class Getter(Protocol):
+    """The type of :attr:`hotconfig.HotConfig.get`: a snapshot's own ``dict.get``, positional
+    only."""
+
+    def __call__(self, key: str, default: Any = None, /) -> Any: ...
 
 
 class Snapshot(Mapping[str, Any]):

@@ -19,7 +19,11 @@ class Stats:
     receivers that raised; ``coalesced``: changes an async receiver skipped because a newer
     change of the same key arrived while it was busy; ``last_error``: the latest connection or
     listener error, if any; ``server_warning``: something about the server that can break the
-    delivery guarantee (an eviction policy that may evict the store's keys).
+    delivery guarantee (an eviction policy that may evict the store's keys); ``connection_id``:
+    the server's id (``CLIENT ID``) of the listener's connection while it is open on the server
+    that holds the store, which the server forgets the moment this process dies (the fleet's
+    observers look it up; None while disconnected, and on a cluster's classic subscription,
+    which is on another node).
     """
 
     received: int = 0
@@ -33,6 +37,7 @@ class Stats:
     coalesced: int = 0
     last_error: str | None = None
     server_warning: str | None = None
+    connection_id: int | None = None
 
 
 class Counters:
@@ -52,6 +57,7 @@ class Counters:
     coalesced: int
     last_error: str | None
     server_warning: str | None
+    connection_id: int | None
 
     def __init__(self) -> None:
         for field in dataclasses.fields(Stats):

@@ -50,6 +50,7 @@ __all__ = [
     "decode_within",
     "encode_body",
     "encode_message",
+    "envelope_version",
     "parse",
     "validate_key",
     "validate_scope",
@@ -210,6 +211,28 @@ def _with_header(obj: dict[str, Any], limits: Limits) -> Message:
             RejectReason.BAD_FIELD, "changes must be a non-empty list of objects"
         )
     return _new(Message, (entries, version, epoch, prev, digest, sizes, False, sig, ts, ns, db))
+
+
+# The store's write script begins every message with '{"version":N,"ns":"<namespace>",', then
+# '"db":N,' when its database is not 0 (see keyspace): enough to tell which write a message was,
+# even when the rest cannot be read.
+_ENVELOPE: Final = re.compile(
+    rb'\s*\{"version":(\d{1,18}),(?:"ns":"([A-Za-z0-9_.:\-]{1,256})",(?:"db":(\d{1,9}),)?)?'
+)
+
+
+def envelope_version(data: bytes | str, namespace: str, db: int = 0) -> int | None:
+    """The version a store's message claims in its envelope, read without parsing the rest:
+    what a client that refuses the message (not UTF-8, too deep, a bad field) reports it under,
+    so that a barrier waiting for that write hears *rejected*, not *behind*. None when the
+    message does not start as a message of the store ``namespace`` in database ``db`` does."""
+    head = data[:320].encode("utf-8", "surrogatepass") if isinstance(data, str) else data[:320]
+    match = _ENVELOPE.match(head)
+    if match is None:
+        return None
+    if match[2] is not None and (match[2].decode() != namespace or int(match[3] or 0) != db):
+        return None
+    return int(match[1])
 
 
 def _text(obj: dict[str, Any], name: str) -> str | None:

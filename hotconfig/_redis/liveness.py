@@ -27,6 +27,7 @@ __all__ = [
     "backoff",
     "check_master",
     "check_role",
+    "client_id",
     "close_sockets",
     "misconfiguration",
 ]
@@ -191,6 +192,20 @@ def check_role(target: Target, client: Any) -> None:
     role = client.execute_command("ROLE")[0]
     if role != b"master":
         raise LivenessError(f"the node serving the store is a {as_text(role)} now (Sentinel)")
+
+
+def client_id(pubsub: Any) -> int | None:
+    """The server's id (``CLIENT ID``) of ``pubsub``'s connection, which the server forgets the
+    moment the process holding it dies: how the fleet tells a dead instance from a quiet one.
+
+    Asked before the connection subscribes (in RESP2 a subscribed connection takes no other
+    command). None if the ACL user may not ask: then only a registration's expiry tells."""
+    pubsub.execute_command("CLIENT", "ID")
+    try:
+        reply = pubsub.connection.read_response()
+    except redis.exceptions.NoPermissionError:
+        return None
+    return reply if type(reply) is int else None
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:

@@ -36,6 +36,7 @@ redis-py's own ``PubSub`` is used when one thread reads and another subscribes.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -101,6 +102,7 @@ class Session:
         self._clients: tuple[Any, ...] = ()
         self._connection: Any = None  # the subscription's connection, once open
         self.outage = Outage(target)
+        self._pid = os.getpid()  # the process whose sockets these are
         self.period = float("inf")  # seconds between two calls of due(); inf: no periodic work
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -129,8 +131,20 @@ class Session:
         return not self.thread.is_alive()
 
     def abandon(self) -> None:
-        """Stop without touching the sockets: in a forked child they belong to the parent."""
+        """Stop without reading or shutting down the sockets: in a forked child they are the
+        parent's. The child's copy of the subscription's socket is closed (a copy kept would
+        keep a dead parent's connection, so the parent, alive in the fleet's eyes); a session
+        thread still running here (a fork from one of its hooks) closes it as it ends."""
         self._stop.set()
+        if os.getpid() == self._pid or threading.current_thread() is self.thread:
+            return
+        with self._lock:
+            pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is not None:
+            # redis-py shuts a socket down only in the process that opened it: this closes
+            # the child's file descriptor and nothing else.
+            connection.disconnect()
 
     def send(self, *command: Any) -> bool:
         """Write ``command`` on the open subscription from any thread; False if none is open

@@ -113,7 +113,8 @@ def report_convergence(out: Output, result: Convergence, allow_empty: bool = Fal
             "yellow",
         )
     for instance in result.gone:
-        out.line(f"gone      {_who(reports[instance], instance)}: its registration expired", "red")
+        who = _who(reports[instance], instance)
+        out.line(f"gone      {who}: died or left without applying it", "red")
     return result.ok
 
 

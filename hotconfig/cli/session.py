@@ -88,6 +88,8 @@ class Session:
                 channel=self.channel,
                 redis_kwargs=self.store_options.get("redis_kwargs"),
                 sharded=self.store_options.get("sharded"),
+                # The store's ring: with signing on, unsigned health reports do not count.
+                signing_keys=self.store_options.get("signing_keys"),
             )
         return self._fleet
 

@@ -12,6 +12,12 @@
 :meth:`Fleet.wait` is a convergence barrier: it subscribes to the health channel *first*, then
 reads the registry (each instance's latest report is stored in the same script that publishes
 it, so nothing falls between the two), and then decides on every report as it arrives.
+
+An instance whose process died is dropped within a second, whatever killed it: every read of
+the registry, and every half second of a wait or a watch, asks the server whether the
+instances' connections are still there (:mod:`hotconfig.fleet._presence`); where it cannot
+tell, the registration's expiry still does. With signing keys, a report that is not signed
+by one of them is ignored and counted (:attr:`Fleet.ignored`).
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ from .._config.wire import DEFAULT_CHANNEL, Entry, Limits, parse
 from .._redis.connection import Target, resolve
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace, as_text
 from .._redis.session import await_subscribed
+from ..security.signing import KeyRing
 from ..signals import Status
-from .registry import LIVE_SCRIPT, Registry, Report, ReportEvent, channel_for
+from ._roster import Registrations, Roster
+from .registry import Report, ReportEvent
 
 __all__ = ["ChangeNotice", "Convergence", "Fleet", "Gone", "Outcome", "Watch"]
 
-# A report's expiry is the server's clock; a little slack for the trip and the clocks' skew.
-_EXPIRY_SLACK = 0.05
 _POLL = 0.2  # how often a blocked watch looks at close()
+_LOOK = 0.5  # how often a wait or a watch asks whether the instances' connections are there
 _SUBSCRIBE_TIMEOUT = 5.0
 
 
@@ -72,7 +79,8 @@ class Outcome(enum.StrEnum):
 
 
 class Gone(NamedTuple):
-    """An instance whose registration expired with no report: killed, frozen or cut off."""
+    """An instance that left without a word: its process died (its connection is gone), or
+    its registration expired with no report (frozen, cut off)."""
 
     instance: str
     last: Report
@@ -87,32 +95,15 @@ class ChangeNotice(NamedTuple):
     reload: bool = False
 
 
-class _Roster:
-    """The latest report of each instance and when (on our clock) its registration expires."""
-
-    def __init__(self, offset: float, service: str | None) -> None:
-        self.offset = offset  # server clock minus our monotonic clock
-        self.service = service
-        self.reports: dict[str, Report] = {}
-
-    def add(self, report: Report) -> bool:
-        """Record ``report``; False if it is of another service."""
-        if self.service is not None and report.service != self.service:
-            return False
-        self.reports[report.instance] = report
-        return True
-
-    def expiry(self, instance: str) -> float:
-        return self.reports[instance].expires - self.offset + _EXPIRY_SLACK
-
-
 class Fleet:
     """The instances reporting under one store namespace, read from Redis.
 
     Thread-safe for :meth:`instances`; each :meth:`wait` and :meth:`watch` uses a subscription
     of its own. ``redis_kwargs`` are connection options the URL cannot carry (TLS files, say),
     and ``sharded`` (None: the URL's ``?sharded=``) says the store SPUBLISHes its changes, as
-    the fleet's clients and store are told.
+    the fleet's clients and store are told. ``signing_keys`` (default:
+    ``$HOTCONFIG_SIGNING_KEYS``): only reports signed by one of them count; the others are
+    ignored and counted in :attr:`ignored`.
     """
 
     def __init__(
@@ -123,35 +114,35 @@ class Fleet:
         channel: str = DEFAULT_CHANNEL,
         redis_kwargs: Mapping[str, Any] | None = None,
         sharded: bool | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         self._target = Target(resolve(url), redis_kwargs, sharded=sharded)
         self.url = self._target.redacted
         self.sharded = self._target.sharded  # the store SPUBLISHes its changes (a cluster)
         self.namespace = namespace
         self.channel = channel
-        self.health_channel = channel_for(namespace)
-        self.registry = Registry(namespace)
         self._keyspace = Keyspace(namespace)
         self._redis = self._target.command_client()
-        self._live = self._redis.register_script(LIVE_SCRIPT)
+        ring = KeyRing.resolve(signing_keys)
+        self._registrations = Registrations(self._redis, namespace, ring)
+        self.registry = self._registrations.registry
+        self.health_channel = self._registrations.channel
+
+    @property
+    def ignored(self) -> dict[str, int]:
+        """Reports ignored so far, by reason: ``unsigned`` and ``bad_signature`` (signing is
+        on), ``malformed`` (not a report), or a decoding reason (``too_deep``, ...)."""
+        return self._registrations.ignored
 
     def instances(self, service: str | None = None) -> list[Report]:
-        """The latest report of every live instance (of ``service``), by service and instance."""
-        return sorted(
-            self._read(service).reports.values(), key=lambda r: (r.service or "", r.instance)
-        )
+        """The latest report of every live instance (of ``service``), by service and instance.
 
-    def _read(self, service: str | None) -> _Roster:
-        reply: list[Any] = self._live(
-            keys=[self.registry.instances, self._keyspace.version], args=[self.registry.prefix]
+        An instance whose process died is not listed, from the moment the server dropped its
+        connection (or, where that cannot be seen, from its registration's expiry)."""
+        return sorted(
+            self._registrations.read(service).reports.values(),
+            key=lambda r: (r.service or "", r.instance),
         )
-        roster = _Roster(float(as_text(reply[0])) - time.monotonic(), service)
-        for raw in reply[2:]:
-            try:
-                roster.add(Report.from_json(raw))
-            except ValueError:
-                continue  # not written by a reporter: nothing to say about it
-        return roster
 
     def _subscribe(
         self, *channels: str, shard: str | None = None, owner: redis.Redis | None = None
@@ -182,28 +173,35 @@ class Fleet:
 
         Returns as soon as each instance has applied it, rejected it or gone, or after
         ``timeout`` seconds with the rest named ``behind``. Instances that register while it
-        waits count too. With no live instance at all it returns at once, not ``ok`` and
-        :attr:`~Convergence.empty`: a fleet being restarted has confirmed nothing.
+        waits count too; one whose process died before the wait is not waited for, one that
+        dies during it is ``gone`` within a second. With no live instance at all it returns at
+        once, not ``ok`` and :attr:`~Convergence.empty`: a fleet being restarted has confirmed
+        nothing.
         """
         started = time.monotonic()
         deadline = started + timeout
+        registrations = self._registrations
         pubsub = self._subscribe(self.health_channel)
         try:
-            roster = self._read(service)
+            roster = registrations.read(service)
             settled: dict[str, Outcome] = {}
             for instance in list(roster.reports):
                 _settle(roster, instance, version, settled)
+            look = started + _LOOK
             while len(settled) < len(roster.reports):
                 now = time.monotonic()
-                for instance in roster.reports:
+                pending = [i for i in roster.reports if i not in settled]
+                if now >= look:
+                    look = now + _LOOK
+                    settled |= dict.fromkeys(registrations.departed(roster, pending), Outcome.GONE)
+                for instance in pending:
                     if instance not in settled and now > roster.expiry(instance):
                         settled[instance] = Outcome.GONE
                 pending = [i for i in roster.reports if i not in settled]
                 if not pending or now >= deadline:
                     break
-                wake = min([deadline, *(roster.expiry(i) for i in pending)])
-                message = pubsub.get_message(timeout=max(0.0, wake - now))
-                report = _report_in(message)
+                wake = min([deadline, look, *(roster.expiry(i) for i in pending)])
+                report = registrations.received(pubsub.get_message(timeout=max(0.0, wake - now)))
                 if report is not None and roster.add(report):
                     settled.pop(report.instance, None)
                     _settle(roster, report.instance, version, settled)
@@ -223,7 +221,8 @@ class Fleet:
             owner = self._target.shard_subscriber(shard, socket_timeout=_SUBSCRIBE_TIMEOUT)
         pubsub = self._subscribe(*channels, shard=shard, owner=owner)
         changes_channels = {self.channel, shard or self.channel}
-        return Watch(pubsub, self._read(None), changes_channels, timeout, owner=owner)
+        roster = self._registrations.read(None)
+        return Watch(pubsub, roster, self._registrations, changes_channels, timeout, owner=owner)
 
     def close(self) -> None:
         self._redis.close()
@@ -250,7 +249,8 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
     def __init__(
         self,
         pubsub: redis.client.PubSub,
-        roster: _Roster,
+        roster: Roster,
+        registrations: Registrations,
         changes_channels: set[str],
         timeout: float | None,
         *,
@@ -259,6 +259,8 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         self._pubsub = pubsub
         self._owner = owner  # the client the subscription's connection belongs to, if its own
         self._roster = roster
+        self._registrations = registrations
+        self._look = time.monotonic() + _LOOK
         self._changes = changes_channels
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._lock = threading.Lock()
@@ -285,14 +287,18 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
 
     def _next(self) -> Report | Gone | ChangeNotice | None:
         roster = self._roster
+        departed: set[str] = set()
         while not self._closed:
             now = time.monotonic()
+            if now >= self._look:
+                self._look = now + _LOOK
+                departed = self._registrations.departed(roster, list(roster.reports))
             for instance in list(roster.reports):
-                if now > roster.expiry(instance):
+                if instance in departed or now > roster.expiry(instance):
                     return Gone(instance, roster.reports.pop(instance))
             if self._deadline is not None and now >= self._deadline:
                 break
-            wait = min([_POLL, *(roster.expiry(i) - now for i in roster.reports)])
+            wait = min([_POLL, self._look - now, *(roster.expiry(i) - now for i in roster.reports)])
             if self._deadline is not None:
                 wait = min(wait, self._deadline - now)
             message = self._pubsub.get_message(timeout=max(0.0, wait))
@@ -303,7 +309,7 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
                 if notice is not None:
                     return notice
                 continue
-            report = _report_in(message)
+            report = self._registrations.received(message)
             if report is not None:
                 if report.event == "leave":
                     roster.reports.pop(report.instance, None)
@@ -334,7 +340,7 @@ class Watch(Iterator["Report | Gone | ChangeNotice"]):
         self.close()
 
 
-def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, Outcome]) -> None:
+def _settle(roster: Roster, instance: str, version: int, settled: dict[str, Outcome]) -> None:
     report = roster.reports[instance]
     if report.rejection_of(version) is not None:
         settled[instance] = Outcome.REJECTED
@@ -345,7 +351,7 @@ def _settle(roster: _Roster, instance: str, version: int, settled: dict[str, Out
 
 
 def _result(
-    roster: _Roster, version: int, settled: dict[str, Outcome], elapsed: float
+    roster: Roster, version: int, settled: dict[str, Outcome], elapsed: float
 ) -> Convergence:
     def named(outcome: Outcome) -> tuple[str, ...]:
         return tuple(sorted(i for i, o in settled.items() if o == outcome))
@@ -364,15 +370,6 @@ def _result(
     return Convergence(
         ok, version, applied, tuple(rejected), behind, gone, elapsed, dict(roster.reports)
     )
-
-
-def _report_in(message: dict[str, Any] | None) -> Report | None:
-    if message is None or message.get("type") != "message":
-        return None
-    try:
-        return Report.from_json(message["data"])
-    except ValueError:
-        return None
 
 
 def _notice(data: bytes) -> ChangeNotice | None:

@@ -8,6 +8,12 @@ reads here. The registry, under the store's hash tag (one Redis Cluster slot)::
 
 Times are the server's (``TIME``), so that hosts with skewed clocks agree on who expired. A
 report holds no value, ever: keys, versions and reasons only.
+
+A report names the server's id of its instance's connection (``connection``, the listener's
+``CLIENT ID``): the server forgets it the moment the process dies, so an observer that looks
+it up sees a killed instance within a second instead of at its registration's expiry. With
+signing keys, a reporter signs what it writes (:func:`sign_report`; the fields the script adds
+on the server are not its to sign) and a reader refuses a report that does not verify.
 """
 
 from __future__ import annotations
@@ -20,18 +26,22 @@ from typing import Any, Final
 
 from .._config.wire import decode_value
 from .._redis.keyspace import DEFAULT_NAMESPACE, Keyspace
-from ..errors import InvalidMessageError, InvalidValueError
+from ..errors import InvalidMessageError, InvalidValueError, RejectReason
+from ..security.signing import KeyRing, Verdict, report_payload
 
 __all__ = [
     "COUNTS",
     "LIVE_SCRIPT",
     "REPORT_SCRIPT",
+    "SERVER_FIELDS",
     "Registry",
     "Rejection",
     "Report",
     "ReportEvent",
     "channel_for",
+    "check_report",
     "describe",
+    "sign_report",
 ]
 
 COUNTS: Final = ("received", "applied", "rejected", "resyncs", "reconnects")
@@ -41,6 +51,13 @@ _MAX_REPORT_BYTES: Final = 64 * 1024
 _MAX_REPORT_DEPTH: Final = 4
 _KEEP_REJECTIONS: Final = 10
 _DETAIL_MAX: Final = 200
+_MAX_CONNECTION_ID: Final = 2**63 - 1  # what CLIENT LIST ID accepts
+_REFUSALS: Final = {
+    Verdict.UNSIGNED: "a health report without a signature, while signing is on",
+    Verdict.BAD_SIGNATURE: "a health report whose signature does not verify with these keys",
+}
+# What REPORT_SCRIPT appends on the server: not the reporter's to sign.
+SERVER_FIELDS: Final = frozenset({"lag", "store_version", "time", "expires"})
 # The schema appends "(input <value>)" to a validation message; a report keeps the message only.
 _INPUT_SUFFIX = re.compile(r"\s*\(input .*\)\s*$", re.DOTALL)
 
@@ -147,7 +164,8 @@ class Report:
     ``event`` says what made it (a :class:`ReportEvent` value; a report from another release of
     hotconfig may carry one this one does not know). ``time`` and ``expires`` are the
     server's clock, in seconds. ``lag`` is how long (s) the oldest store version this instance
-    has not applied has existed, 0 when it is up to date.
+    has not applied has existed, 0 when it is up to date. ``connection`` is the server's id of
+    the instance's connection (None: not told, and then only the expiry says it died).
     """
 
     instance: str
@@ -167,19 +185,30 @@ class Report:
     time: float
     expires: float
     scopes: tuple[str, ...] = ()
+    connection: int | None = None
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Report:
+    def from_json(cls, raw: bytes | str, ring: KeyRing | None = None, channel: str = "") -> Report:
         """Parse a report; raises :class:`ValueError` for anything that is not one.
 
         Anyone who may publish on the health channel can send one, so it is read under the
         wire's own limits (size, depth, numbers that fit, valid Unicode): a hostile report is a
-        ValueError like any malformed one, never an OverflowError or a RecursionError."""
+        ValueError like any malformed one, never an OverflowError or a RecursionError. With
+        ``ring``, a report that is not signed by one of its keys for ``channel`` is refused
+        too, with an :class:`~hotconfig.errors.InvalidMessageError` whose ``reason`` says why
+        (``unsigned``, ``bad_signature``)."""
         if len(raw) > _MAX_REPORT_BYTES:
             raise ValueError(f"not a health report: {len(raw)} bytes")
         data = decode_value(raw, _MAX_REPORT_DEPTH)
         if not isinstance(data, dict) or not isinstance(data.get("instance"), str):
             raise ValueError("not a health report")
+        if ring is not None and (refused := check_report(data, ring, channel)) is not None:
+            raise InvalidMessageError(RejectReason(refused), _REFUSALS.get(refused, refused.detail))
+        connection = data.get("connection")
+        if connection is not None and not (
+            type(connection) is int and 0 < connection <= _MAX_CONNECTION_ID
+        ):
+            raise ValueError("malformed health report: connection must be a client id")
         try:
             return cls(
                 instance=data["instance"],
@@ -202,6 +231,7 @@ class Report:
                 time=float(data.get("time", 0.0)),
                 expires=float(data.get("expires", 0.0)),
                 scopes=tuple(data.get("scopes", ())),
+                connection=connection,
             )
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ValueError(f"malformed health report: {exc}") from None
@@ -232,7 +262,24 @@ class Report:
             "time": self.time,
             "expires": self.expires,
             "scopes": list(self.scopes),
+            "connection": self.connection,
         }
+
+
+def sign_report(fields: Mapping[str, Any], ring: KeyRing, channel: str) -> str:
+    """The ``sig`` of a report whose reporter wrote ``fields`` (without ``sig``), on ``channel``."""
+    return ring.sign(report_payload(channel, fields))
+
+
+def check_report(data: Mapping[str, Any], ring: KeyRing, channel: str) -> Verdict | None:
+    """Why the report ``data`` (as read: the server's fields and ``sig`` included) is not
+    signed by a key of ``ring`` for ``channel``, or None if it is."""
+    fields = {k: v for k, v in data.items() if k != "sig" and k not in SERVER_FIELDS}
+    try:
+        signed = report_payload(channel, fields)
+    except ValueError:  # nothing a reporter could have signed
+        return Verdict.BAD_SIGNATURE
+    return ring.check_signature(data.get("sig"), signed)
 
 
 def describe(reason: str, error: object) -> str:

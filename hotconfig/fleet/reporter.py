@@ -9,6 +9,11 @@ connection of its own that refreshes the instance's registration and publishes i
 client: a Redis error is counted in :attr:`Reporter.errors`, logged at DEBUG, and the report is
 tried again at the next tick.
 
+Each report names the server's id of the client's listener connection (``stats.connection_id``,
+reported again whenever it changes): the server forgets it when the process dies, however it
+died, and the fleet's observers then drop the instance at once. With signing keys (the
+client's, or ``signing_keys=``) every report is signed.
+
 After ``os.fork()`` the child's reporter drops the parent's connection unread and, if it was
 running, starts again under a new instance id: the child is another instance.
 """
@@ -23,6 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 import redis
@@ -35,6 +41,7 @@ from .._config.stats import Stats
 from .._redis import forking
 from .._redis.connection import Target
 from .._redis.keyspace import Keyspace
+from ..security.signing import KeyRing
 from ..signals import Status
 from .registry import (
     COUNTS,
@@ -44,6 +51,7 @@ from .registry import (
     ReportEvent,
     channel_for,
     describe,
+    sign_report,
 )
 
 
@@ -64,6 +72,9 @@ class Reported(Protocol):
 
     @property
     def stats(self) -> Stats: ...
+
+    @property
+    def signing_keys(self) -> KeyRing | None: ...
 
     def snapshot(self) -> Snapshot: ...
 
@@ -93,10 +104,13 @@ class Reporter:
 
     ``url`` is where to report; by default the server the client follows, with its password
     and connection options (``config.redis_client``). ``ttl`` is how long a registration
-    outlives the last report (default three intervals): an instance killed without a word
-    leaves the registry that long after its last report. ``framework`` says which integration
-    runs the client. Either attach it (``config.attach(reporter)``: it starts and stops with
-    the client) or call :meth:`start` and :meth:`close` yourself.
+    outlives the last report (default three intervals): an instance that stops reporting
+    while its process lives on (frozen, cut off) leaves the registry that long after its last
+    report; one whose process died leaves at once for observers that can look up its
+    connection (see :mod:`hotconfig.fleet.registry`). ``framework`` says which integration
+    runs the client. ``signing_keys`` sign the reports (default: the client's own ring, if it
+    can sign). Either attach it (``config.attach(reporter)``: it starts and stops with the
+    client) or call :meth:`start` and :meth:`close` yourself.
     """
 
     def __init__(
@@ -108,6 +122,7 @@ class Reporter:
         ttl: float | None = None,
         framework: str | None = None,
         url: str | None = None,
+        signing_keys: KeyRing | str | Mapping[str, bytes] | None = None,
     ) -> None:
         if not interval > 0 or (ttl is not None and not ttl > 0):
             raise ValueError("interval and ttl must be positive numbers of seconds")
@@ -117,6 +132,10 @@ class Reporter:
         self._connect = config.redis_client if target is None else target.command_client
         self._where = config.url if target is None else target.redacted
         self.namespace = namespace or config.keyspace.namespace
+        # The listener's connection id means something only on the server holding this registry.
+        same_server = target is None or target.redacted == config.url
+        self._named = same_server and self.namespace == config.keyspace.namespace
+        self._ring = _signer(config.signing_keys if signing_keys is None else signing_keys)
         self.registry = Registry(self.namespace)
         self.channel = channel_for(self.namespace)
         self.interval = interval
@@ -195,6 +214,7 @@ class Reporter:
     def _run(self) -> None:
         config, stop = self._config, self._stop
         seen = -1  # the version last reported (or tried)
+        connected: int | None = None  # the connection id last reported (or tried)
         next_tick = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -203,11 +223,13 @@ class Reporter:
                 break  # the client is gone; leave the registry
             if event is None and config.version != seen:
                 event = ReportEvent.VERSION
+            if event is None and self._connection() != connected:
+                event = ReportEvent.STATUS  # a new connection: register it at once
             if event is None and now >= next_tick:
                 event = ReportEvent.TICK
             if event is not None:
                 self._wake = None
-                seen = config.version
+                seen, connected = config.version, self._connection()
                 # A failed report is tried again soon, whatever the interval.
                 next_tick = now + (self.interval if self._report(event) else min(self.interval, 1))
             # Returns as soon as a newer version's receivers have run, else after the slice.
@@ -245,10 +267,13 @@ class Reporter:
         self.reports += 1
         return True
 
+    def _connection(self) -> int | None:
+        return self._config.stats.connection_id if self._named else None
+
     def _head(self, event: str) -> tuple[str, int]:
         config = self._config
         snapshot, stats = config.snapshot(), config.stats
-        report = {
+        report: dict[str, Any] = {
             "type": "report",
             "event": event,
             "service": config.service,
@@ -267,7 +292,10 @@ class Reporter:
                 for r in list(self._rejections)
             ],
             "interval": self.interval,
+            "connection": stats.connection_id if self._named else None,
         }
+        if self._ring is not None:
+            report["sig"] = sign_report(report, self._ring, self.channel)
         text = json.dumps(report, separators=(",", ":"), ensure_ascii=False)
         return text[:-1], snapshot.version  # the script closes the object
 
@@ -287,3 +315,16 @@ class Reporter:
 
     def __repr__(self) -> str:
         return f"<Reporter {self.instance} {self._where} running={self._running}>"
+
+
+def _signer(keys: KeyRing | str | Mapping[str, bytes] | None) -> KeyRing | None:
+    ring = KeyRing.resolve(keys) if keys is not None else None
+    if ring is not None and not ring.can_sign:
+        log.warning(
+            "this instance's health reports go unsigned: its key ring %r can only verify (an "
+            "Ed25519 public key), and a fleet that checks signatures ignores them; give the "
+            "reporter a ring that can sign, Reporter(config, signing_keys=...)",
+            ring,
+        )
+        return None
+    return ring

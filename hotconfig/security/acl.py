@@ -62,6 +62,9 @@ _SHARD_SUBSCRIBE: Final = ("+ssubscribe", "+sunsubscribe")
 # The listener's snapshot and position scripts (EVAL of GET, HGETALL and HLEN), and the health
 # report script (EVALSHA, SCRIPT LOAD the first time) with its reads: TIME, GET, XREVRANGE.
 _READ_SCRIPTS: Final = ("+eval", "+get", "+hgetall", "+hlen")
+# CLIENT ID: the listener's connection id, which its registration names so that the fleet sees
+# the process die (the server drops the connection); its own id only, nothing of others.
+_OWN_ID: Final = ("+client|id",)
 _REPORT_READS: Final = ("+evalsha", "+script|load", "+time", "+xrevrange")
 # What a subscriber writes, only in its selector: its health registration under
 # {ns}:health:*, its report on the health channel, and the delivery probe on its own channel.
@@ -84,8 +87,9 @@ _WRITE_SCRIPT: Final = (
 )
 _STORE_READS: Final = ("+eval", "+hget", "+hgetall", "+smembers", "+xrevrange")
 # The hotconfig command's view of the fleet: the live-instances script (TIME, GET,
-# ZRANGEBYSCORE) and the server's settings.
-_FLEET_READS: Final = ("+time", "+zrangebyscore", "+config|get")
+# ZRANGEBYSCORE), which of the instances' connections the server still has (CLIENT LIST ID,
+# with ROLE, granted to all), and the server's settings.
+_FLEET_READS: Final = ("+time", "+zrangebyscore", "+client|list", "+config|get")
 # The bridge's reader of replayable histories (bridge._history.History): EVAL of a script that
 # runs HMGET on the meta hash and XRANGE on the stream.
 _HISTORY_READS: Final = ("+eval", "+hmget", "+xrange")
@@ -121,12 +125,14 @@ def rules(
 
     - ``subscriber``: a service's :class:`~hotconfig.HotConfig` and its health
       :class:`~hotconfig.fleet.reporter.Reporter`: SUBSCRIBE to ``channel``, run the read-only store
-      scripts; in a selector, write its health registration (``{namespace}:health:*``) and
-      PUBLISH its reports and delivery probes. It cannot write the store or publish a change.
+      scripts, ask its own connection's id; in a selector, write its health registration
+      (``{namespace}:health:*``) and PUBLISH its reports and delivery probes (on those two
+      channels only). It cannot write the store or publish a change.
     - ``publisher``: a :class:`~hotconfig.ConfigStore`: run the write script (which publishes on
       ``channel``) and read the store; no other key, no subscription.
     - ``operator``: the ``hotconfig`` command: a publisher that also follows ``channel``, the
-      health reports and the instance registry, and reads the server's settings.
+      health reports and the instance registry (and which of the instances' connections are
+      still there: CLIENT LIST), and reads the server's settings.
     - ``bridge``: :mod:`hotconfig.bridge`: SUBSCRIBE and PSUBSCRIBE to ``bridge_channels``
       (glob patterns) and to its own ``hotconfig:bridge:*`` channel; for the replayable
       channels among them (``replay_channels``), read their histories (EVAL of HMGET and
@@ -163,7 +169,8 @@ def rules(
     shard_channels = [f"&{shard}"] if shard else []
     base = ["resetkeys", "resetchannels", "clearselectors", "-@all", *_CONNECT, *_PROBE]
     if role == "subscriber":
-        commands = _unique([*_SUBSCRIBE, *shard_subscribe, *_READ_SCRIPTS, *_REPORT_READS])
+        follows = [*_READ_SCRIPTS, *_OWN_ID, *_REPORT_READS]
+        commands = _unique([*_SUBSCRIBE, *shard_subscribe, *follows])
         probe_publish = ("+spublish",) if sharded else ()
         writes = " ".join(
             [*_REPORT_WRITES, *probe_publish, f"~{tag}:health:*", f"&{probe}", f"&{health}"]
@@ -177,7 +184,8 @@ def rules(
     if role == "operator":
         pubsub = [*_SUBSCRIBE, *shard_subscribe, "+psubscribe", "+punsubscribe"]
         publish = ("+spublish",) if sharded else ()
-        commands = _unique([*pubsub, *_WRITE_SCRIPT, *publish, *_STORE_READS, *_FLEET_READS])
+        views = [*_STORE_READS, *_OWN_ID, *_FLEET_READS]
+        commands = _unique([*pubsub, *_WRITE_SCRIPT, *publish, *views])
         channels = ["&" + channel, *shard_channels, "&" + probe, "&" + health]
         return [*base, *commands, keys, *channels]
     replayed = bridge_channels if replay_channels is None else replay_channels
@@ -266,6 +274,8 @@ def _actions(keyspace: Keyspace, channel: str) -> list[tuple[str, tuple[str, ...
         (f"PUBLISH to {channel}", ("PUBLISH", channel, "doctor.probe")),
         (f"PUBLISH to {health}", ("PUBLISH", health, "doctor.probe")),
         ("register its health (SET)", ("SET", f"{keyspace.tag}:health:instance:doctor", "1")),
+        ("tell its connection's id (CLIENT ID)", ("CLIENT", "ID")),
+        ("see which instances are connected (CLIENT LIST)", ("CLIENT", "LIST", "ID", "1")),
         ("read keys outside the store", ("GET", "doctor:not-hotconfig")),
     ]
 

@@ -34,6 +34,10 @@ Ed25519 (``pip install 'hotconfig[signing]'``): the store's ring holds
 ``kid=ed25519-public:<base64 of the 32-byte public key>``, and a compromised service host can
 no longer forge configuration. An Ed25519 signature is ``"<key id>:<base64url of the 64-byte
 signature>"`` over the same payload.
+
+Health reports (:mod:`hotconfig.fleet`) are signed with the same rings and the same ``sig``
+field, over a payload of their own (:func:`report_payload`), so that a report's signature can
+never pass for a change's.
 """
 
 from __future__ import annotations
@@ -47,14 +51,15 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from .._config.wire import Entry, Message
 
-__all__ = ["ENV_VAR", "KeyRing", "Verdict", "payload", "signed_message"]
+__all__ = ["ENV_VAR", "KeyRing", "Verdict", "payload", "report_payload", "signed_message"]
 
 ENV_VAR: Final = "HOTCONFIG_SIGNING_KEYS"
 _HEADER: Final = "hotconfig-sig-v1"
+_REPORT_HEADER: Final = "hotconfig-report-v1"
 _MIN_KEY_BYTES: Final = 16
 
 
@@ -89,6 +94,20 @@ def payload(
     return "\n".join(fields).encode()
 
 
+def report_payload(channel: str, fields: Mapping[str, Any]) -> bytes:
+    """The canonical bytes a health report's signature covers: the fields its reporter wrote
+    (without ``sig`` and what the server adds), as JSON with sorted keys, no spaces and no
+    ASCII escaping, after a header of its own and the health channel::
+
+        hotconfig-report-v1\n<channel>\n<fields>
+
+    Raises :class:`ValueError` for fields JSON cannot carry (NaN, a lone surrogate)."""
+    body = json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return "\n".join((_REPORT_HEADER, channel, body)).encode()
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -116,6 +135,10 @@ class _Hmac:
     def verify(self, mac: bytes, data: bytes) -> bool:
         return hmac.compare_digest(self.sign(data), mac)
 
+    @property
+    def can_sign(self) -> bool:
+        return True
+
 
 class _Ed25519:
     __slots__ = ("_private", "_public")
@@ -141,6 +164,10 @@ class _Ed25519:
         if self._private is None:
             raise ValueError("this ring's signing key is an Ed25519 public key: it can only verify")
         return self._private.sign(data)
+
+    @property
+    def can_sign(self) -> bool:
+        return self._private is not None
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         from cryptography.exceptions import InvalidSignature
@@ -239,6 +266,11 @@ class KeyRing:
         """The id of the key that signs."""
         return next(iter(self._keys))
 
+    @property
+    def can_sign(self) -> bool:
+        """False when the signing key is an Ed25519 public key: this ring only verifies."""
+        return self._keys[self.signer].can_sign
+
     def sign(self, data: bytes) -> str:
         kid = self.signer
         return f"{kid}:{_b64(self._keys[kid].sign(data))}"
@@ -253,6 +285,15 @@ class KeyRing:
         except (binascii.Error, ValueError):
             return False
         return key.verify(raw, data)
+
+    def check_signature(self, signature: object, data: bytes) -> Verdict | None:
+        """Why a ``sig`` field (any JSON value, or None if absent) does not sign ``data`` with
+        a key of this ring, or None if it does: a health report's check."""
+        if signature is None:
+            return Verdict.UNSIGNED
+        if type(signature) is not str or not self.verify(signature, data):
+            return Verdict.BAD_SIGNATURE
+        return None
 
     def check(self, message: Message, channel: str, now: float | None = None) -> Verdict | None:
         """Why ``message`` must be refused, or None if it may be applied."""

@@ -88,18 +88,36 @@ def test_set_wait_exits_0_within_a_second_when_all_are_healthy(
     assert elapsed < 1.0
 
 
-def test_a_killed_instance_shows_as_gone(
+def test_a_frozen_instance_shows_as_gone(
     run: Run, instances: Instances, server: EmbeddedServer
 ) -> None:
     instances(["web"])
     with spawned_instance(server.url, service="victim", ttl=0.6) as victim:
         assert victim.instance in run("status").stdout
-        victim.kill()
+        victim.freeze()  # alive but silent: its registration expires
         result = run("set", "k", "1", "--wait", "--timeout", "3")
-    assert result.exit_code == 1
-    assert f"gone      {victim.instance} (service victim)" in result.stdout
-    assert "1 applied, 0 rejected, 0 behind, 1 gone" in result.stdout
-    assert victim.instance not in run("status").stdout  # expired: no longer listed
+        assert result.exit_code == 1
+        assert f"gone      {victim.instance} (service victim)" in result.stdout
+        assert "1 applied, 0 rejected, 0 behind, 1 gone" in result.stdout
+        assert victim.instance not in run("status").stdout  # expired: no longer listed
+
+
+def test_a_killed_instance_leaves_status_and_set_wait_at_once(
+    run: Run, instances: Instances, server: EmbeddedServer
+) -> None:
+    # The default timings: its registration would outlive it by up to 15 s.
+    instances(["web"])
+    with spawned_instance(server.url, service="victim", interval=5.0, ttl=15.0) as victim:
+        assert victim.instance in run("status").stdout
+        victim.kill()
+        started = time.monotonic()
+        assert eventually(lambda: victim.instance not in run("status").stdout, timeout=2)
+        result = run("set", "k", "1", "--wait", "--timeout", "20")
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert "1 applied, 0 rejected, 0 behind, 0 gone" in result.stdout
+    assert victim.instance not in result.stdout
+    assert elapsed < 2.5
 
 
 def test_set_wait_names_an_instance_behind_at_the_timeout(run: Run, server: EmbeddedServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from collections.abc import Iterator
@@ -170,6 +171,9 @@ def test_a_subscriber_reports_its_health_and_an_operator_sees_it(
             assert eventually(lambda: reporter.reports > 3), f"{reporter.errors} errors"
             with Fleet(user_url(server, admin, "operator")) as fleet:
                 assert [r.service for r in fleet.instances()] == ["billing"]
+                # The subscriber may name its connection, the operator look it up.
+                [listed] = fleet.instances()
+                assert listed.connection == config.stats.connection_id is not None
         finally:
             reporter.close()
         assert reporter.errors == 0
@@ -183,7 +187,33 @@ def test_a_subscriber_reports_its_health_and_an_operator_sees_it(
     report = acl.doctor(url)
     assert report.can("PUBLISH to health:status:hotconfig") is True
     assert report.can("register its health (SET)") is True
+    assert report.can("tell its connection's id (CLIENT ID)") is True
+    assert report.can("see which instances are connected (CLIENT LIST)") is False
     assert report.can("PUBLISH to config:changes") is False
+    operator = acl.doctor(user_url(server, admin, "operator"))
+    assert operator.can("see which instances are connected (CLIENT LIST)") is True
+
+
+def test_a_subscriber_made_by_older_rules_still_reports_and_dies_at_its_expiry(
+    server: EmbeddedServer, admin: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Rules from before CLIENT ID was granted: the client follows and reports as before, and
+    # says once what its registration lacks.
+    older = [token for token in acl.rules("subscriber") if token != "+client|id"]
+    setuser = ("ACL", "SETUSER", "older", "on", ">" + PASSWORD, *older)
+    admin.execute_command(*setuser)  # type: ignore[no-untyped-call]
+    url = f"redis://older:{PASSWORD}@{server.host}:{server.port}/0"
+    with (
+        caplog.at_level(logging.WARNING, "hotconfig.listener"),
+        HotConfig(url, service="older") as config,
+        Fleet(server.url) as fleet,
+    ):
+        assert config.status is Status.LIVE
+        assert eventually(lambda: fleet.instances(), timeout=5)
+        assert [r.connection for r in fleet.instances()] == [None]
+        assert config.stats.connection_id is None
+    [told] = [r.getMessage() for r in caplog.records if "CLIENT ID" in r.getMessage()]
+    assert "+client|id" in told
 
 
 def test_the_recipes_in_the_docs_are_the_rules() -> None:

@@ -18,12 +18,15 @@ from hotconfig.errors import InvalidMessageError, InvalidValueError, RejectReaso
 from hotconfig.fleet.registry import (
     COUNTS,
     LIVE_SCRIPT,
+    SERVER_FIELDS,
     Registry,
     Rejection,
     Report,
     channel_for,
+    check_report,
     describe,
 )
+from hotconfig.security import KeyRing, Verdict
 from tests.reports import send_report
 from tests.waiting import eventually
 
@@ -151,6 +154,29 @@ def test_a_report_read_back_and_written_as_json_is_the_same_report(
     assert Report.from_json(json.dumps(report.to_dict())) == report
     assert report.rejection_of(2) == report.rejections[0]
     assert report.rejection_of(1) is None
+    named = send_report(redis_client, "h:1:b", connection=9223372036854775807)
+    assert Report.from_json(json.dumps(named)).connection == 2**63 - 1
+    assert report.connection is None  # not told: only the expiry tells it died
+
+
+def test_a_signed_report_verifies_with_the_fields_the_server_added(
+    redis_client: redis.Redis,
+) -> None:
+    ring = KeyRing({"k1": b"0123456789abcdef0123456789abcdef"})
+    sent = send_report(redis_client, "h:1:a", version=3, connection=12, ring=ring)
+    assert set(sent) >= SERVER_FIELDS  # added after the reporter signed
+    channel = channel_for("hotconfig")
+    assert check_report(sent, ring, channel) is None
+    assert Report.from_json(json.dumps(sent), ring, channel).connection == 12
+    for forged in ({**sent, "version": 4}, {**sent, "connection": 13}, {**sent, "new": 1}):
+        assert check_report(forged, ring, channel) is Verdict.BAD_SIGNATURE
+    unsigned = {k: v for k, v in sent.items() if k != "sig"}
+    assert check_report(unsigned, ring, channel) is Verdict.UNSIGNED
+    with pytest.raises(InvalidMessageError) as refused:
+        Report.from_json(json.dumps(unsigned), ring, channel)
+    assert refused.value.reason is RejectReason.UNSIGNED
+    # What the server adds is not signed: a copy with another expiry still verifies.
+    assert check_report({**sent, "expires": 0.0, "lag": 99.0}, ring, channel) is None
 
 
 def test_a_report_with_only_an_instance_takes_defaults_for_the_rest() -> None:
@@ -175,6 +201,10 @@ def test_a_report_with_only_an_instance_takes_defaults_for_the_rest() -> None:
         '{"instance": "a", "pid": "not a number"}',
         '{"instance": "a", "counts": [1]}',
         '{"instance": "a", "rejections": [5]}',
+        '{"instance": "a", "connection": "12"}',  # CLIENT LIST ID takes numbers only
+        '{"instance": "a", "connection": 0}',
+        '{"instance": "a", "connection": true}',
+        '{"instance": "a", "connection": 9223372036854775808}',
     ],
 )
 def test_anything_that_is_not_a_report_is_a_value_error(raw: str) -> None:

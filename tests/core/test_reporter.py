@@ -8,6 +8,7 @@ rejected it and why; a report never carries a value; a reporter never hurts its 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import threading
 import time
@@ -18,10 +19,11 @@ import pytest
 import redis
 from pydantic import BaseModel
 
-from hotconfig import ClientClosedError, ConfigStore, Fleet, HotConfig, Status
+from hotconfig import ClientClosedError, ConfigStore, Fleet, HotConfig, Limits, Status
 from hotconfig.fleet import ChangeNotice, Gone
 from hotconfig.fleet.registry import Report, channel_for
 from hotconfig.fleet.reporter import Reporter
+from hotconfig.security import KeyRing
 from hotconfig.testing.server import EmbeddedServer
 from tests.instances import spawned_instance
 from tests.waiting import eventually
@@ -49,9 +51,16 @@ def start(server: EmbeddedServer) -> Iterator[Start]:
     made: list[tuple[HotConfig[Any], Reporter]] = []
 
     def make(
-        service: str = "app", model: type[BaseModel] | None = None, live: bool = True, **kw: Any
+        service: str = "app",
+        model: type[BaseModel] | None = None,
+        live: bool = True,
+        client: dict[str, Any] | None = None,
+        **kw: Any,
     ) -> tuple[HotConfig[Any], Reporter]:
-        config: HotConfig[Any] = HotConfig(server.url, service=service, model=model, health=False)
+        """``client``: more of the client's arguments; ``kw``: the reporter's."""
+        config: HotConfig[Any] = HotConfig(
+            server.url, service=service, model=model, health=False, **(client or {})
+        )
         if live:
             assert config.start(timeout=5)
         reporter = Reporter(config, **kw)
@@ -117,6 +126,57 @@ def test_wait_names_the_instance_that_rejected_with_its_reason(
     assert REJECTED not in reason  # the value never travels, only why it was refused
 
 
+def test_a_write_refused_before_it_is_read_is_rejected_under_its_own_version(
+    start: Start, fleet: Fleet, store: ConfigStore, server: EmbeddedServer
+) -> None:
+    # Refused by the parser (too deep for this client's limits, not UTF-8): the client never
+    # applies the message, yet the barrier must hear "rejected, why", not "behind".
+    _, shallow = start("shallow", client={"limits": Limits(max_depth=2)})
+    result = fleet.wait(store.set("deep", {"a": {"b": {"c": 1}}}), timeout=3)
+    assert result.rejected == (
+        (shallow.instance, "too_deep: a value is nested deeper than 2 levels"),
+    )
+    assert result.behind == ()
+    version = store.version + 1
+    forged = b'{"version":%d,"ns":"hotconfig","epoch":"e","key":"k","value":"\xff"}' % version
+    with server.client() as raw:
+        raw.publish("config:changes", forged)
+    [(_, reason)] = fleet.wait(version, timeout=3).rejected
+    assert reason.startswith("not_utf8: ")
+
+
+def test_a_write_whose_signature_fails_is_rejected_under_its_own_version(
+    start: Start, fleet: Fleet, server: EmbeddedServer
+) -> None:
+    ring, wrong = (KeyRing({"k1": secrets.token_bytes(32)}) for _ in range(2))
+    _, signing = start("signing", client={"signing_keys": ring})
+    with ConfigStore(server.url, signing_keys=wrong) as store:
+        version = store.set("k", 1)
+    result = fleet.wait(version, timeout=3)
+    [(instance, reason)] = result.rejected
+    assert (instance, reason.split(": ")[:2]) == (signing.instance, ["k", "bad_signature"])
+
+
+def test_a_registration_names_the_listener_s_connection_again_after_a_reconnect(
+    start: Start, fleet: Fleet, server: EmbeddedServer
+) -> None:
+    config, reporter = start("web")
+    first = config.stats.connection_id
+    assert first is not None
+    [report] = fleet.instances()
+    assert report.connection == first
+    with server.client() as admin:
+        [listed] = admin.client_list(client_id=[first])
+        assert listed["sub"] == "1"  # the subscription itself: it lives as long as the process
+        admin.client_kill_filter(_type="pubsub")
+    assert eventually(lambda: config.stats.connection_id not in (None, first), timeout=5)
+    # Left out while its old connection is named, re-registered at once (not at the next
+    # tick, 5 s away) with the new one.
+    now = config.stats.connection_id
+    assert eventually(lambda: [r.connection for r in fleet.instances()] == [now], timeout=2)
+    assert [r.instance for r in fleet.instances()] == [reporter.instance]
+
+
 def test_wait_confirms_every_instance_within_milliseconds(
     start: Start, fleet: Fleet, store: ConfigStore
 ) -> None:
@@ -164,18 +224,67 @@ def test_an_expired_registration_is_gone(start: Start, fleet: Fleet, store: Conf
     assert result.reports == {}
 
 
-def test_a_killed_instance_is_gone_once_its_registration_expires(
+def test_a_frozen_instance_is_gone_once_its_registration_expires(
     server: EmbeddedServer, fleet: Fleet, store: ConfigStore
 ) -> None:
+    # SIGSTOP: the process lives on, its connections stay open; only the expiry can tell.
     with spawned_instance(server.url, service="victim", ttl=0.6) as child:
         assert [r.instance for r in fleet.instances()] == [child.instance]
-        child.kill()
+        child.freeze()
         started = time.monotonic()
         result = fleet.wait(store.set("k", 1), timeout=3)
-    assert result.gone == (child.instance,), result
-    assert not result.ok
-    assert time.monotonic() - started < 1.5  # decided at the expiry, not at the timeout
-    assert fleet.instances() == []
+        assert result.gone == (child.instance,), result
+        assert not result.ok
+        assert time.monotonic() - started < 1.5  # decided at the expiry, not at the timeout
+        assert fleet.instances() == []
+
+
+def test_a_killed_process_leaves_the_fleet_and_the_barrier_at_once(
+    start: Start, server: EmbeddedServer, fleet: Fleet, store: ConfigStore
+) -> None:
+    # The default timings: its registration outlives it by up to 15 s, and a barrier used to
+    # wait on it all that time. The server drops its connection the moment it dies.
+    _, alive = start("web")
+    with spawned_instance(server.url, service="victim", interval=5.0, ttl=15.0) as child:
+        assert {r.instance for r in fleet.instances()} == {alive.instance, child.instance}
+        child.kill()
+        started = time.monotonic()
+        result = fleet.wait(store.set("k", 1), timeout=20)
+        elapsed = time.monotonic() - started
+        assert (result.ok, result.applied) == (True, (alive.instance,)), result
+        assert child.instance not in result.reports
+        assert elapsed < 2.5
+        assert [r.instance for r in fleet.instances()] == [alive.instance]
+
+
+def test_a_killed_process_leaves_the_fleet_though_a_child_it_forked_lives_on(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    # The child holds copies of the parent's sockets: it must close them, or the server would
+    # keep the dead parent's connection open, and the parent would stay listed for 15 s.
+    with spawned_instance(
+        server.url, service="parent", interval=5.0, ttl=15.0, forks=True
+    ) as parent:
+        assert eventually(lambda: any(r.pid == parent.forked for r in fleet.instances()))
+        parent.kill()
+        assert eventually(
+            lambda: parent.instance not in {r.instance for r in fleet.instances()}, timeout=2
+        )
+        assert [r.pid for r in fleet.instances()] == [parent.forked]  # the child is listed
+
+
+def test_an_instance_killed_during_a_wait_is_gone_within_a_second(
+    server: EmbeddedServer, fleet: Fleet
+) -> None:
+    with spawned_instance(server.url, service="victim", interval=5.0, ttl=15.0) as child:
+        waiting = threading.Timer(0.3, child.kill)
+        waiting.start()
+        started = time.monotonic()
+        result = fleet.wait(1, timeout=20, service="victim")
+        elapsed = time.monotonic() - started
+        waiting.join()
+    assert (result.ok, result.gone) == (False, (child.instance,)), result
+    assert elapsed < 2.5  # killed after 0.3 s, seen at the next look (every 0.5 s)
 
 
 def test_a_report_never_carries_a_value(

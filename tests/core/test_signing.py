@@ -9,7 +9,7 @@ import pytest
 from hotconfig import HotConfig, RejectReason
 from hotconfig._config.wire import Entry, parse
 from hotconfig.security import Verdict
-from hotconfig.security.signing import KeyRing, payload, signed_message
+from hotconfig.security.signing import KeyRing, payload, report_payload, signed_message
 
 CHANNEL = "config:changes"
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -159,3 +159,33 @@ def test_ed25519_services_verify_but_cannot_sign() -> None:
     assert not service_ring.verify(signature, data + b"x")
     with pytest.raises(ValueError, match="only verify"):
         service_ring.sign(data)
+
+
+def test_a_report_payload_is_its_own_and_binds_the_channel_and_every_field() -> None:
+    fields = {"instance": "h:1:a", "version": 7, "reason": "é"}
+    data = report_payload("health:status:hotconfig", fields)
+    assert (
+        data
+        == (
+            'hotconfig-report-v1\nhealth:status:hotconfig\n{"instance":"h:1:a","reason":"é","version":7}'
+        ).encode()
+    )
+    signature = ring().sign(data)
+    assert ring().check_signature(signature, data) is None
+    assert ring().check_signature(None, data) is Verdict.UNSIGNED
+    for forged in (signature + "x", 7, "k2:" + signature[3:], "k1:***"):
+        assert ring().check_signature(forged, data) is Verdict.BAD_SIGNATURE
+    for other in (report_payload("health:status:x", fields), report_payload(CHANNEL, fields)):
+        assert ring().check_signature(signature, other) is Verdict.BAD_SIGNATURE
+    changed = report_payload("health:status:hotconfig", fields | {"version": 8})
+    assert ring().check_signature(signature, changed) is Verdict.BAD_SIGNATURE
+    with pytest.raises(ValueError, match="JSON compliant"):
+        report_payload(CHANNEL, {"n": float("nan")})
+
+
+def test_a_ring_of_public_keys_cannot_sign() -> None:
+    pytest.importorskip("cryptography")
+    public = base64.b64encode(b"\x01" * 32).decode()
+    assert not KeyRing.parse(f"k1=ed25519-public:{public}").can_sign
+    assert KeyRing.parse(f"k1=ed25519:{public}").can_sign
+    assert ring().can_sign

@@ -14,6 +14,7 @@ def test_a_new_client_has_counted_nothing() -> None:
     assert Counters().view() == Stats()
     assert Stats().last_rejection is None
     assert Stats().server_warning is None
+    assert Stats().connection_id is None  # no connection yet: nothing for the fleet to look up
 
 
 def test_the_counters_are_exactly_the_fields_of_the_view() -> None:

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from hotconfig import InvalidMessageError, RejectReason
-from hotconfig._config.wire import Entry, Limits, decode_value, encode_body, encode_message, parse
+from hotconfig._config.wire import (
+    Entry,
+    Limits,
+    decode_value,
+    encode_body,
+    encode_message,
+    envelope_version,
+    parse,
+)
 
 
 def test_seed_format_parses_exactly_as_published() -> None:
@@ -158,3 +166,20 @@ def test_a_surrogate_pair_and_an_escaped_backslash_are_ordinary_text() -> None:
     assert pair.value == "\U0001f600"
     [literal] = parse(r'{"key": "k", "value": "\\ud800"}').entries
     assert literal.value == "\\ud800"  # a backslash, then the letters: nothing to refuse
+
+
+def test_the_envelope_names_the_version_of_a_store_message_it_cannot_read() -> None:
+    # What the store's script writes first: enough to say which write a client refused.
+    head = b'{"version":42,"ns":"hotconfig","epoch":"e","prev":"p","digest":"d",'
+    assert envelope_version(head + b'"key":"k","value":"\xff"}', "hotconfig") == 42
+    assert (
+        envelope_version((head + b'"key":"k","value":' + b"[" * 5000).decode(), "hotconfig") == 42
+    )
+    assert envelope_version(b'{"version":7,"key":"k"}', "hotconfig") == 7  # no ns: a raw one
+    assert envelope_version(head, "billing") is None  # another store's, on a shared channel
+    on_db_1 = b'{"version":9,"ns":"hotconfig","db":1,"epoch":"e",'
+    assert envelope_version(on_db_1, "hotconfig", 1) == 9
+    assert envelope_version(on_db_1, "hotconfig") is None  # the same namespace, another database
+    for other in (b'{"key":"k","version":7}', b"\xff\xfe", b"", b'{"version":-1,', b"[7]"):
+        assert envelope_version(other, "hotconfig") is None
+    assert envelope_version('{"version":1,"ns":"\ud800"', "hotconfig") == 1  # never raises

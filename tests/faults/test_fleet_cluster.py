@@ -1,5 +1,6 @@
 """Health reports and the convergence barrier on a real Redis Cluster: the registry shares the
-store's hash tag, so its scripts run on the store's slot."""
+store's hash tag, so its scripts run on the store's slot; in sharded mode the listener's
+connection is on that slot's master too, where the fleet sees a dead process's go at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hotconfig import ConfigStore, Fleet, HotConfig
 from hotconfig.fleet.reporter import Reporter
 from hotconfig.testing import ServerKind
 from tests.faults.topology import Cluster
+from tests.instances import spawned_instance
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -44,3 +46,15 @@ def test_the_barrier_confirms_every_instance_on_a_cluster(cluster: Cluster) -> N
             reporter.close()
         for config in configs:
             config.close()
+
+
+def test_a_killed_instance_leaves_a_sharded_cluster_s_fleet_at_once(cluster: Cluster) -> None:
+    url = cluster.url + "?sharded=1"
+    with (
+        Fleet(url) as fleet,
+        spawned_instance(url, service="victim", interval=5.0, ttl=15.0) as victim,
+    ):
+        [report] = fleet.instances()
+        assert (report.instance, report.connection is not None) == (victim.instance, True)
+        victim.kill()
+        assert eventually(lambda: fleet.instances() == [], timeout=2)
