@@ -56,7 +56,9 @@ class Presence:
     def _ask(self, ids: list[int]) -> tuple[str | None, set[int] | None]:
         pipe = self._node().pipeline(transaction=False)
         pipe.execute_command("ROLE")
-        pipe.client_list(client_id=ids)
+        # Each id its own argument, as the server wants them: client_list() before redis-py 6
+        # sends them joined into one (which the server refuses as an invalid id).
+        pipe.execute_command("CLIENT LIST", "ID", *ids)
         role, listing = pipe.execute(raise_on_error=False)
         if isinstance(listing, redis.ResponseError):
             self._refusal(listing)

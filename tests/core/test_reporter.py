@@ -166,7 +166,7 @@ def test_a_registration_names_the_listener_s_connection_again_after_a_reconnect(
     [report] = fleet.instances()
     assert report.connection == first
     with server.client() as admin:
-        [listed] = admin.client_list(client_id=[first])
+        [listed] = admin.execute_command("CLIENT LIST", "ID", first)
         assert listed["sub"] == "1"  # the subscription itself: it lives as long as the process
         admin.client_kill_filter(_type="pubsub")
     assert eventually(lambda: config.stats.connection_id not in (None, first), timeout=5)

@@ -127,6 +127,7 @@ def test_a_fleet_with_keys_ignores_a_client_that_does_not_sign(
 def test_a_ring_that_can_only_verify_reports_unsigned_and_says_so(
     server: EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    pytest.importorskip("cryptography")  # Ed25519 keys need the signing extra
     public = base64.b64encode(secrets.token_bytes(32)).decode()
     with HotConfig(server.url, signing_keys=f"k1=ed25519-public:{public}", health=False) as config:
         with caplog.at_level(logging.WARNING, "hotconfig.health"):
