@@ -23,12 +23,21 @@ from hotconfig._config.limits import Limits, check_depth, decode_value, decode_w
 )
 def test_what_no_client_can_hold_is_refused_with_its_reason(data: bytes, reason: str) -> None:
     with pytest.raises(InvalidMessageError) as info:
-        load_text(data)
+        decode_value(data)
     assert info.value.reason == reason
 
 
 def test_a_surrogate_pair_escape_is_one_character_and_accepted() -> None:
     assert load_text(b'"\\ud83d\\ude00"') == "\U0001f600"
+
+
+def test_what_the_fast_parser_refuses_is_read_by_the_standard_library() -> None:
+    # Nesting deeper than pydantic-core recurses (about 200 levels) is still read, for a
+    # client whose Limits allow it; the depth check then decides.
+    deep = b"[" * 300 + b"]" * 300
+    check_depth(load_text(deep), 300)  # raises nothing
+    with pytest.raises(InvalidMessageError, match="deeper than 64"):
+        decode_value(deep)
 
 
 def test_depth_and_size_are_limited_together() -> None:
