@@ -15,6 +15,7 @@ import inspect
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,7 +54,11 @@ class LoopRunner:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._lock = threading.Lock()
-        self._pending: dict[Hashable, tuple[Callable[..., Any], tuple[Any, ...], Tally]] = {}
+        # An OrderedDict: popped from the front, which costs a plain dict a scan past every
+        # entry deleted before (quadratic over a burst of keys).
+        self._pending: OrderedDict[Hashable, tuple[Callable[..., Any], tuple[Any, ...], Tally]] = (
+            OrderedDict()
+        )
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -71,7 +76,7 @@ class LoopRunner:
             self.loop.call_soon_threadsafe(self._start)
         except RuntimeError:  # the loop is closed: nobody will ever run these
             with self._lock:
-                dropped, self._pending = self._pending, {}
+                dropped, self._pending = self._pending, OrderedDict()
                 self._draining = False
             for _, _, owner in dropped.values():
                 owner.receiver_failed()
@@ -88,8 +93,7 @@ class LoopRunner:
                 if not self._pending:
                     self._draining = False
                     return
-                key = next(iter(self._pending))
-                receiver, args, tally = self._pending.pop(key)
+                _, (receiver, args, tally) = self._pending.popitem(last=False)
             try:
                 await receiver(*args)
             except asyncio.CancelledError:

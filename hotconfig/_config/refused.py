@@ -7,6 +7,7 @@ grow memory (the oldest is forgotten first).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Final
 
 __all__ = ["Refused"]
@@ -22,7 +23,8 @@ class Refused:
 
     def __init__(self, limit: int = _MAX) -> None:
         self.limit = limit
-        self._reported: dict[tuple[str, str], str] = {}
+        # Ordered, to forget the oldest in O(1) (a dict's front costs a scan past its deleted).
+        self._reported: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def first(self, scope: str, key: str, value: Any) -> bool:
         """Record a refused value; False if this value was reported there already."""
@@ -32,7 +34,7 @@ class Refused:
             return False
         reported.pop(slot, None)
         if len(reported) >= self.limit:
-            del reported[next(iter(reported))]
+            reported.popitem(last=False)
         reported[slot] = shown
         return True
 

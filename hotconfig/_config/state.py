@@ -108,8 +108,9 @@ class ConfigState:
         digest = self._staged_digest = message.digest or ""
         digests = self._digests
         digests[version] = digest
-        if len(digests) > _RING:
-            del digests[next(iter(digests))]
+        # Versions staged here follow each other: the one _RING back is the oldest. (Not
+        # next(iter()) of the dict: past its deleted front, that costs a scan of the ring.)
+        digests.pop(version - _RING, None)
         if message.sizes:
             sizes = self.store_sizes
             for scope, size in message.sizes.items():
