@@ -91,6 +91,10 @@ _KEEP_REJECTIONS: Final = 10
 # The longest the reporter thread sleeps between two looks at its flags: a new version wakes it
 # at once (wait_for_version); a status move, a rejection or close() within this.
 _SLICE: Final = 0.05
+# In a burst of versions, one report per this many seconds carries the latest: the first
+# version after a quiet spell is reported at once (the barrier's latency), the rest of the
+# burst does not take the listener's CPU time report by report.
+_BURST_SPACING: Final = 0.005
 _SOCKET_TIMEOUT: Final = 1.0
 
 
@@ -216,13 +220,18 @@ class Reporter:
         seen = -1  # the version last reported (or tried)
         connected: int | None = None  # the connection id last reported (or tried)
         next_tick = 0.0
+        spaced_until = 0.0  # a version found before then waits for it: see _BURST_SPACING
         while not stop.is_set():
             now = time.monotonic()
             event = self._wake
             if config.status is Status.CLOSED:
                 break  # the client is gone; leave the registry
             if event is None and config.version != seen:
+                if now < spaced_until:
+                    stop.wait(spaced_until - now)
+                    continue
                 event = ReportEvent.VERSION
+                spaced_until = now + _BURST_SPACING
             if event is None and self._connection() != connected:
                 event = ReportEvent.STATUS  # a new connection: register it at once
             if event is None and now >= next_tick:
