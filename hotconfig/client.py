@@ -236,9 +236,9 @@ class HotConfig(Generic[ModelT]):
         A sync receiver is called on the listener thread (or on the thread calling
         ``testing.override`` or :meth:`apply_write`), one at a time, after the new snapshot is
         live; one that raises is logged and counted and the others still run. An ``async def``
-        receiver runs on ``loop`` (by default the loop running where it is registered); while it
-        is busy, its pending changes coalesce by key, the latest winning (``stats.coalesced``
-        counts the skipped).
+        receiver runs on ``loop`` (by default the loop running where it is registered), and so
+        does a sync one given ``loop=`` (called in a loop callback); while it is busy, its
+        pending changes coalesce by key, the latest winning (``stats.coalesced`` counts them).
         """
 
         def register(receiver: Receiver) -> Receiver:

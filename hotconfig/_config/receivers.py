@@ -4,7 +4,9 @@ Sync receivers run on the listener thread (or on the thread calling ``testing.ov
 at a time, each isolated. An ``async def`` receiver — registered with ``on_change`` or connected
 to a module-level signal — runs on its event loop instead, through :class:`LoopRunner`: the
 listener never waits for it, and while it is busy its pending changes coalesce by key (the
-latest wins), so a slow or stuck receiver neither delays the others nor grows memory.
+latest wins), so a slow or stuck receiver neither delays the others nor grows memory. A plain
+function registered with ``on_change(..., loop=loop)`` goes through the same runner and is
+called on that loop's thread, in a callback (no task): for code that owns loop-bound state.
 """
 
 from __future__ import annotations
@@ -49,10 +51,11 @@ class LoopRunner:
     pending calls one at a time, in the order their keys first arrived.
     """
 
-    __slots__ = ("_draining", "_lock", "_pending", "_tasks", "loop")
+    __slots__ = ("_draining", "_lock", "_pending", "_tasks", "loop", "sync")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, sync: bool = False) -> None:
         self.loop = loop
+        self.sync = sync  # plain callables: called in the loop's callback, not awaited in a task
         self._lock = threading.Lock()
         # An OrderedDict: popped from the front, which costs a plain dict a scan past every
         # entry deleted before (quadratic over a burst of keys).
@@ -83,9 +86,28 @@ class LoopRunner:
             log.error("async receiver %r not called: its event loop is closed", receiver)
 
     def _start(self) -> None:
+        if self.sync:
+            self._run_now()
+            return
         task = self.loop.create_task(self._drain())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _run_now(self) -> None:
+        """A plain receiver on the loop: called right in this callback, no task, no wait for
+        the loop's next turn (what a change feed's latency is made of)."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                _, (receiver, args, tally) = self._pending.popitem(last=False)
+            try:
+                receiver(*args)
+            except BaseException as exc:
+                _contain(exc)
+                tally.receiver_failed()
+                log.exception("receiver %r raised on its event loop", receiver)
 
     async def _drain(self) -> None:
         while True:
@@ -145,12 +167,14 @@ class Receivers:
 
     def add(self, pattern: str, receiver: Receiver, loop: asyncio.AbstractEventLoop | None) -> None:
         target = receiver
-        if inspect.iscoroutinefunction(receiver):
+        coroutine = inspect.iscoroutinefunction(receiver)
+        if coroutine or loop is not None:
             runner = LoopRunner(
                 loop
                 or _running_loop(
                     receiver, "call on_change() inside the running loop or pass loop=..."
-                )
+                ),
+                sync=not coroutine,
             )
             tally = self._tally
 

@@ -151,8 +151,9 @@ class ChangeFeed:
 
     # -- changes (on the loop) ------------------------------------------------------------------
 
-    async def _changed(self, change: Change) -> None:
-        """An async change receiver: the core runs it on the feed's loop."""
+    def _changed(self, change: Change) -> None:
+        """A change receiver the core calls on the feed's loop (``on_change(loop=...)``), in a
+        callback: no task to start and no turn of the loop to wait for before the frame goes."""
         snapshot = self._config.snapshot()
         if snapshot.epoch != self._epoch:
             self._restart(snapshot)  # a new store lifetime: versions start over

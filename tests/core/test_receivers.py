@@ -142,6 +142,31 @@ def test_an_async_receiver_runs_on_its_loop_and_coalesces_by_key_while_busy(
     assert client.stats.receiver_errors == 0
 
 
+def test_a_plain_receiver_given_a_loop_is_called_on_that_loop_and_its_failure_counted(
+    client: HotConfig[Any], store: ConfigStore
+) -> None:
+    calls: list[tuple[Any, bool]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_loop(change: Change) -> None:
+            calls.append((change.new, asyncio.get_running_loop() is loop))
+            if change.new == "bad":
+                raise RuntimeError("a receiver bug on the loop")
+
+        client.on_change("mode", loop=loop)(on_loop)
+        for value in ("bad", "good"):
+            version = await asyncio.to_thread(store.set, "mode", value)
+            assert await asyncio.to_thread(client.wait_for_version, version, TIMEOUT)
+        assert await eventually_async(lambda: [new for new, _ in calls] == ["bad", "good"])
+
+    asyncio.run(main())
+    assert all(on_the_loop for _, on_the_loop in calls), calls  # not the listener thread
+    assert client.stats.receiver_errors == 1
+    assert client.status is Status.LIVE
+
+
 def test_an_async_receiver_that_raises_is_counted_and_the_next_change_still_arrives(
     client: HotConfig[Any], store: ConfigStore, caplog: pytest.LogCaptureFixture
 ) -> None:
