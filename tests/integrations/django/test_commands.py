@@ -18,6 +18,7 @@ from hotconfig.testing import EmbeddedServer
 from hotconfig_django import LazyConfig, config, lifecycle
 from tests.conftest import ServerFactory
 from tests.integrations.django.processes import environment, free_port, manage
+from tests.locks import extra_requirements
 from tests.waiting import eventually
 
 
@@ -141,3 +142,8 @@ def test_python_manage_py_hotconfig_runs_the_commands_for_real(
 def _document(stdout: str) -> str:
     """The JSON the command printed, without the report line manage_and_report adds."""
     return "\n".join(line for line in stdout.splitlines() if not line.startswith('{"report"'))
+
+
+def test_the_django_extra_installs_what_manage_py_hotconfig_needs() -> None:
+    # pip install 'hotconfig[django]', then `manage.py hotconfig`: click and rich come with it.
+    assert extra_requirements("cli") <= extra_requirements("django")
