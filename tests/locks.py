@@ -79,6 +79,21 @@ def core_dependencies(pyproject: Path = PYPROJECT) -> list[str]:
     return dependencies
 
 
+def extra_requirements(extra: str, pyproject: Path = PYPROJECT) -> set[str]:
+    """The requirements an extra of pyproject.toml names, those of the extras it names included
+    (``hotconfig[a,b]``), normalized: ``{"click>=8.2", ...}``."""
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    found: set[str] = set()
+    for requirement in extras[extra]:
+        named = re.fullmatch(r"hotconfig\[([a-z,]+)\]", requirement)
+        if named:
+            for other in named.group(1).split(","):
+                found |= extra_requirements(other, pyproject)
+        else:
+            found.add(requirement.replace(" ", "").lower())
+    return found
+
+
 def recorded_dependencies(requirements: Path = LOWEST) -> list[str] | None:
     """The core dependencies tests/lowest.txt was compiled from (its ``DEPENDENCIES`` line)."""
     for line in requirements.read_text().splitlines():

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 import click
 import redis
 
-from ..security.acl import ROLES, doctor, rules
-from .session import Failure, Session, pass_session
+from ..security.acl import ROLES, Report, doctor, rules
+from .session import Failure, Session, pass_session, server_error
 
-__all__ = ["acl", "doctor_command"]
+__all__ = ["acl", "doctor_command", "report_data"]
 
 
 @click.command()
@@ -72,11 +72,32 @@ def doctor_command(session: Session) -> None:
     try:
         report = doctor(session.url, namespace=session.namespace, channel=session.channel)
     except redis.RedisError as exc:
-        raise Failure(f"could not check {session.redacted}: {exc}") from None
+        raise Failure("could not check: " + server_error(exc, session.redacted)) from None
     if session.out.as_json:
-        session.out.json(dataclasses.asdict(report))
+        session.out.json(report_data(report))
     else:
         for line in report.lines():
             session.out.line(line, "yellow" if line.startswith("warning") else None)
     if report.warnings:
         raise SystemExit(1)
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    """What ``doctor --json`` prints: every field named, each check an object."""
+    return {
+        "url": report.url,
+        "user": report.user,
+        "method": str(report.method),
+        "checks": [
+            {
+                "action": check.action,
+                "command": list(check.command),
+                "allowed": check.allowed,
+                "detail": check.detail,
+            }
+            for check in report.checks
+        ],
+        "eviction_policy": report.eviction_policy,
+        "pubsub_buffer_limit": report.pubsub_buffer_limit,
+        "warnings": list(report.warnings),
+    }

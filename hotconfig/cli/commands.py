@@ -1,15 +1,15 @@
 """The ``hotconfig`` command group: each command is a thin layer over ConfigStore or Fleet.
 
 Exit status: 0 when done (and, with ``--wait``, converged); 1 when the answer is "no" (not
-converged, a key not set, scopes that differ, an instance behind); 2 for a usage error or a
-server that cannot be reached.
+converged, a key not set, scopes that differ, an instance behind); 2 for a usage error (a file
+that cannot be read included) or a server that cannot be reached or refuses this client; 3 when
+``get`` printed a value with secrets hidden (``--show-secrets`` shows them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,16 +18,18 @@ from click.core import ParameterSource
 from .._config.wire import DEFAULT_CHANNEL, DEFAULT_SCOPE, Entry, decode_value
 from .._redis.connection import ENV_VAR
 from .._redis.keyspace import DEFAULT_NAMESPACE
-from ..errors import InvalidMessageError, RejectReason
+from ..errors import InvalidMessageError, RejectReason, StoreError
 from .access import acl, doctor_command
 from .demo import demo
-from .files import dump_file, load_file
+from .files import dump_file, load_file, write_file
 from .fleet import status, wait_options, watch
-from .output import Output
+from .output import HIDDEN, Output, dumps
 from .rollback import rollback_entries
 from .session import AppDefaults, Failure, Group, Session, pass_session
 
-__all__ = ["framework_group", "group", "parse_value"]
+__all__ = ["HIDDEN_EXIT", "framework_group", "group", "parse_value"]
+
+HIDDEN_EXIT = 3  # get printed *** where a value is: what a script reads is not the value
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +38,9 @@ __all__ = ["framework_group", "group", "parse_value"]
 @click.option("--channel", default=DEFAULT_CHANNEL, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.option("--show-secrets", is_flag=True, help="Show values of secret-looking keys.")
+@click.version_option(
+    package_name="hotconfig", prog_name="hotconfig", message="%(prog)s %(version)s"
+)
 @click.pass_context
 def group(ctx: click.Context, /, **options: Any) -> None:
     """Read and write hotconfig's store; see which instances applied what."""
@@ -102,21 +107,40 @@ def framework_group(
 scope_option = click.option("--scope", default=DEFAULT_SCOPE, show_default=True)
 
 
-def parse_value(text: str) -> Any:
-    """VALUE as JSON if it is JSON (``5``, ``true``, ``{"a": 1}``), else the string itself.
+# How only JSON starts: an object, an array, a JSON string. A digit or a minus does not count:
+# "1.2.3", "2024-01-01", "10s" and "-v" are words, stored as strings.
+_JSON_START = ("{", "[", '"')
 
-    Read under the wire's own limits, as every client reads it: JSON no client would accept
-    (nested too deep, NaN, a number too large for a float, a lone surrogate escape) is a usage
-    error, not a write that every client then refuses.
+
+def parse_value(text: str, *, as_string: bool = False) -> Any:
+    """VALUE as JSON if it is JSON (``5``, ``true``, ``{"a": 1}``), else the string itself
+    (``gpt-4o``, ``1.2.3``); with ``as_string``, the string itself whatever it looks like.
+
+    Text that starts like JSON (``{``, ``[``, ``"``) but does not parse is a usage error with a
+    hint, not a string stored by mistake. Read under the wire's own limits, as every client
+    reads it: JSON no client would accept (nested too deep, NaN, a number too large for a
+    float, a lone surrogate escape) is a usage error, not a write that every client refuses.
     """
+    if as_string:
+        return text
     try:
         return decode_value(text)
     except InvalidMessageError as exc:
         if exc.reason is RejectReason.INVALID_JSON and not _plain_json(text):
-            return text  # not JSON at all: the string itself
+            if not text.lstrip().startswith(_JSON_START):
+                return text  # not JSON at all: the string itself
+            raise click.BadParameter(
+                f"{_quoted(text)} starts like JSON but is not JSON ({exc.detail}); fix it, or "
+                "give --string to store the text as it is",
+                param_hint="VALUE",
+            ) from None
         raise click.BadParameter(
             f"{exc.detail}; no client would accept it", param_hint="VALUE"
         ) from None
+
+
+def _quoted(text: str, most: int = 40) -> str:
+    return repr(text if len(text) <= most else text[:most] + "...")
 
 
 def _plain_json(text: str) -> bool:
@@ -141,28 +165,33 @@ def _written(session: Session, what: str, version: int) -> int:
 @scope_option
 @pass_session
 def get(session: Session, key: str, scope: str) -> None:
-    """Print the stored value of KEY (as JSON)."""
+    """Print the stored value of KEY (as JSON); exit 1 if not set, 3 if secrets were hidden."""
     missing = object()
     value = session.store.get(key, scope=scope, default=missing)
     if value is missing:
         session.out.note(f"{key!r} is not set in scope {scope!r}")
         raise SystemExit(1)
     out = session.out
+    kept = out.value(key, value)
     if out.as_json:
-        out.json({"key": key, "scope": scope, "value": out.value(key, value)})
+        out.json({"key": key, "scope": scope, "value": kept})
     else:
-        out.line(out.shown(key, value))
+        out.line(HIDDEN if kept is HIDDEN else dumps(kept))
+    if kept is HIDDEN or kept != value:  # the key is secret, or secret-named fields inside it
+        out.note(f"secret values of {key!r} are shown as ***; --show-secrets shows them")
+        raise SystemExit(HIDDEN_EXIT)
 
 
 @group.command("set")
 @click.argument("key")
 @click.argument("value")
 @scope_option
+@click.option("--string", "as_string", is_flag=True, help="Store VALUE as a string, as it is.")
 @wait_options
 @pass_session
-def set_(session: Session, key: str, value: str, scope: str) -> int:
+def set_(session: Session, key: str, value: str, scope: str, as_string: bool) -> int:
     """Set KEY to VALUE (parsed as JSON, else taken as a string)."""
-    version = session.store.set(key, parse_value(value), scope=scope)
+    version = session.store.set(key, parse_value(value, as_string=as_string), scope=scope)
     return _written(session, f"set {key} in {scope}", version)
 
 
@@ -172,8 +201,17 @@ def set_(session: Session, key: str, value: str, scope: str) -> int:
 @wait_options
 @pass_session
 def delete(session: Session, key: str, scope: str) -> int:
-    """Delete KEY from a scope (a lower scope's value shows through)."""
-    return _written(session, f"deleted {key} from {scope}", session.store.delete(key, scope=scope))
+    """Delete KEY from a scope (a lower scope's value shows through); exit 1, writing nothing,
+    if it is not set there."""
+    store, missing = session.store, object()
+    try:
+        unset = store.get(key, scope=scope, default=missing) is missing
+    except StoreError:  # set, to something no client reads: all the more reason to delete it
+        unset = False
+    if unset:
+        session.out.note(f"{key!r} is not set in scope {scope!r}: nothing deleted")
+        raise SystemExit(1)
+    return _written(session, f"deleted {key} from {scope}", store.delete(key, scope=scope))
 
 
 @group.command("list")
@@ -190,7 +228,13 @@ def list_(session: Session, scope: str) -> None:
 
 @group.command()
 @click.option("--key", default=None, help="Only writes that touched this key.")
-@click.option("--limit", default=20, show_default=True, help="How many writes, newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 2**63 - 1),
+    default=20,
+    show_default=True,
+    help="How many writes, newest first.",
+)
 @pass_session
 def history(session: Session, key: str | None, limit: int) -> None:
     """The latest writes, newest first."""
@@ -230,7 +274,12 @@ def diff(session: Session, scope_a: str, scope_b: str) -> None:
     a, b = session.store.get_all(scope_a), session.store.get_all(scope_b)
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _ABSENT) != b.get(k, _ABSENT))
     if out.as_json:
-        out.json([{"key": k, scope_a: _side(out, k, a), scope_b: _side(out, k, b)} for k in keys])
+        out.json(
+            [
+                {"key": k, "a": _side(out, k, scope_a, a), "b": _side(out, k, scope_b, b)}
+                for k in keys
+            ]
+        )
     elif keys:
         rows = [[k, _shown_side(out, k, a), _shown_side(out, k, b)] for k in keys]
         out.table(["key", scope_a, scope_b], rows)
@@ -269,7 +318,7 @@ def export(session: Session, scope: str | None, fmt: str, output: str | None) ->
         layers[name] = {k: v for k, v in snapshot.layers[name].items() if out.keeps(k)}
     text = dump_file({"hotconfig": 1, "version": snapshot.version, "scopes": layers}, fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_file(output, text)
     else:
         click.echo(text, nl=False)
     if out.hidden:
@@ -279,8 +328,12 @@ def export(session: Session, scope: str | None, fmt: str, output: str | None) ->
 _ABSENT: Any = object()
 
 
-def _side(out: Output, key: str, values: dict[str, Any]) -> Any:
-    return out.value(key, values[key]) if key in values else None
+def _side(out: Output, key: str, scope: str, values: dict[str, Any]) -> dict[str, Any]:
+    """One scope's side of a difference: ``set`` false when the key is not set there (a stored
+    ``null`` is ``"set": true, "value": null``)."""
+    if key not in values:
+        return {"scope": scope, "set": False}
+    return {"scope": scope, "set": True, "value": out.value(key, values[key])}
 
 
 def _shown_side(out: Output, key: str, values: dict[str, Any]) -> str:

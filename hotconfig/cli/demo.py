@@ -42,10 +42,21 @@ from click.core import ParameterSource
 from .._redis.connection import Target
 from ..fleet._observer import Convergence
 from ..fleet.registry import Report
+from . import processes as _processes
+from .arguments import SECONDS
 from .fleet import report_convergence
 from .output import Output
-from .processes import EXAMPLES, HOST, WORKERS, App, DemoError, Processes, apps
-from .session import Session, pass_session
+from .processes import (
+    HOST,
+    WORKERS,
+    App,
+    DemoError,
+    Processes,
+    SourceCommand,
+    apps,
+    examples_found,
+)
+from .session import Failure, Session, pass_session
 
 __all__ = ["demo"]
 
@@ -56,17 +67,23 @@ _REFRESH_EVERY = 5.0  # seconds between the dashboard's new figures while the de
 Received = list[dict[str, Any]]
 
 
-@click.command("demo")
+@click.command("demo", cls=SourceCommand)
 @click.option("--url", default=None, help="Use this server instead of an embedded Valkey.")
 @click.option("--once", is_flag=True, help="Run the scenario and exit (0 when all went well).")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds for the apps to start.")
+@click.option(
+    "--timeout",
+    type=SECONDS,
+    default=60.0,
+    show_default=True,
+    help="Seconds for the apps to start.",
+)
 @pass_session
 def demo(session: Session, url: str | None, once: bool, timeout: float) -> None:
     """Run the example apps (Django, Flask, FastAPI, bridge) and change them live."""
-    if not (EXAMPLES / "django_app").is_dir():
-        raise DemoError(
-            f"the example apps are not in {EXAMPLES}: run the demo from a source checkout "
-            "(git clone, then `make demo`)"
+    if not examples_found():
+        raise Failure(
+            f"the demo runs the example apps of a source checkout, which this install does not "
+            f"have ({_processes.EXAMPLES}): git clone the repository, then `make demo`"
         )
     url = url or _named_url(session)
     with contextlib.ExitStack() as stack:
@@ -126,7 +143,7 @@ class Demo:
         self.out = session.out
         self.publisher = Target(session.url).command_client()  # the AI and BI services'
         # The bridge example's own publishing code (docs/examples/bridge/publisher.py).
-        self.example = runpy.run_path(str(EXAMPLES / "bridge" / "publisher.py"))
+        self.example = runpy.run_path(str(_processes.EXAMPLES / "bridge" / "publisher.py"))
 
     def run(self, timeout: float, once: bool) -> list[str]:
         """Start the apps, run the scenario and, unless ``once``, serve until Ctrl-C; the

@@ -16,7 +16,7 @@ from typing import Any
 from .._config.wire import DEFAULT_LIMITS, decode_value
 from ..errors import InvalidMessageError
 
-__all__ = ["dump_file", "load_file"]
+__all__ = ["dump_file", "load_file", "write_file"]
 
 _EXPORT_DEPTH = 3  # an export's values are nested under {"scopes": {scope: {key: ...}}}
 
@@ -29,8 +29,15 @@ def _yaml() -> Any:
 
 
 def load_file(path: str, scope: str) -> dict[str, dict[str, Any]]:
-    """The scopes and values a file holds; ``-`` reads JSON from stdin."""
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    """The scopes and values a file holds; ``-`` reads JSON from stdin.
+
+    A file that cannot be read, or is not UTF-8, is a :class:`ValueError` naming it."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from None
     if path.endswith((".yaml", ".yml")):
         data = _yaml().safe_load(text)
     else:
@@ -47,6 +54,14 @@ def load_file(path: str, scope: str) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{path}: each scope of an export must map keys to values")
         return {str(name): dict(values) for name, values in layers.items()}
     return {scope: data}
+
+
+def write_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path``; a :class:`ValueError` naming the file when it cannot."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def dump_file(data: dict[str, Any], fmt: str) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
+import redis
 
+from .._redis.liveness import backoff, misconfiguration
 from ..fleet._observer import ChangeNotice, Convergence, Gone
 from ..fleet.registry import Report
+from .arguments import SECONDS
 from .output import Output
-from .session import Session, pass_session
+from .session import Session, pass_session, server_error
 
 __all__ = ["convergence_data", "report_convergence", "status", "wait_options", "watch"]
 
@@ -28,7 +31,9 @@ def wait_options(command: F) -> F:
     """
 
     @click.option("--wait", is_flag=True, help="Wait until every live instance applied it.")
-    @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait at most.")
+    @click.option(
+        "--timeout", type=SECONDS, default=5.0, show_default=True, help="Seconds to wait at most."
+    )
     @click.option("--service", default=None, help="Wait only for instances of this service.")
     @click.option(
         "--allow-empty",
@@ -161,20 +166,70 @@ def _last_rejection(report: Report) -> str:
 
 
 @click.command()
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--timeout", type=SECONDS, default=None, help="Stop after this many seconds.")
 @click.option("--ticks", is_flag=True, help="Also show the periodic reports.")
 @pass_session
 def watch(session: Session, timeout: float | None, ticks: bool) -> None:
-    """A live feed of changes, rejections and instance events, until Ctrl-C."""
+    """A live feed of changes, rejections and instance events, until Ctrl-C; it reconnects
+    after an outage, saying when the connection was lost and when it is back."""
     out = session.out
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        with session.fleet.watch(timeout, changes=True) as feed:
-            for event in feed:
-                if isinstance(event, Report) and event.event == "tick" and not ticks:
-                    continue
-                _print_event(out, event)
+        for event in _events(session, deadline):
+            if isinstance(event, Report) and event.event == "tick" and not ticks:
+                continue
+            _print_event(out, event)
     except KeyboardInterrupt:
         pass
+
+
+# Reconnects after an outage: from half a second, doubling up to 10 s, with jitter.
+_BACKOFF_BASE, _BACKOFF_CAP = 0.5, 10.0
+
+
+def _events(session: Session, deadline: float | None) -> Iterator[Report | Gone | ChangeNotice]:
+    """The fleet's events until ``deadline``. A connection lost after the first is retried with
+    backoff, said once when lost and once when back; the first connection's failure, and a
+    server that refuses this client (a password, an ACL), end the command."""
+    lost: float | None = None
+    connected, attempt = False, 0
+    while deadline is None or time.monotonic() < deadline:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            with session.fleet.watch(left, changes=True) as feed:
+                if lost is not None:
+                    _back(session.out, session.redacted, time.monotonic() - lost)
+                lost, connected, attempt = None, True, 0
+                yield from feed
+            return
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if not connected or misconfiguration(exc) is not None:
+                raise
+            if lost is None:
+                lost = time.monotonic()
+                _lost(session.out, session.redacted, server_error(exc, session.redacted))
+            pause = backoff(attempt, _BACKOFF_BASE, _BACKOFF_CAP)
+            attempt += 1
+            if deadline is not None:
+                pause = min(pause, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+
+
+def _lost(out: Output, where: str, error: str) -> None:
+    if out.as_json:
+        out.json({"type": "lost", "url": where, "error": error})
+    else:
+        now = time.strftime("%H:%M:%S")
+        out.line(f"{now}  lost    {error}; reconnecting", "red")
+
+
+def _back(out: Output, where: str, seconds: float) -> None:
+    if out.as_json:
+        out.json({"type": "back", "url": where, "after_s": round(seconds, 1)})
+    else:
+        now = time.strftime("%H:%M:%S")
+        text = f"{now}  back    connected to Redis at {where} again after {seconds:.1f}s"
+        out.line(text + " (what happened meanwhile was not seen)", "green")
 
 
 def _print_event(out: Output, event: Report | Gone | ChangeNotice) -> None:

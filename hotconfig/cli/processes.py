@@ -18,13 +18,41 @@ import click
 
 from ..fleet.registry import Report
 
-__all__ = ["EXAMPLES", "HOST", "WORKERS", "App", "DemoError", "Processes", "Running", "apps"]
+__all__ = [
+    "EXAMPLES",
+    "HOST",
+    "WORKERS",
+    "App",
+    "DemoError",
+    "Processes",
+    "Running",
+    "SourceCommand",
+    "apps",
+    "examples_found",
+]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 HOST = "127.0.0.1"
 WORKERS = 2
 _STOP_GRACE = 10.0  # seconds a process group has to exit after SIGTERM
 _LOG_TAIL = 2000
+
+
+def examples_found() -> bool:
+    """Whether the example apps are here: in a source checkout, not in a wheel's install."""
+    return (EXAMPLES / "django_app").is_dir()
+
+
+class SourceCommand(click.Command):
+    """A command that runs the example apps: hidden from ``--help`` where they are missing."""
+
+    @property
+    def hidden(self) -> bool:
+        return not examples_found()
+
+    @hidden.setter
+    def hidden(self, value: bool) -> None:
+        """Set by click.Command's constructor: whether the files are here decides instead."""
 
 
 class DemoError(click.ClickException):

@@ -12,12 +12,22 @@ import redis
 from .._config.options import Connection, group_of
 from .._config.wire import Limits
 from .._redis.connection import Target, resolve
+from .._redis.liveness import misconfiguration
 from ..errors import HotConfigError
 from ..fleet._observer import Fleet
 from ..store import ConfigStore
+from .arguments import hoisted
 from .output import Output
 
-__all__ = ["STORE_OPTIONS", "AppDefaults", "Failure", "Group", "Session", "pass_session"]
+__all__ = [
+    "STORE_OPTIONS",
+    "AppDefaults",
+    "Failure",
+    "Group",
+    "Session",
+    "pass_session",
+    "server_error",
+]
 
 # The client options that writes must share with the app's clients: where they are published,
 # the key ring that signs them; and, from the option groups (or, deprecated, given flat), how
@@ -105,16 +115,30 @@ class Failure(click.ClickException):
     exit_code = 2
 
 
+def server_error(exc: BaseException, where: str | None) -> str:
+    """One line for a server's failure, in the library's words: what to fix when the server
+    refused this client (a password, an ACL, a port that is not Redis), else what went wrong.
+    ``where`` is the URL without its password."""
+    at = f" at {where}" if where else ""
+    hint = misconfiguration(exc)
+    if hint is not None:
+        return f"Redis{at} refused this client: {hint}"
+    return f"Redis{at}: {exc}"
+
+
 class Group(click.Group):
-    """Turns a server error into one line naming the URL without its password."""
+    """Reads the group's options anywhere on the line, and turns a server error into one line
+    naming the URL without its password."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoisted(self, ctx, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (redis.RedisError, OSError) as exc:
             session = ctx.find_object(Session)
-            where = f" at {session.redacted}" if session is not None else ""
-            raise Failure(f"Redis{where}: {exc}") from None
+            raise Failure(server_error(exc, session.redacted if session else None)) from None
         except (HotConfigError, ValueError) as exc:
             raise Failure(str(exc)) from None
 

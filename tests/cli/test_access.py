@@ -68,3 +68,23 @@ def test_acl_prints_the_replay_roles_for_the_channels_it_is_given(
     assert bridge == expected
     with server.client() as admin:
         admin.execute_command("ACL", "SETUSER", "bridge", "on", ">pw", *bridge)
+
+
+def test_doctor_json_names_every_field_of_every_check(run: Run, server: EmbeddedServer) -> None:
+    result = run("--json", "doctor")
+    assert result.exit_code == 1  # the default user can do anything: a warning
+    report = json.loads(result.stdout)
+    assert report["url"] == f"redis://{server.host}:{server.port}/0"
+    assert report["checks"], report
+    for check in report["checks"]:
+        assert set(check) == {"action", "command", "allowed", "detail"}
+    publish = [c for c in report["checks"] if c["action"] == "PUBLISH to config:changes"]
+    assert publish == [
+        {
+            "action": "PUBLISH to config:changes",
+            "command": ["PUBLISH", "config:changes", "doctor.probe"],
+            "allowed": True,
+            "detail": publish[0]["detail"],
+        }
+    ]
+    assert any("can PUBLISH to config:changes" in warning for warning in report["warnings"])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hotconfig.cli.files import dump_file, load_file
+from hotconfig.cli.files import dump_file, load_file, write_file
 
 EXPORT: dict[str, Any] = {
     "hotconfig": 1,
@@ -105,3 +105,20 @@ def test_without_pyyaml_a_yaml_file_says_what_to_install(
     with pytest.raises(ValueError, match="YAML needs PyYAML"):
         dump_file({"a": 1}, "yaml")
     assert load_file(write(tmp_path, "values.json", '{"a": 1}'), "global") == {"global": {"a": 1}}
+
+
+def test_a_file_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.json")
+    with pytest.raises(
+        ValueError, match=r"^cannot read .*missing\.json: No such file or directory$"
+    ):
+        load_file(missing, "global")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"city": "M\xfcnchen"}')
+    with pytest.raises(ValueError, match=r"^cannot read .*latin\.json: not UTF-8 text"):
+        load_file(str(latin), "global")
+
+
+def test_a_file_that_cannot_be_written_is_named_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^cannot write .*nowhere.*: No such file or directory$"):
+        write_file(str(tmp_path / "nowhere" / "out.json"), "{}")

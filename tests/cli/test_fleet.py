@@ -201,3 +201,40 @@ def test_set_wait_with_no_instance_registered_fails_unless_allowed(
     assert (convergence["ok"], convergence["empty"]) == (False, True)
     allowed = run("set", "k", "3", "--wait", "--timeout", "1", "--allow-empty")
     assert allowed.exit_code == 0, allowed.stderr
+
+
+def test_watch_survives_an_outage_and_says_when_it_lost_and_regained_the_server(
+    server: EmbeddedServer,
+) -> None:
+    env = {**os.environ, "HOTCONFIG_URL": server.url, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "hotconfig.cli", "watch", "--timeout", "60"]
+    lines: list[str] = []
+
+    def said(word: str) -> bool:
+        return any(line.split()[1:2] == [word] for line in lines if line.strip())
+
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as watcher:
+        reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or ()), daemon=True)
+        reader.start()
+        try:
+            with ConfigStore(server.url) as store:
+                # Subscribed once the first change comes through.
+                assert eventually(lambda: store.set("k", 1) > 0 and said("change"), timeout=10)
+                server.kill()
+                assert eventually(lambda: said("lost"), timeout=10), lines
+                assert watcher.poll() is None, "watch exited at the outage"
+                server.start()
+                assert eventually(lambda: said("back"), timeout=20), lines
+                assert eventually(lambda: store.set("k", 2) > 0 and "=2" in "".join(lines), 10)
+        finally:
+            watcher.terminate()
+            watcher.wait(10)
+            reader.join(10)
+    kinds = [line.split()[1] for line in lines if line.strip()]
+    assert kinds.count("lost") == 1, lines
+    assert kinds.count("back") == 1, lines
+    lost = next(line for line in lines if " lost " in line)
+    assert f" lost    Redis at {server.url}: " in lost
+    assert lost.rstrip().endswith("reconnecting")

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from hotconfig.cli import processes
+from hotconfig.cli import group, processes
 from hotconfig.cli.processes import EXAMPLES, HOST, App, DemoError, Processes, apps
 from hotconfig.fleet.registry import Report
 from tests.waiting import eventually
@@ -138,3 +139,19 @@ def test_stop_ends_every_group_and_names_the_one_that_needed_sigkill(
     assert running.stop() == ["stubborn"]
     assert polite.process.returncode == -15  # SIGTERM was enough
     assert eventually(lambda: not alive(worker)), "the worker outlived its group's SIGKILL"
+
+
+def test_demo_is_offered_only_where_the_example_apps_are(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert processes.examples_found()  # a source checkout
+    assert "  demo " in runner.invoke(group, ["--help"]).stdout
+    # An install from the wheel: no docs/examples next to the package.
+    monkeypatch.setattr(processes, "EXAMPLES", tmp_path / "examples")
+    assert not processes.examples_found()
+    assert "demo" not in runner.invoke(group, ["--help"]).stdout
+    result = runner.invoke(group, ["--url", "redis://127.0.0.1:1/0", "demo", "--once"])
+    assert result.exit_code == 2  # a usage error: this install cannot run it
+    assert "runs the example apps of a source checkout" in result.stderr
+    assert "git clone" in result.stderr

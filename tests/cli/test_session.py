@@ -148,7 +148,7 @@ def group_raising(error: BaseException, url: str | None) -> click.Group:
     "error",
     [
         redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."),
-        redis.ResponseError("NOAUTH Authentication required."),
+        redis.BusyLoadingError("LOADING Redis is loading the dataset in memory"),
         ConnectionRefusedError(111, "Connection refused"),
     ],
 )
@@ -162,6 +162,35 @@ def test_a_server_error_is_one_line_naming_the_url_without_its_password(
         f"Error: Redis at redis://admin:***@127.0.0.1:1/0: {error}"
     ]
     assert PASSWORD not in result.output
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (
+            redis.AuthenticationError("HELLO must be called with the client already authenticated"),
+            "authentication failed: check the user name and password in the URL",
+        ),
+        (
+            redis.exceptions.NoPermissionError("NOPERM this user has no permissions"),
+            "permission denied (NOPERM)",
+        ),
+        (
+            redis.exceptions.InvalidResponse('Protocol error, got "<" as reply type byte'),
+            "does not speak the Redis protocol: check host and port",
+        ),
+    ],
+)
+def test_a_server_that_refuses_this_client_is_told_in_the_library_s_words(
+    error: BaseException, words: str
+) -> None:
+    url = f"redis://admin:{PASSWORD}@127.0.0.1:1/0"
+    result = CliRunner().invoke(group_raising(error, url), ["go"])
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: Redis at redis://admin:***@127.0.0.1:1/0 refused this client: ")
+    assert words in line
+    assert str(error) not in line
 
 
 def test_a_server_error_before_any_session_says_redis_alone() -> None:

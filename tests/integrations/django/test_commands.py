@@ -18,6 +18,7 @@ from hotconfig.testing import EmbeddedServer
 from hotconfig_django import LazyConfig, config, lifecycle
 from tests.conftest import ServerFactory
 from tests.integrations.django.processes import environment, free_port, manage
+from tests.locks import extra_requirements
 from tests.waiting import eventually
 
 
@@ -53,8 +54,16 @@ def test_a_key_not_set_is_exit_status_1(on_server: None) -> None:
 
 def test_secret_values_are_never_printed(on_server: None) -> None:
     run("set", "payment.api_key", "sk-live-123")
-    assert run("get", "payment.api_key") == "***"
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="exit status 3") as raised:
+        call_command("hotconfig", "get", "payment.api_key", stdout=out)
+    assert (raised.value.returncode, out.getvalue().strip()) == (3, "***")
     assert "sk-live-123" not in run("list")
+
+
+def test_the_group_s_options_may_follow_the_command(on_server: None) -> None:
+    run("set", "banner.text", "Sale")
+    assert json.loads(run("get", "banner.text", "--json"))["value"] == "Sale"
 
 
 def test_the_settings_url_wins_over_the_environment_and_url_over_both(
@@ -141,3 +150,8 @@ def test_python_manage_py_hotconfig_runs_the_commands_for_real(
 def _document(stdout: str) -> str:
     """The JSON the command printed, without the report line manage_and_report adds."""
     return "\n".join(line for line in stdout.splitlines() if not line.startswith('{"report"'))
+
+
+def test_the_django_extra_installs_what_manage_py_hotconfig_needs() -> None:
+    # pip install 'hotconfig[django]', then `manage.py hotconfig`: click and rich come with it.
+    assert extra_requirements("cli") <= extra_requirements("django")

@@ -61,11 +61,13 @@ def test_get_and_show_print_json_values_and_never_a_secret(
     app = make_app()
     assert run(app, "get", "greeting").output == '"v1"\n'
     assert json.loads(run(app, "get", "limits").output) == {"rps": 5}
-    assert run(app, "get", "db.password").output == "***\n"
-    assert json.loads(run(app, "get", "upstream").output) == {
-        "host": "10.0.0.1",
-        "auth": [{"api_key": "***"}],
-    }
+    hidden = run(app, "get", "db.password")
+    assert (hidden.exit_code, hidden.stdout) == (3, "***\n")  # 3: what it printed is not the value
+    scripted = run(app, "get", "greeting", "--json")
+    assert json.loads(scripted.stdout)["value"] == "v1", scripted.output
+    nested = run(app, "get", "upstream")
+    assert nested.exit_code == 3
+    assert json.loads(nested.stdout) == {"host": "10.0.0.1", "auth": [{"api_key": "***"}]}
 
     shown = run(app, "show")
     assert shown.exit_code == 0

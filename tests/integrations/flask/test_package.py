@@ -9,6 +9,7 @@ import textwrap
 import hotconfig_flask
 from hotconfig.testing import EmbeddedServer
 from tests.integrations.flask.serving import ROOT, app_env
+from tests.locks import extra_requirements
 
 
 def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,3 +74,8 @@ def test_every_apps_client_is_closed_when_the_interpreter_exits(server: Embedded
         "first: LIVE -> CLOSED",
         "second: LIVE -> CLOSED",
     ]
+
+
+def test_the_flask_extra_installs_what_flask_hotconfig_needs() -> None:
+    # pip install 'hotconfig[flask]', then `flask hotconfig ...`: click and rich must come with it.
+    assert extra_requirements("cli") <= extra_requirements("flask")
