@@ -29,6 +29,7 @@ from pathlib import Path
 __all__ = ["Block", "Chain", "blocks", "chains", "check", "python_source"]
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
+_INDENTED_FENCE = re.compile(r"^(\s*)```(\w*)\s*$")  # a block may sit in a list item
 _MARKER = re.compile(r"^<!--\s*(continues|not run:\s*(?P<why>.*?))\s*-->\s*$")
 _TEST = re.compile(r"^def (test_\w+)\(", re.MULTILINE)
 
@@ -74,17 +75,17 @@ def blocks(path: Path) -> Iterator[Block]:
     A mark that names neither form is a ``ValueError``, so a typo cannot hide a block."""
     language: str | None = None  # the language of the block we are in, None outside
     before = ""  # the last non-blank line before the current fence
-    start, code = 0, list[str]()
+    start, code, indent = 0, list[str](), ""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fence = _FENCE.match(line)
-        if fence is None:
+        fence = _INDENTED_FENCE.match(line)
+        if fence is None or (language is not None and fence.group(1) != indent):
             if language is not None:
-                code.append(line)
+                code.append(line.removeprefix(indent))
             elif line.strip():
                 before = line.strip()
             continue
         if language is None:
-            language, start, code = fence.group(1), number + 1, []
+            indent, language, start, code = fence.group(1), fence.group(2), number + 1, []
             mark = before
         else:
             if language == "python":

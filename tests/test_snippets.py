@@ -8,6 +8,8 @@ sample fails here, with the Markdown file's line number in its traceback.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,20 +21,33 @@ from tests.snippets import Block, Chain, blocks, chains
 
 ROOT = Path(__file__).resolve().parents[1]
 # docs/flask.md's blocks are one test module of their own: tests/integrations/flask/test_docs.py
-# runs them (and type-checks them) together.
-DOCS = sorted(page for page in (ROOT / "docs").glob("*.md") if page.name != "flask.md")
+# runs them (and type-checks them) together. Getting started's service waits for the change its
+# next step makes: test_getting_started_as_written runs the two together.
+GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+OWN_TESTS = {"flask.md", GETTING_STARTED.name}
+DOCS = sorted(page for page in (ROOT / "docs").glob("*.md") if page.name not in OWN_TESTS)
 PAGES = [ROOT / "README.md", *DOCS]
 CHAINS = [chain for page in PAGES for chain in chains(page)]
 # A block marked not to run says why; there are few, each needing what a sample cannot start.
 NOT_RUN = [block for page in PAGES for block in blocks(page) if block.not_run is not None]
 
 
-def run(chain: Chain, url: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    module = directory / f"test_{chain.blocks[0].path.stem.replace('-', '_')}_sample.py"
-    module.write_text(chain.source(), encoding="utf-8")
-    command = [sys.executable, str(module)]
+def sample_env(url: str) -> dict[str, str]:
     env = {**os.environ, "HOTCONFIG_URL": url, "PYTHONUNBUFFERED": "1"}
     env.pop("HOTCONFIG_TEST_SERVER", None)
+    return env
+
+
+def written(chain: Chain, directory: Path) -> Path:
+    module = directory / f"test_{chain.blocks[0].path.stem.replace('-', '_')}_sample.py"
+    module.write_text(chain.source(), encoding="utf-8")
+    return module
+
+
+def run(chain: Chain, url: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    module = written(chain, directory)
+    command = [sys.executable, str(module)]
+    env = sample_env(url)
     if chain.tests:
         # A user's project, with hotconfig's plugin (its fixtures) and none of the seconds the
         # dev toolchain's other plugins take to import.
@@ -64,6 +79,40 @@ def test_the_readme_quick_start_shows_the_change_it_waits_for(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:1] == ["gpt-4o-mini"]
     assert "ai.model.default: None -> 'gpt-4o'" in result.stdout
+
+
+def commands(page: Path) -> list[list[str]]:
+    """The ``hotconfig ...`` lines of the page's ```` ```sh ```` blocks, as arguments."""
+    shell = re.findall(r"^```sh\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S)
+    lines = [line for block in shell for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("hotconfig ")]
+
+
+@pytest.mark.parametrize("server_kind", ["valkey"], indirect=True)
+def test_getting_started_as_written(server: EmbeddedServer, tmp_path: Path) -> None:
+    """Step 3's service, then step 4's commands in another process: the service prints the
+    change and stops."""
+    (service,) = chains(GETTING_STARTED)
+    steps = commands(GETTING_STARTED)
+    assert steps == [["set", "ai.model.default", "gpt-4o"], ["get", "ai.model.default"]]
+    env = sample_env(server.url)
+    with subprocess.Popen(
+        [sys.executable, str(written(service, tmp_path))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "serving gpt-4o-mini, status LIVE\n"
+        cli = [sys.executable, "-m", "hotconfig.cli"]
+        done = [subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=30)
+                for args in steps]  # fmt: skip
+        out, err = process.communicate(timeout=30)
+    assert [step.returncode for step in done] == [0, 0], [step.stderr for step in done]
+    assert done[1].stdout.strip() == '"gpt-4o"'
+    assert process.returncode == 0, err
+    assert out == "ai.model.default: 'gpt-4o-mini' -> 'gpt-4o'\nnow serving gpt-4o\n"
 
 
 def test_the_pages_have_samples_and_few_are_left_unrun() -> None:
