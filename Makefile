@@ -17,6 +17,8 @@ LOWEST := .venv-lowest
 LATEST := .venv-latest
 # `make demo` installs only what the demo runs (the `demo` extra), not the dev toolchain.
 DEMO   := .venv-demo
+# `make docs` installs only what the site is built with (the `docs` extra), into its own.
+DOCS   := .venv-docs
 # uv never fetches a Python of its own: every virtualenv runs the $(PYTHON) that made .venv.
 export UV_PYTHON_DOWNLOADS := never
 # The suites on two workers (pytest-xdist): every test starts its own servers on free ports.
@@ -123,9 +125,17 @@ demo: $(DEMO)/.installed
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
 
-docs: $(STAMP)
-	$(BIN)/mkdocs build --strict
+$(DOCS)/.installed: pyproject.toml uv.lock
+	$(call uv_venv,$(DOCS))
+	$(call locked_sync,$(DOCS),--extra docs)
+	touch $@
+
+# The site, into site/: Material, the API reference from the docstrings (mkdocstrings reads the
+# source, it imports nothing), highlighting by Pygments. Strict: a broken link or a page
+# missing from the navigation stops the build.
+docs: $(DOCS)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(LOWEST) $(LATEST) $(DEMO) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
+	rm -rf $(VENV) $(LOWEST) $(LATEST) $(DEMO) $(DOCS) build dist site .pytest_cache .mypy_cache .ruff_cache .bench *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -10,7 +10,9 @@ bridge example (uvicorn), each in a process group of its own, then:
 3. streams an AI answer through the bridge page, token by token, and publishes a dashboard
    refresh;
 
-and keeps everything running until Ctrl-C, printing the URLs and a ``hotconfig watch`` hint.
+and keeps everything running until Ctrl-C, printing the URLs (each app's page shows
+``ai.model.default``) and what to try next: commands that run as printed, with the same
+``hotconfig`` this demo runs from (``.venv-demo/bin/hotconfig`` under ``make demo``).
 ``--once`` exits after the scenario: 0 when every step did what it should, 1 naming what did
 not. On the way out each process group it started gets SIGTERM, then SIGKILL.
 
@@ -27,7 +29,10 @@ import json
 import os
 import random
 import runpy
+import shlex
+import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -306,8 +311,11 @@ class Demo:
             out.line(f"  {running.app.name:<8} {running.app.url}")
         out.line(f"  the chat page:  {self.bridge.url}?session={SESSION}")
         out.line(f"  the dashboard:  {self.bridge.url}dashboard?id={DASHBOARD}")
-        out.line(f"  watch the fleet: hotconfig --url {shown} watch")
-        out.line(f"  change a value:  hotconfig --url {shown} set {KEY} gpt-4o-mini --wait")
+        hotconfig = f"{command()} --url {shown}"
+        out.line(f"\ntry next, in another terminal (each app's page shows {KEY}):")
+        out.line(f"  change the model: {hotconfig} set {KEY} gpt-4o-mini --wait")
+        out.line(f"  see who has it:   {hotconfig} status")
+        out.line(f"  watch the fleet:  {hotconfig} watch")
         channel, answered, refreshed = f"ai:stream:{SESSION}", False, time.monotonic()
         while True:
             self.processes.check()
@@ -320,6 +328,16 @@ class Demo:
                 self.new_figures()
                 refreshed = time.monotonic()
             time.sleep(0.5)
+
+
+def command() -> str:
+    """The ``hotconfig`` command as a shell here runs it: the console script beside this
+    interpreter (``.venv-demo/bin/hotconfig`` under ``make demo``), by name when PATH finds
+    that one, else ``python -m hotconfig.cli`` with this interpreter."""
+    script = Path(sys.executable).parent / "hotconfig"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m hotconfig.cli"
+    return "hotconfig" if shutil.which("hotconfig") == str(script) else os.path.relpath(script)
 
 
 def _answers(port: int) -> bool:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from hotconfig import ConfigStore
 from hotconfig.testing.server import EmbeddedServer
+from tests.waiting import eventually
 
 # Real servers with two workers each, four apps: seconds, not milliseconds. One server kind is
 # enough: what is tested is the demo, not the server.
@@ -92,3 +96,64 @@ def test_apps_that_do_not_start_in_time_fail_the_demo_and_are_stopped(
     pids = started_pids(ran.stdout)
     assert len(pids) == 4
     assert [pid for pid in pids if alive(pid)] == []
+
+
+def watchers(server: EmbeddedServer) -> int:
+    """How many connections follow the changes channel."""
+    with server.client() as redis:
+        return int(dict(redis.pubsub_numsub("config:changes"))[b"config:changes"])
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def suggestions(lines: Iterable[str]) -> dict[str, list[str]]:
+    """The demo's three "try next" commands, read from its output as it serves."""
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        hint = re.match(r"^  (change the model|see who has it|watch the fleet): +(.+)$", line)
+        if hint:
+            found[hint.group(1)] = shlex.split(hint.group(2))
+        if len(found) == 3:
+            break
+    return found
+
+
+def test_the_commands_it_suggests_work_as_printed(server: EmbeddedServer) -> None:
+    """Without --once the demo serves and says what to try next; each command, run as printed
+    while it serves, does what it says: the model changes on every instance, status lists them,
+    watch shows the change."""
+    command = [sys.executable, "-m", "hotconfig.cli", "demo", "--url", server.url]
+    env = {k: v for k, v in os.environ.items() if k != "HOTCONFIG_URL"}
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as running:
+        assert running.stdout is not None
+        try:
+            suggested = suggestions(running.stdout)
+            before = watchers(server)
+            with subprocess.Popen(
+                suggested["watch the fleet"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+            ) as watch:
+                # What watch shows starts once it follows the changes channel.
+                assert eventually(lambda: watchers(server) > before, timeout=30)
+                changed = run(suggested["change the model"], env)
+                status = run(suggested["see who has it"], env)
+                watch.send_signal(signal.SIGINT)
+                watched, _ = watch.communicate(timeout=30)
+        finally:
+            running.send_signal(signal.SIGTERM)
+            running.communicate(timeout=60)
+    assert suggested["change the model"][-3:] == ["ai.model.default", "gpt-4o-mini", "--wait"]
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    version = re.search(r"version (\d+): 6 applied, 0 rejected, 0 behind, 0 gone", changed.stdout)
+    assert version is not None, changed.stdout
+    live = re.findall(rf"\s{version.group(1)}\s+LIVE\s", status.stdout)  # the six, at that version
+    assert len(live) == 6, status.stdout
+    assert watch.returncode == 0
+    assert re.search(r"change +v\d+ set global ai.model.default=.?gpt-4o-mini", watched), watched
+    with ConfigStore(server.url) as store:
+        assert store.get("ai.model.default") == "gpt-4o-mini"

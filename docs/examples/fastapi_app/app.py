@@ -5,10 +5,11 @@ Run it (from the repository root) against any Redis or Valkey::
     HOTCONFIG_URL=redis://127.0.0.1:6379/0 \
         uvicorn --app-dir docs/examples/fastapi_app app:app --workers 2
 
-open http://127.0.0.1:8000/ and change the banner, from any publisher::
+open http://127.0.0.1:8000/ and change the banner or the AI model, from any publisher::
 
     redis-cli PUBLISH config:changes '{"key": "ui.banner", "value": "Hello"}'
     python -c 'import hotconfig; hotconfig.ConfigStore().set("ui.banner", "Hi")'
+    hotconfig set ai.model.default gpt-4o --wait   # what `hotconfig demo` changes
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class Settings(BaseModel):
 # The client follows HOTCONFIG_URL; it starts in each worker when that worker's app starts.
 hot = hotconfig_fastapi.lifespan(model=Settings, service="example")
 app = FastAPI(lifespan=hot)
-# /health for the load balancer; /stream sends the ui.* keys (and only those) to browsers.
-app.include_router(hotconfig_fastapi.router(stream_keys=["ui.*"]))
+# /health for the load balancer; /stream sends the ui.* keys and the AI model (and only those)
+# to browsers.
+app.include_router(hotconfig_fastapi.router(stream_keys=["ui.*", "ai.model.default"]))
 
 CurrentSettings = Annotated[Settings, Depends(hot.get_settings)]
 PAGE = (Path(__file__).parent / "index.html").read_text()
@@ -72,4 +74,8 @@ def page() -> str:
 @app.get("/api/checkout")
 def checkout(settings: CurrentSettings) -> dict[str, bool | str]:
     # One settings object for the whole request: a change mid-request cannot mix two versions.
-    return {"enabled": settings.checkout_enabled, "banner": settings.ui.banner}
+    return {
+        "enabled": settings.checkout_enabled,
+        "banner": settings.ui.banner,
+        "model": settings.ai.model.default,
+    }

@@ -33,8 +33,17 @@ class Banner(BaseModel):
     colour: str = "blue"
 
 
+class Model(BaseModel):
+    default: str = "gpt-4o-mini"  # `hotconfig demo` changes it
+
+
+class AI(BaseModel):
+    model: Model = Model()
+
+
 class Settings(BaseModel):
     banner: Banner = Banner()
+    ai: AI = AI()
     maintenance: bool = False
     rate_limit: int = 100
 
@@ -59,8 +68,9 @@ def closed_for_maintenance() -> ResponseReturnValue | None:
 
 @shop.get("/")
 def index() -> ResponseReturnValue:
-    banner = hot.settings.banner  # one object: text and colour always belong together
-    return jsonify(pid=os.getpid(), banner=banner.text, colour=banner.colour)
+    settings = hot.settings  # one object: the banner's text and colour always belong together
+    banner, model = settings.banner, settings.ai.model.default
+    return jsonify(pid=os.getpid(), banner=banner.text, colour=banner.colour, model=model)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -10,7 +10,16 @@ class Banner(BaseModel):
     color: str = "#0a7"
 
 
+class Model(BaseModel):
+    default: str = "gpt-4o-mini"  # `hotconfig demo` changes it
+
+
+class AI(BaseModel):
+    model: Model = Model()
+
+
 class Settings(BaseModel):
     greeting: str = "Hello"
+    ai: AI = AI()
     banner: Banner = Banner()
     items_per_page: int = 20

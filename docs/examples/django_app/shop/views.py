@@ -24,6 +24,7 @@ def state(request: HttpRequest) -> JsonResponse:
             "pid": os.getpid(),
             "greeting": config.get("greeting"),
             "banner": config.settings.banner.text,
+            "ai.model.default": config.settings.ai.model.default,
             "banner_built_from": built["text"],  # what the receiver last rebuilt it from
             "banner_built_at": built["at"],
             "version": config.version,
