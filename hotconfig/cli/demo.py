@@ -24,8 +24,6 @@ not part of the wheel).
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import os
 import random
 import runpy
@@ -39,7 +37,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -52,14 +49,22 @@ from .arguments import SECONDS
 from .fleet import report_convergence
 from .output import Output
 from .processes import (
-    HOST,
+    DASHBOARD,
+    SESSION,
     WORKERS,
     App,
     DemoError,
     Processes,
+    Received,
     SourceCommand,
+    answers,
     apps,
     examples_found,
+    read_stream,
+    stream_ended,
+)
+from .processes import (
+    widget as widget_data,
 )
 from .session import Failure, Session, pass_session
 
@@ -67,9 +72,7 @@ __all__ = ["demo"]
 
 KEY = "ai.model.default"
 GOOD, REFUSED = "gpt-4o", "llama-3-70b"  # the FastAPI example allows gpt-4o and gpt-4o-mini
-SESSION, DASHBOARD = "demo", "sales"  # the chat page's session, the dashboard's id
 _REFRESH_EVERY = 5.0  # seconds between the dashboard's new figures while the demo serves
-Received = list[dict[str, Any]]
 
 
 @click.command("demo", cls=SourceCommand)
@@ -199,7 +202,7 @@ class Demo:
                 app = self.processes.owner(report)
                 if app is not None and app.framework in counts:
                     counts[app.framework] += 1
-            if counts == wanted and _answers(self.bridge.port):
+            if counts == wanted and answers(self.bridge.port):
                 self.out.line(f"{sum(counts.values())} instances live\n")
                 return
             if time.monotonic() > deadline:
@@ -249,11 +252,11 @@ class Demo:
     def stream_answer(self) -> list[str]:
         """The chat page's stream while the AI service answers, token by token."""
         channel = f"ai:stream:{SESSION}"
-        got = self.through_bridge(channel, lambda: self.ai_answer(0.05), _ends)
+        got = self.through_bridge(channel, lambda: self.ai_answer(0.05), stream_ended)
         tokens = "".join(m.get("token", "") for m in got if m.get("type") == "text")
-        self.out.line(f"the chat page's stream received {tokens!r}, done: {_ends(got)}")
+        self.out.line(f"the chat page's stream received {tokens!r}, done: {stream_ended(got)}")
         self.out.line(f"   {self.bridge.url}?session={SESSION}")
-        return [] if _ends(got) and tokens else [f"the chat page received {got!r}"]
+        return [] if stream_ended(got) and tokens else [f"the chat page received {got!r}"]
 
     def refresh_dashboard(self) -> list[str]:
         """The dashboard's stream while the BI service writes new data for each widget; then
@@ -263,7 +266,7 @@ class Demo:
             f"dashboard:refresh:{DASHBOARD}", self.new_figures, lambda got: len(got) >= len(widgets)
         )
         notices = {str(m.get("widgetId")): m.get("dataVersion") for m in got}
-        served = {w: _widget(self.bridge.port, w).get("dataVersion") for w in notices}
+        served = {w: widget_data(self.bridge.port, w).get("dataVersion") for w in notices}
         shown = ", ".join(f"{w} v{v}" for w, v in notices.items())
         self.out.line(f"the dashboard's stream received {shown}; refetched: {served == notices}")
         self.out.line(f"   {self.bridge.url}dashboard?id={DASHBOARD}")
@@ -278,7 +281,7 @@ class Demo:
         ``publish`` runs, until ``enough`` of it (or 10 s)."""
         received: Received = []
         args = (self.bridge.port, channel, received, enough)
-        reader = threading.Thread(target=_read_stream, args=args, daemon=True)
+        reader = threading.Thread(target=read_stream, args=args, daemon=True)
         reader.start()
         deadline = time.monotonic() + 10.0
         while not self.followers(channel):
@@ -340,17 +343,6 @@ def command() -> str:
     return "hotconfig" if shutil.which("hotconfig") == str(script) else os.path.relpath(script)
 
 
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-
-
 def _order(report: Report) -> tuple[str, str, int]:
     return (report.framework or "", report.service or "", report.pid)
 
@@ -369,45 +361,3 @@ def _written_at(session: Session, version: int) -> float:
         if entry.version == version:
             return int(entry.id.split("-", 1)[0]) / 1000
     raise DemoError(f"version {version} is not in the store's history")
-
-
-def _read_stream(
-    port: int, channel: str, received: Received, enough: Callable[[Received], bool]
-) -> None:
-    """Runs on the reader thread: the data of one SSE stream's default events, until enough."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=15)
-    try:
-        path = f"/bridge/sse/{channel}?session={SESSION}"
-        connection.request("GET", path, headers={"Accept": "text/event-stream"})
-        event = "message"
-        for raw in connection.getresponse():
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if not line:
-                event = "message"
-            elif line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event == "message":
-                received.append(json.loads(line[5:]))
-                if enough(received):
-                    return
-    except (OSError, http.client.HTTPException, ValueError):
-        return  # the caller finds what arrived incomplete and says so
-    finally:
-        connection.close()
-
-
-def _ends(received: Received) -> bool:
-    return bool(received) and bool(received[-1].get("done"))
-
-
-def _widget(port: int, widget: str) -> dict[str, Any]:
-    """A widget's data as the dashboard page fetches it."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        connection.request("GET", f"/dashboards/{DASHBOARD}/widgets/{widget}")
-        data: dict[str, Any] = json.loads(connection.getresponse().read())
-        return data
-    except (OSError, http.client.HTTPException, ValueError):
-        return {}
-    finally:
-        connection.close()

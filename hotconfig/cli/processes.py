@@ -1,38 +1,50 @@
 """The processes ``hotconfig demo`` runs: the example apps of docs/examples, each the leader
 of a process group of its own, so that stopping it stops its workers too and Ctrl-C in the
-terminal reaches only the demo (which then stops them, in order)."""
+terminal reaches only the demo (which then stops them, in order); and how the demo asks them
+over HTTP (a page, a widget, an event stream)."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import click
 
 from ..fleet.registry import Report
 
 __all__ = [
+    "DASHBOARD",
     "EXAMPLES",
     "HOST",
+    "SESSION",
     "WORKERS",
     "App",
     "DemoError",
     "Processes",
+    "Received",
     "Running",
     "SourceCommand",
+    "answers",
     "apps",
     "examples_found",
+    "read_stream",
+    "stream_ended",
+    "widget",
 ]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 HOST = "127.0.0.1"
+SESSION, DASHBOARD = "demo", "sales"  # the chat page's session, the dashboard's id
+Received = list[dict[str, Any]]
 WORKERS = 2
 _STOP_GRACE = 10.0  # seconds a process group has to exit after SIGTERM
 _LOG_TAIL = 2000
@@ -174,3 +186,56 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def answers(port: int) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def read_stream(
+    port: int, channel: str, received: Received, enough: Callable[[Received], bool]
+) -> None:
+    """Runs on the reader thread: the data of one SSE stream's default events, until enough."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=15)
+    try:
+        path = f"/bridge/sse/{channel}?session={SESSION}"
+        connection.request("GET", path, headers={"Accept": "text/event-stream"})
+        event = "message"
+        for raw in connection.getresponse():
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:
+                event = "message"
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "message":
+                received.append(json.loads(line[5:]))
+                if enough(received):
+                    return
+    except (OSError, http.client.HTTPException, ValueError):
+        return  # the caller finds what arrived incomplete and says so
+    finally:
+        connection.close()
+
+
+def stream_ended(received: Received) -> bool:
+    return bool(received) and bool(received[-1].get("done"))
+
+
+def widget(port: int, name: str) -> dict[str, Any]:
+    """A widget's data as the dashboard page fetches it."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("GET", f"/dashboards/{DASHBOARD}/widgets/{name}")
+        data: dict[str, Any] = json.loads(connection.getresponse().read())
+        return data
+    except (OSError, http.client.HTTPException, ValueError):
+        return {}
+    finally:
+        connection.close()
