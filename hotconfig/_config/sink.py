@@ -207,6 +207,9 @@ class Sink:
         yet run at the next apply, before anything else.
         """
         self._version_cond = threading.Condition(threading.Lock())
+        # The parent's connection is not the child's: until its own listener connects, the
+        # child names none (a fleet would otherwise drop it when the parent dies).
+        self.counters.connection_id = None
         if inside_receiver:
             return
         self._init_locks()
