@@ -93,15 +93,19 @@ class LoopRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _next(self) -> tuple[Callable[..., Any], tuple[Any, ...], Tally] | None:
+        """The oldest pending call, or None (the drain is then over)."""
+        with self._lock:
+            if not self._pending:
+                self._draining = False
+                return None
+            return self._pending.popitem(last=False)[1]
+
     def _run_now(self) -> None:
         """A plain receiver on the loop: called right in this callback, no task, no wait for
         the loop's next turn (what a change feed's latency is made of)."""
-        while True:
-            with self._lock:
-                if not self._pending:
-                    self._draining = False
-                    return
-                _, (receiver, args, tally) = self._pending.popitem(last=False)
+        while (call := self._next()) is not None:
+            receiver, args, tally = call
             try:
                 receiver(*args)
             except BaseException as exc:
@@ -110,12 +114,8 @@ class LoopRunner:
                 log.exception("receiver %r raised on its event loop", receiver)
 
     async def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pending:
-                    self._draining = False
-                    return
-                _, (receiver, args, tally) = self._pending.popitem(last=False)
+        while (call := self._next()) is not None:
+            receiver, args, tally = call
             try:
                 await receiver(*args)
             except asyncio.CancelledError:
